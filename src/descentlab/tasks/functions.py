@@ -1,0 +1,1 @@
+"""Rosenbrock, quadratic and other 2-D test functions (being written)."""
