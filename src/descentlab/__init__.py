@@ -1,9 +1,28 @@
-"""descentlab: a laboratory for optimization in deep learning."""
+"""descentlab: a laboratory for optimization in deep learning.
+
+Methods (``descentlab.optim``, ``descentlab.schedules``), workloads (``descentlab.tasks``), one training loop
+(``descentlab.train``), one results store (``descentlab.store``) and, on top, geometry, studies and a benchmark.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from descentlab import optim, schedules, tasks  # noqa: E402,F401
+from descentlab import optim, schedules, store, tasks  # noqa: E402,F401
+from descentlab.store import Run, Store, load_run  # noqa: E402
+from descentlab.train import Callback, StepContext, resume, train  # noqa: E402
 
-__all__ = ["optim", "schedules", "tasks", "__version__"]
+__all__ = [
+    "Callback",
+    "Run",
+    "StepContext",
+    "Store",
+    "__version__",
+    "load_run",
+    "optim",
+    "resume",
+    "schedules",
+    "store",
+    "tasks",
+    "train",
+]

@@ -1,0 +1,300 @@
+"""The ``descentlab`` command line: train, resume, list methods/schedules/tasks, inspect runs.
+
+Bad input gets one line naming the problem on stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="descentlab: use, measure and compare training algorithms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect the runs in the store.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+console = Console()
+err_console = Console(stderr=True)
+
+_STATE = {"debug": False}
+
+
+class UsageError(ValueError):
+    """A user-facing problem with the command line (exit code 2)."""
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: int, float, bool, none, JSON, or a comma-separated tuple of those."""
+    t = text.strip()
+    if t == "":
+        raise UsageError("empty value in --set")
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if t[0] in "[{\"":
+        try:
+            return json.loads(t)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"malformed JSON value {text!r}: {exc.msg}") from None
+    if "," in t:
+        return tuple(parse_value(p) for p in t.split(","))
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    return t
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """Turn ``["momentum=0.9", "betas=0.9,0.98"]`` into ``{"momentum": 0.9, "betas": (0.9, 0.98)}``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").replace(".", "").isalnum():
+            raise UsageError(f"malformed --set {item!r}; expected key=value, e.g. --set momentum=0.9")
+        out[key] = parse_value(value)
+    return out
+
+
+@app.callback()
+def _main_options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """descentlab: use, measure and compare training algorithms."""
+    _STATE["debug"] = debug
+
+
+def _names_table(title: str, described: dict[str, str]) -> None:
+    table = Table(title=title)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for name, desc in described.items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@app.command()
+def optimizers() -> None:
+    """List the optimizers in the registry."""
+    from descentlab import optim
+
+    _names_table("optimizers", optim.describe())
+
+
+@app.command()
+def schedules() -> None:
+    """List the learning-rate schedules."""
+    from descentlab import schedules as sch
+
+    _names_table("schedules", sch.describe())
+
+
+@app.command()
+def tasks() -> None:
+    """List the workloads."""
+    from descentlab import tasks as tk
+
+    _names_table("tasks", tk.describe())
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.5g}"
+    return str(v)
+
+
+def _print_final(run: Any) -> None:
+    table = Table(title=f"run {run.id} · {run.status}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in run.final.items():
+        table.add_row(k, _fmt(v))
+    console.print(table)
+    if run.note:
+        console.print(f"[yellow]{run.note}[/yellow]")
+
+
+@app.command()
+def train(
+    task: str = typer.Option(..., "--task", "-t", help="Workload name (see `descentlab tasks`)."),
+    optimizer: str = typer.Option("adam", "--optimizer", "-o", help="Optimizer name (see `descentlab optimizers`)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default: the task's)."),
+    steps: int = typer.Option(None, "--steps", help="Number of optimizer steps (default: the task's)."),
+    time_budget: float = typer.Option(None, "--time-budget", help="Stop after this many seconds of training."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Mini-batch size (default: the task's)."),
+    schedule: str = typer.Option(None, "--schedule", help="Learning-rate schedule (see `descentlab schedules`)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
+    run_id: str = typer.Option(None, "--run-id", help="Name of the run in the store."),
+    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps (resumable)."),
+    sets: list[str] = typer.Option(None, "--set", help="Optimizer hyper-parameter key=value (repeatable)."),
+    task_sets: list[str] = typer.Option(None, "--task-set", help="Task option key=value (repeatable)."),
+    schedule_sets: list[str] = typer.Option(None, "--schedule-set", help="Schedule option key=value (repeatable)."),
+    store: Path = typer.Option(None, "--store", help="Store path (default $DESCENTLAB_STORE or runs/descentlab.db)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Train a task with an optimizer, store the run and print a summary."""
+    from descentlab import optim
+    from descentlab import schedules as sch
+    from descentlab import tasks as tk
+    from descentlab.train import train as run_train
+
+    # Validate names up front so a typo costs nothing.
+    tk._REGISTRY.factory(task)
+    optim.registry._REGISTRY.factory(optimizer)
+    if schedule:
+        sch._REGISTRY.factory(schedule)
+    run = run_train(
+        task,
+        optimizer=optimizer,
+        lr=lr,
+        hparams=parse_sets(sets),
+        schedule=schedule,
+        schedule_kw=parse_sets(schedule_sets),
+        steps=steps,
+        time_budget=time_budget,
+        batch_size=batch_size,
+        seed=seed,
+        eval_every=eval_every,
+        device=device,
+        store=store,
+        run_id=run_id,
+        task_kw=parse_sets(task_sets),
+        checkpoint_every=checkpoint_every,
+        progress=not no_progress,
+    )
+    _print_final(run)
+    if run.status == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="Id of the run to continue."),
+    store: Path = typer.Option(None, "--store", help="Store path."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Continue a checkpointed run exactly where it stopped."""
+    from descentlab.train import resume as run_resume
+
+    run = run_resume(run_id, store=store, progress=not no_progress)
+    _print_final(run)
+
+
+@runs_app.command("list")
+def runs_list(
+    store: Path = typer.Option(None, "--store", help="Store path."),
+    status: str = typer.Option(None, "--status", help="Only runs with this status."),
+    limit: int = typer.Option(50, "--limit", help="Show at most this many runs."),
+) -> None:
+    """List runs, newest first."""
+    from descentlab.store import STATUSES, Store
+
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+    with Store(store) as st:
+        rows = st.list_runs(status=status, limit=limit)
+    table = Table(title=f"runs ({len(rows)})")
+    for col in ("id", "status", "task", "optimizer", "lr", "steps", "val loss", "val acc"):
+        table.add_column(col)
+    for r in rows:
+        c, f = r["config"], r["final"]
+        table.add_row(
+            r["id"], r["status"], str(c.get("task")), str(c.get("optimizer")), _fmt(c.get("lr")),
+            _fmt(f.get("step", "")), _fmt(f.get("loss", "")), _fmt(f.get("accuracy", "")),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str = typer.Argument(..., help="Run id."),
+    store: Path = typer.Option(None, "--store", help="Store path."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run (config, status, final metrics) as JSON."),
+) -> None:
+    """Show one run: configuration, status and final metrics."""
+    from descentlab.store import Store
+
+    with Store(store) as st:
+        run = st.load_run(run_id)
+    if as_json:
+        d = run.to_dict()
+        d["metrics"] = run.metric_names()
+        sys.stdout.write(json.dumps(d, indent=2, default=str, allow_nan=True) + "\n")
+        return
+    console.print(f"[bold]{run.id}[/bold] · {run.status}")
+    console.print_json(json.dumps(run.config, default=str))
+    _print_final(run)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: str = typer.Argument(..., help="Run id."),
+    csv: Path = typer.Option(..., "--csv", help="CSV file to write."),
+    store: Path = typer.Option(None, "--store", help="Store path."),
+) -> None:
+    """Export a run's metrics as CSV (one row per step)."""
+    from descentlab.store import Store
+
+    with Store(store) as st:
+        out = st.export_csv(run_id, csv)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the figure and the store."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer steps."),
+) -> None:
+    """Train logreg and mnist1d_mlp with three optimizers; print a comparison table and write a figure."""
+    from descentlab.demo import run_demo
+
+    run_demo(out, quick=quick, console=console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning bad input into one line on stderr and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="descentlab", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except (ValueError, TypeError) as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # click's usage errors (typer vendors click; match them by shape)
+        if debug:
+            raise
+        if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
+            err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+            return 2
+        if type(exc).__name__ == "Abort":
+            return 130
+        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

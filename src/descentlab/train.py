@@ -1,0 +1,510 @@
+"""The one training loop: ``train(task, optimizer, ...) -> Run``.
+
+Every part of descentlab that trains a model (studies, the benchmark, the CLI) goes through ``train()``: it builds
+the model and optimizer, runs the steps with a closure (so L-BFGS and SAM work unchanged), evaluates every
+``eval_every`` steps outside the training clock, detects divergence, writes metrics to the store, and checkpoints
+atomically so that a killed run resumes exactly (``resume(run_id)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from descentlab import optim as optim_registry
+from descentlab import schedules as schedule_registry
+from descentlab import tasks as task_registry
+from descentlab.store import Run, Store, new_run_id
+from descentlab.tasks.base import Task
+
+OptimizerSpec = str | Callable[[nn.Module], torch.optim.Optimizer]
+
+
+@dataclass
+class StepContext:
+    """What a callback sees: the step, the model, the optimizer, the task and a ``log`` for extra metrics."""
+
+    step: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    task: Task
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def log(self, name: str, value: float) -> None:
+        """Record an extra metric at this step."""
+        self.metrics[name] = float(value)
+
+
+@dataclass
+class Callback:
+    """Calls ``fn(ctx)`` every ``every`` steps; a returned dict is logged as metrics (e.g. sharpness)."""
+
+    fn: Callable[[StepContext], Mapping[str, float] | None]
+    every: int = 100
+
+
+class Diverged(Exception):
+    """Raised inside the loop when the loss or the parameters stop being finite."""
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *[int(x) if i < 2 else float(x)
+                  for i, x in enumerate(np_state[2:])]),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a descentlab checkpoint safely (``weights_only=True``: no code runs while unpickling)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no checkpoint at {str(path)!r}") from None
+    except Exception as exc:  # pickle.UnpicklingError and friends: refuse, one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"refusing to load checkpoint {str(path)!r}: not a safe descentlab checkpoint ({first})") from None
+
+
+def checkpoint_dir(store: Store, run_id: str) -> Path:
+    """Where a run's checkpoints live: ``<store dir>/checkpoints/<run_id>/``."""
+    return store.path.parent / "checkpoints" / run_id
+
+
+def _optimizer_name(optimizer: OptimizerSpec) -> str:
+    if isinstance(optimizer, str):
+        return optimizer.lower()
+    return getattr(optimizer, "__name__", type(optimizer).__name__)
+
+
+def _call_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
+    """Switch Schedule-Free style optimizers (and wrappers around them) between train and eval mode."""
+    for opt in (optimizer, getattr(optimizer, "base_optimizer", None)):
+        fn = getattr(opt, mode, None) if opt is not None else None
+        if callable(fn):
+            fn()
+            return
+
+
+def _finite_params(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _check_positive(name: str, value: Any, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def train(
+    task: str | Task,
+    optimizer: OptimizerSpec = "adam",
+    lr: float | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    schedule: str | None = None,
+    schedule_kw: Mapping[str, Any] | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    eval_every: int | None = None,
+    device: str | torch.device = "auto",
+    store: Store | str | os.PathLike[str] | bool | None = None,
+    run_id: str | None = None,
+    callbacks: Iterable[Callback | Callable[[StepContext], Any]] = (),
+    task_kw: Mapping[str, Any] | None = None,
+    checkpoint_every: int | None = None,
+    averaging: str | None = None,
+    averaging_kw: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    keep_model: bool = True,
+    _resume_from: dict[str, Any] | None = None,
+) -> Run:
+    """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
+
+    ``task`` is a registry name (options in ``task_kw``) or a :class:`Task`; ``optimizer`` a registry name
+    (hyper-parameters ``lr`` and ``hparams``) or a callable ``model -> Optimizer``. ``schedule`` names a schedule from
+    ``descentlab.schedules``. Stop after ``steps`` steps or ``time_budget`` seconds of training time (evaluation is
+    kept out of that clock). ``store``: None -> the default store, False -> nothing written, or a path / Store.
+    ``averaging``: "ema" (decay in ``averaging_kw``) or "swa", through ``torch.optim.swa_utils``; the averaged model
+    is evaluated beside the raw one (metrics prefixed ``avg_``). The trained model is kept as ``run.model``.
+    """
+    hparams = dict(hparams or {})
+    task_kw = dict(task_kw or {})
+    task_obj = task_registry.get(task, **task_kw) if isinstance(task, str) else task
+    if not isinstance(task_obj, Task):
+        raise TypeError(f"task must be a registry name or a Task, got {type(task).__name__}")
+    _check_positive("lr", lr)
+    _check_positive("time_budget", time_budget)
+    for name, val in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every),
+                      ("checkpoint_every", checkpoint_every)):
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
+            raise ValueError(f"{name} must be a positive integer, got {val!r}")
+    if steps is None and time_budget is None:
+        steps = task_obj.default_steps
+    if averaging not in (None, "ema", "swa"):
+        raise ValueError(f"averaging must be None, 'ema' or 'swa', got {averaging!r}")
+    dev = _resolve_device(device)
+    batch_size = batch_size or task_obj.default_batch_size
+    eval_every = eval_every or task_obj.default_eval_every
+    if lr is None and isinstance(optimizer, str):
+        lr = hparams.pop("lr", None) or task_obj.default_lr
+    config: dict[str, Any] = {
+        "task": task_obj.name,
+        "task_kw": {**task_obj.config, **task_kw},
+        "optimizer": _optimizer_name(optimizer),
+        "lr": lr,
+        "hparams": hparams,
+        "schedule": schedule,
+        "schedule_kw": dict(schedule_kw or {}),
+        "steps": steps,
+        "time_budget": time_budget,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_every": eval_every,
+        "device": str(dev),
+        "averaging": averaging,
+        "averaging_kw": dict(averaging_kw or {}),
+        "checkpoint_every": checkpoint_every,
+    }
+
+    # Store and run id.
+    own_store = False
+    st: Store | None
+    if store is False:
+        st = None
+    elif isinstance(store, Store):
+        st = store
+    else:
+        st = Store(None if store in (None, True) else store)
+        own_store = True
+    if run_id is None:
+        run_id = new_run_id(task_obj.name)
+    if checkpoint_every and st is None:
+        raise ValueError("checkpoint_every needs a store (checkpoints live beside it); pass store=None or a path")
+
+    # Build everything deterministically from the seed.
+    _seed_everything(seed)
+    task_obj.to(dev)
+    model = task_obj.make_model(seed).to(dev)
+    if isinstance(optimizer, str):
+        opt = optim_registry.create(optimizer, model, lr=lr, **hparams)
+    else:
+        opt = optimizer(model)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}")
+    total_steps = steps if steps is not None else max(1, int(time_budget * 1000))  # type: ignore[operator]
+    sched = schedule_registry.create(schedule, opt, total_steps, **dict(schedule_kw or {})) if schedule else None
+    stream = task_obj.batches(batch_size, seed)
+    avg_model = None
+    if averaging == "ema":
+        decay = float(config["averaging_kw"].get("decay", 0.999))
+        avg_model = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+        )
+    elif averaging == "swa":
+        avg_model = torch.optim.swa_utils.AveragedModel(model, use_buffers=True)
+    avg_start = int(config["averaging_kw"].get("start", 0))
+
+    step, train_time = 0, 0.0
+    pending: list[tuple[int, str, float]] = []
+    if _resume_from is not None:
+        ck = _resume_from
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("schedule") is not None:
+            sched.load_state_dict(ck["schedule"])
+        if avg_model is not None and ck.get("averaged") is not None:
+            avg_model.load_state_dict(ck["averaged"])
+        stream.load_state_dict(ck["stream"])
+        step, train_time = int(ck["step"]), float(ck["train_time"])
+        _set_rng_state(ck["rng"])
+        if st is not None:
+            st.delete_metrics_after(run_id, step)
+            st.set_status(run_id, "running")
+    elif st is not None:
+        st.create_run(run_id, config)
+
+    cbs = [c if isinstance(c, Callback) else Callback(c, eval_every) for c in callbacks]
+    ck_dir = checkpoint_dir(st, run_id) if st is not None else None
+
+    def flush() -> None:
+        if st is not None and pending:
+            st.log_metrics(run_id, pending)
+        if st is not None:
+            pending.clear()
+
+    def save_checkpoint() -> None:
+        if ck_dir is None:
+            return
+        flush()
+        atomic_save(
+            {
+                "format": "descentlab-checkpoint-1",
+                "config": {"task": config["task"], "optimizer": config["optimizer"], "run_id": run_id},
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict() if sched is not None else None,
+                "averaged": avg_model.state_dict() if avg_model is not None else None,
+                "stream": stream.state_dict(),
+                "step": step,
+                "train_time": train_time,
+                "rng": _rng_state(),
+            },
+            ck_dir / "last.pt",
+        )
+
+    history: dict[str, list[tuple[int, float]]] = {}
+
+    def record(name: str, value: float) -> None:
+        pending.append((step, name, float(value)))
+        history.setdefault(name, []).append((step, float(value)))
+
+    def evaluate() -> dict[str, float]:
+        _call_mode(opt, "eval")
+        res = dict(task_obj.evaluate(model))
+        if avg_model is not None and step > avg_start:
+            res.update({f"avg_{k}": v for k, v in task_obj.evaluate(avg_model.module).items()})
+        _call_mode(opt, "train")
+        for k, v in res.items():
+            record(k, v)
+        record("train_time", train_time)
+        record("wall_time", time.perf_counter() - wall0)
+        record("lr", opt.param_groups[0]["lr"])
+        return res
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = task_obj.loss(model, batch)
+        loss.backward()
+        return loss
+
+    status, note, last_eval = "running", "", {}
+    wall0 = time.perf_counter()
+    model.train()
+    _call_mode(opt, "train")
+    bar = _progress(progress, total=steps, description=f"{task_obj.name} · {config['optimizer']}", completed=step)
+    try:
+        with bar:
+            if step == 0:
+                last_eval = evaluate()
+            while True:
+                if steps is not None and step >= steps:
+                    break
+                if time_budget is not None and train_time >= time_budget:
+                    break
+                t0 = time.perf_counter()
+                batch = next(stream)
+                loss = opt.step(closure)
+                if sched is not None:
+                    sched.step()
+                step += 1
+                loss_value = float(loss.detach()) if loss is not None else math.nan
+                if avg_model is not None and step > avg_start:
+                    avg_model.update_parameters(model)
+                train_time += time.perf_counter() - t0
+                record("batch_loss", loss_value)
+                if not math.isfinite(loss_value):
+                    raise Diverged(f"loss became {loss_value} at step {step}")
+                bar.advance(step, loss_value)
+                final_step = steps is not None and step >= steps
+                if step % eval_every == 0 or final_step or (
+                    time_budget is not None and train_time >= time_budget
+                ):
+                    if not _finite_params(model):
+                        raise Diverged(f"parameters became non-finite at step {step}")
+                    last_eval = evaluate()
+                    if not math.isfinite(last_eval.get("loss", 0.0)):
+                        raise Diverged(f"evaluation loss became {last_eval['loss']} at step {step}")
+                    flush()
+                for cb in cbs:
+                    if step % cb.every == 0:
+                        ctx = StepContext(step, model, opt, task_obj)
+                        out = cb.fn(ctx)
+                        for k, v in {**ctx.metrics, **dict(out or {})}.items():
+                            record(k, v)
+                if checkpoint_every and step % checkpoint_every == 0:
+                    save_checkpoint()
+        status = "finished"
+    except Diverged as exc:
+        status, note = "diverged", str(exc)
+        record("diverged_step", step)
+    except KeyboardInterrupt:
+        status, note = "interrupted", f"interrupted at step {step}"
+        if checkpoint_every:
+            save_checkpoint()
+    except Exception as exc:
+        status, note = "failed", f"{type(exc).__name__}: {exc}"
+        if st is not None:
+            flush()
+            st.set_status(run_id, status, final={"step": step}, note=note)
+            if own_store:
+                st.close()
+        raise
+
+    final = {k: v for k, v in last_eval.items() if isinstance(v, (int, float))}
+    final.update({"step": step, "train_time": train_time, "wall_time": time.perf_counter() - wall0})
+    if status == "diverged":
+        final["diverged_step"] = step
+    if st is not None:
+        flush()
+        st.set_status(run_id, status, final=final, note=note)
+        if status in ("finished", "diverged") and ck_dir is not None:
+            atomic_save({"format": "descentlab-model-1", "config": config, "model": model.state_dict()},
+                        ck_dir / "final.pt")
+        if own_store:
+            st.close()
+    run = Run(id=run_id, config=config, status=status, final=final, history=history, note=note)
+    if keep_model:
+        run.model = model  # type: ignore[attr-defined]
+        run.optimizer = opt  # type: ignore[attr-defined]
+        run.averaged_model = avg_model.module if avg_model is not None else None  # type: ignore[attr-defined]
+    return run
+
+
+def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True) -> Run:
+    """Continue run ``run_id`` from its last checkpoint; ends exactly where an uninterrupted run would."""
+    st = store if isinstance(store, Store) else Store(store)
+    prev = st.load_run(run_id)
+    ck_path = checkpoint_dir(st, run_id) / "last.pt"
+    if not ck_path.exists():
+        raise ValueError(f"run {run_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)")
+    ck = load_checkpoint(ck_path)
+    cfg = prev.config
+    if ck.get("config", {}).get("task") != cfg["task"]:
+        raise ValueError(
+            f"checkpoint {str(ck_path)!r} belongs to task {ck.get('config', {}).get('task')!r}, "
+            f"not to run {run_id!r}'s task {cfg['task']!r}"
+        )
+    return train(
+        cfg["task"],
+        optimizer=cfg["optimizer"],
+        lr=cfg["lr"],
+        hparams=cfg["hparams"],
+        schedule=cfg["schedule"],
+        schedule_kw=cfg["schedule_kw"],
+        steps=cfg["steps"],
+        time_budget=cfg["time_budget"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        eval_every=cfg["eval_every"],
+        device=cfg["device"],
+        store=st,
+        run_id=run_id,
+        task_kw=cfg["task_kw"],
+        checkpoint_every=cfg["checkpoint_every"],
+        averaging=cfg["averaging"],
+        averaging_kw=cfg["averaging_kw"],
+        progress=progress,
+        _resume_from=ck,
+    )
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, step: int, loss: float) -> None:
+        return None
+
+
+class _RichBar(_NoBar):
+    """A rich progress bar refreshed at most ~10 times a second (cheap per step)."""
+
+    def __init__(self, total: int | None, description: str, completed: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total, completed=completed, loss="-")
+        self._last = 0.0
+        self._step, self._loss = completed, "-"
+
+
+    def __enter__(self) -> _RichBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.update(self._task, completed=self._step, loss=self._loss)
+        self._progress.__exit__(None, None, None)
+
+    def advance(self, step: int, loss: float) -> None:
+        self._step, self._loss = step, f"{loss:.4g}"
+        now = time.perf_counter()
+        if now - self._last > 0.1:
+            self._last = now
+            self._progress.update(self._task, completed=step, loss=f"{loss:.4g}")
+
+
+def _progress(enabled: bool, total: int | None, description: str, completed: int) -> _NoBar:
+    if not enabled:
+        return _NoBar()
+    with contextlib.suppress(Exception):
+        return _RichBar(total, description, completed)
+    return _NoBar()
