@@ -370,8 +370,9 @@ def train(
                     if not _finite_params(model):
                         raise Diverged(f"parameters became non-finite at step {step}")
                     last_eval = evaluate()
-                    if not math.isfinite(last_eval.get("loss", 0.0)):
-                        raise Diverged(f"evaluation loss became {last_eval['loss']} at step {step}")
+                    for key in ("loss", "train_loss"):
+                        if not math.isfinite(last_eval.get(key, 0.0)):
+                            raise Diverged(f"evaluation {key} became {last_eval[key]} at step {step}")
                     flush()
                 for cb in cbs:
                     if step % cb.every == 0:
