@@ -23,8 +23,16 @@ def make_toy_task(n: int = 256, dim: int = 8, seed: int = 0) -> Task:
     def model(seed: int) -> nn.Module:
         return nn.Sequential(nn.Linear(dim, 16), nn.Tanh(), nn.Linear(16, 2))
 
-    return Task("toy", (x[:split], y[:split]), (x[split:], y[split:]), model,
-                default_batch_size=16, default_eval_every=10, default_steps=60, default_lr=1e-2)
+    return Task(
+        "toy",
+        (x[:split], y[:split]),
+        (x[split:], y[split:]),
+        model,
+        default_batch_size=16,
+        default_eval_every=10,
+        default_steps=60,
+        default_lr=1e-2,
+    )
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def parse_value(text: str) -> Any:
         return low == "true"
     if low in ("none", "null"):
         return None
-    if t[0] in "[{\"":
+    if t[0] in '[{"':
         try:
             return json.loads(t)
         except json.JSONDecodeError as exc:
@@ -130,20 +130,32 @@ def _print_final(run: Any) -> None:
 @app.command()
 def train(
     task: str = typer.Option(..., "--task", "-t", help="Workload name (see `descentlab tasks`)."),
-    optimizer: str = typer.Option("adam", "--optimizer", "-o", help="Optimizer name (see `descentlab optimizers`)."),
+    optimizer: str = typer.Option(
+        "adam", "--optimizer", "-o", help="Optimizer name (see `descentlab optimizers`)."
+    ),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: the task's)."),
     steps: int = typer.Option(None, "--steps", help="Number of optimizer steps (default: the task's)."),
-    time_budget: float = typer.Option(None, "--time-budget", help="Stop after this many seconds of training."),
+    time_budget: float = typer.Option(
+        None, "--time-budget", help="Stop after this many seconds of training."
+    ),
     batch_size: int = typer.Option(None, "--batch-size", help="Mini-batch size (default: the task's)."),
-    schedule: str = typer.Option(None, "--schedule", help="Learning-rate schedule (see `descentlab schedules`)."),
+    schedule: str = typer.Option(
+        None, "--schedule", help="Learning-rate schedule (see `descentlab schedules`)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization)."),
     eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
     run_id: str = typer.Option(None, "--run-id", help="Name of the run in the store."),
-    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps (resumable)."),
+    checkpoint_every: int = typer.Option(
+        None, "--checkpoint-every", help="Checkpoint every N steps (resumable)."
+    ),
     sets: list[str] = typer.Option(None, "--set", help="Optimizer hyper-parameter key=value (repeatable)."),
     task_sets: list[str] = typer.Option(None, "--task-set", help="Task option key=value (repeatable)."),
-    schedule_sets: list[str] = typer.Option(None, "--schedule-set", help="Schedule option key=value (repeatable)."),
-    store: Path = typer.Option(None, "--store", help="Store path (default $DESCENTLAB_STORE or runs/descentlab.db)."),
+    schedule_sets: list[str] = typer.Option(
+        None, "--schedule-set", help="Schedule option key=value (repeatable)."
+    ),
+    store: Path = typer.Option(
+        None, "--store", help="Store path (default $DESCENTLAB_STORE or runs/descentlab.db)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
@@ -214,8 +226,14 @@ def runs_list(
     for r in rows:
         c, f = r["config"], r["final"]
         table.add_row(
-            r["id"], r["status"], str(c.get("task")), str(c.get("optimizer")), _fmt(c.get("lr")),
-            _fmt(f.get("step", "")), _fmt(f.get("loss", "")), _fmt(f.get("accuracy", "")),
+            r["id"],
+            r["status"],
+            str(c.get("task")),
+            str(c.get("optimizer")),
+            _fmt(c.get("lr")),
+            _fmt(f.get("step", "")),
+            _fmt(f.get("loss", "")),
+            _fmt(f.get("accuracy", "")),
         )
     console.print(table)
 
@@ -224,7 +242,9 @@ def runs_list(
 def runs_show(
     run_id: str = typer.Argument(..., help="Run id."),
     store: Path = typer.Option(None, "--store", help="Store path."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run (config, status, final metrics) as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the run (config, status, final metrics) as JSON."
+    ),
 ) -> None:
     """Show one run: configuration, status and final metrics."""
     from descentlab.store import Store
@@ -253,6 +273,38 @@ def runs_export(
     with Store(store) as st:
         out = st.export_csv(run_id, csv)
     console.print(f"wrote {out}")
+
+
+@app.command("studies")
+def studies_list() -> None:
+    """List the studies (one per phenomenon from the lectures)."""
+    from descentlab import studies as stds
+
+    _names_table("studies", stds.describe())
+
+
+@app.command("study")
+def study(
+    name: str = typer.Argument(..., help="Study name (see `descentlab studies`)."),
+    quick: bool = typer.Option(False, "--quick", help="The small variant (<= 60 s on 2 cores)."),
+    sets: list[str] = typer.Option(None, "--set", help="Override a study setting key=value (repeatable)."),
+    seeds: int = typer.Option(None, "--seeds", help="Number of seeds."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default runs/studies/NAME)."),
+    store: Path = typer.Option(None, "--store", help="Store path."),
+) -> None:
+    """Run a study: its figures, summary.json and the lecture's claims checked against the numbers."""
+    from descentlab import studies as stds
+
+    stds.get(name)
+    result = stds.run(name, quick=quick, out=out, seeds=seeds, store=store, **parse_sets(sets))
+    table = Table(title=f"study {name} · {result.summary['seconds']} s")
+    table.add_column("claim")
+    table.add_column("holds")
+    table.add_column("evidence")
+    for c in result.claims:
+        table.add_row(c["claim"], "[green]yes[/green]" if c["holds"] else "[red]no[/red]", c["evidence"])
+    console.print(table)
+    console.print(f"figures and summary.json in {result.out}")
 
 
 @app.command()
@@ -297,4 +349,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-

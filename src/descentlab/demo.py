@@ -18,7 +18,11 @@ DEMO_PLAN: dict[str, dict[str, Any]] = {
     "mnist1d_mlp": {
         "steps": 1500,
         "batch_size": 100,
-        "optimizers": [("sgd", 0.1, {"momentum": 0.9}), ("adam", 1e-2, {}), ("adamw", 1e-2, {"weight_decay": 0.05})],
+        "optimizers": [
+            ("sgd", 0.1, {"momentum": 0.9}),
+            ("adam", 1e-2, {}),
+            ("adamw", 1e-2, {"weight_decay": 0.05}),
+        ],
         "metric": "accuracy",
         "log": False,
     },
@@ -53,13 +57,30 @@ def run_demo(out: Path, quick: bool = False, console: Any = None) -> Path:
         for ax, (task, plan) in zip(axes, DEMO_PLAN.items()):
             steps = plan["steps"] // (3 if quick else 1)
             for name, lr, hp in plan["optimizers"]:
-                run = train(task, optimizer=name, lr=lr, hparams=hp, steps=steps, batch_size=plan["batch_size"],
-                            eval_every=max(1, steps // 30), store=store, seed=0, progress=True)
+                run = train(
+                    task,
+                    optimizer=name,
+                    lr=lr,
+                    hparams=hp,
+                    steps=steps,
+                    batch_size=plan["batch_size"],
+                    eval_every=max(1, steps // 30),
+                    store=store,
+                    seed=0,
+                    progress=True,
+                )
                 series = run.metrics(plan["metric"])
                 ax.plot([s for s, _ in series], [v for _, v in series], label=_label(name, hp) + f", lr={lr}")
                 f = run.final
-                table.add_row(task, _label(name, hp), f"{lr:g}", str(f["step"]), f"{f['loss']:.4f}",
-                              f"{f.get(plan['metric'], float('nan')):.4g}", f"{f['train_time']:.2f}")
+                table.add_row(
+                    task,
+                    _label(name, hp),
+                    f"{lr:g}",
+                    str(f["step"]),
+                    f"{f['loss']:.4f}",
+                    f"{f.get(plan['metric'], float('nan')):.4g}",
+                    f"{f['train_time']:.2f}",
+                )
             ax.set_title(task)
             ax.set_xlabel("step")
             ax.set_ylabel("f(x) - f*" if plan["metric"] == "gap" else "validation accuracy")

@@ -106,7 +106,9 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 30.0):
         self.path = Path(path) if path is not None else default_path()
         if self.path.exists() and self.path.is_dir():
-            raise ValueError(f"store path {str(self.path)!r} is a directory; give a file such as runs/descentlab.db")
+            raise ValueError(
+                f"store path {str(self.path)!r} is a directory; give a file such as runs/descentlab.db"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
@@ -155,14 +157,17 @@ class Store:
             )
         )
 
-    def set_status(self, run_id: str, status: str, final: dict[str, Any] | None = None, note: str = "") -> None:
+    def set_status(
+        self, run_id: str, status: str, final: dict[str, Any] | None = None, note: str = ""
+    ) -> None:
         """Update a run's status (one of ``STATUSES``), final metrics and note."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         if final is None:
             self._retry(
                 lambda: self._conn.execute(
-                    "UPDATE runs SET status=?, updated=?, note=? WHERE id=?", (status, time.time(), note, run_id)
+                    "UPDATE runs SET status=?, updated=?, note=? WHERE id=?",
+                    (status, time.time(), note, run_id),
                 )
             )
         else:
@@ -194,7 +199,9 @@ class Store:
 
     def delete_metrics_after(self, run_id: str, step: int) -> None:
         """Drop metric rows of a run beyond ``step`` (used when resuming from a checkpoint)."""
-        self._retry(lambda: self._conn.execute("DELETE FROM metrics WHERE run=? AND step>?", (run_id, int(step))))
+        self._retry(
+            lambda: self._conn.execute("DELETE FROM metrics WHERE run=? AND step>?", (run_id, int(step)))
+        )
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its metrics."""
@@ -265,7 +272,9 @@ class Store:
             history=self.metrics(run_id),
         )
 
-    def export_csv(self, run_id: str, path: str | os.PathLike[str], names: Sequence[str] | None = None) -> Path:
+    def export_csv(
+        self, run_id: str, path: str | os.PathLike[str], names: Sequence[str] | None = None
+    ) -> Path:
         """Write a run's metrics as CSV, one row per step and one column per metric; returns the path."""
         run = self.load_run(run_id)
         cols = [n for n in run.metric_names() if names is None or n in names]

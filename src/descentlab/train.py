@@ -80,8 +80,11 @@ def _rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *[int(x) if i < 2 else float(x)
-                  for i, x in enumerate(np_state[2:])]),
+        "numpy": (
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            *[int(x) if i < 2 else float(x) for i, x in enumerate(np_state[2:])],
+        ),
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -118,7 +121,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"no checkpoint at {str(path)!r}") from None
     except Exception as exc:  # pickle.UnpicklingError and friends: refuse, one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"refusing to load checkpoint {str(path)!r}: not a safe descentlab checkpoint ({first})") from None
+        raise ValueError(
+            f"refusing to load checkpoint {str(path)!r}: not a safe descentlab checkpoint ({first})"
+        ) from None
 
 
 def checkpoint_dir(store: Store, run_id: str) -> Path:
@@ -148,7 +153,12 @@ def _finite_params(model: nn.Module) -> bool:
 def _check_positive(name: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
+        or not math.isfinite(value)
+    ):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
@@ -192,8 +202,12 @@ def train(
         raise TypeError(f"task must be a registry name or a Task, got {type(task).__name__}")
     _check_positive("lr", lr)
     _check_positive("time_budget", time_budget)
-    for name, val in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every),
-                      ("checkpoint_every", checkpoint_every)):
+    for name, val in (
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("eval_every", eval_every),
+        ("checkpoint_every", checkpoint_every),
+    ):
         if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
             raise ValueError(f"{name} must be a positive integer, got {val!r}")
     if steps is None and time_budget is None:
@@ -237,7 +251,9 @@ def train(
     if run_id is None:
         run_id = new_run_id(task_obj.name)
     if checkpoint_every and st is None:
-        raise ValueError("checkpoint_every needs a store (checkpoints live beside it); pass store=None or a path")
+        raise ValueError(
+            "checkpoint_every needs a store (checkpoints live beside it); pass store=None or a path"
+        )
 
     # Build everything deterministically from the seed.
     _seed_everything(seed)
@@ -248,9 +264,13 @@ def train(
     else:
         opt = optimizer(model)
         if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}")
+            raise TypeError(
+                f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}"
+            )
     total_steps = steps if steps is not None else max(1, int(time_budget * 1000))  # type: ignore[operator]
-    sched = schedule_registry.create(schedule, opt, total_steps, **dict(schedule_kw or {})) if schedule else None
+    sched = (
+        schedule_registry.create(schedule, opt, total_steps, **dict(schedule_kw or {})) if schedule else None
+    )
     stream = task_obj.batches(batch_size, seed)
     avg_model = None
     if averaging == "ema":
@@ -339,7 +359,9 @@ def train(
     wall0 = time.perf_counter()
     model.train()
     _call_mode(opt, "train")
-    bar = _progress(progress, total=steps, description=f"{task_obj.name} · {config['optimizer']}", completed=step)
+    bar = _progress(
+        progress, total=steps, description=f"{task_obj.name} · {config['optimizer']}", completed=step
+    )
     try:
         with bar:
             if step == 0:
@@ -364,8 +386,10 @@ def train(
                     raise Diverged(f"loss became {loss_value} at step {step}")
                 bar.advance(step, loss_value)
                 final_step = steps is not None and step >= steps
-                if step % eval_every == 0 or final_step or (
-                    time_budget is not None and train_time >= time_budget
+                if (
+                    step % eval_every == 0
+                    or final_step
+                    or (time_budget is not None and train_time >= time_budget)
                 ):
                     if not _finite_params(model):
                         raise Diverged(f"parameters became non-finite at step {step}")
@@ -407,8 +431,10 @@ def train(
         flush()
         st.set_status(run_id, status, final=final, note=note)
         if status in ("finished", "diverged") and ck_dir is not None:
-            atomic_save({"format": "descentlab-model-1", "config": config, "model": model.state_dict()},
-                        ck_dir / "final.pt")
+            atomic_save(
+                {"format": "descentlab-model-1", "config": config, "model": model.state_dict()},
+                ck_dir / "final.pt",
+            )
         if own_store:
             st.close()
     run = Run(id=run_id, config=config, status=status, final=final, history=history, note=note)
@@ -425,7 +451,9 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
     prev = st.load_run(run_id)
     ck_path = checkpoint_dir(st, run_id) / "last.pt"
     if not ck_path.exists():
-        raise ValueError(f"run {run_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)")
+        raise ValueError(
+            f"run {run_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)"
+        )
     ck = load_checkpoint(ck_path)
     cfg = prev.config
     if ck.get("config", {}).get("task") != cfg["task"]:
@@ -485,7 +513,6 @@ class _RichBar(_NoBar):
         self._task = self._progress.add_task(description, total=total, completed=completed, loss="-")
         self._last = 0.0
         self._step, self._loss = completed, "-"
-
 
     def __enter__(self) -> _RichBar:
         self._progress.__enter__()

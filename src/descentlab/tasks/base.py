@@ -42,7 +42,9 @@ class BatchStream(Iterator[Batch]):
     def _permutation(self) -> Tensor:
         if self._perm is None:
             if self.shuffle and self.batch_size < self.n:
-                self._perm = torch.randperm(self.n, generator=seeded_generator(self.seed * 100003 + self.epoch))
+                self._perm = torch.randperm(
+                    self.n, generator=seeded_generator(self.seed * 100003 + self.epoch)
+                )
             else:
                 self._perm = torch.arange(self.n)
         return self._perm
@@ -61,7 +63,12 @@ class BatchStream(Iterator[Batch]):
 
     def state_dict(self) -> dict[str, int]:
         """Position of the stream: enough to resume it exactly."""
-        return {"seed": self.seed, "epoch": self.epoch, "position": self.position, "batch_size": self.batch_size}
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "position": self.position,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Move the stream to a saved position."""

@@ -1,0 +1,486 @@
+"""Loss-landscape projections: random (filter-normalized) directions, 1-D lines, 2-D planes, interpolation.
+
+The loss on a grid of parameter points is evaluated many points at once: the parameter sets of a chunk of grid
+points are stacked and pushed through ``torch.func.functional_call`` under ``torch.vmap``; models that vmap cannot
+take fall back to a plain loop. The user's model is never modified (it is only read and used as a template).
+
+Sources: Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets" (filter normalization); seed 002,
+"Визуализация с помощью проекции на прямую/плоскость": L(a) = L(w0 + a w1), L(a, b) = L(w0 + a w1 + b w2).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
+
+Batch = tuple[Tensor, Tensor]
+Data = Union[Batch, Iterable[Batch]]
+Criterion = Callable[[Tensor, Tensor], Tensor]
+
+NORMALIZATIONS = ("filter", "layer", "none")
+IGNORES = ("biasbn", "none")
+
+
+# ----------------------------------------------------------------------------------------------- shared helpers
+def as_batches(data: Any) -> list[Batch]:
+    """Normalize ``data`` -- one ``(inputs, targets)`` tuple or an iterable of them -- to a non-empty list."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        return [(data[0], data[1])]
+    try:
+        batches = list(data)
+    except TypeError:
+        raise TypeError(
+            f"data must be an (inputs, targets) tuple or an iterable of such batches, got {type(data).__name__}"
+        ) from None
+    if not batches:
+        raise ValueError("data is empty: give at least one (inputs, targets) batch")
+    for i, b in enumerate(batches):
+        if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(isinstance(t, Tensor) for t in b)):
+            raise TypeError(f"batch {i} of data is not an (inputs, targets) pair of tensors: {type(b).__name__}")
+    return [(b[0], b[1]) for b in batches]
+
+
+def check_model(model: Any, name: str = "model") -> nn.Module:
+    """Raise TypeError unless ``model`` is an ``nn.Module`` with at least one trainable parameter."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"{name} has no trainable parameters")
+    return model
+
+
+class FlatParams:
+    """The trainable parameters of a model as one flat vector: names, shapes, and conversions dict <-> flat."""
+
+    def __init__(self, model: nn.Module):
+        self.names: list[str] = []
+        self.shapes: list[torch.Size] = []
+        tensors = []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                self.names.append(name)
+                self.shapes.append(p.shape)
+                tensors.append(p.detach().reshape(-1))
+        self.sizes = [int(math.prod(s)) for s in self.shapes]
+        self.vector: Tensor = torch.cat(tensors).clone()
+        self.numel = int(self.vector.numel())
+
+    def to_dict(self, flat: Tensor) -> dict[str, Tensor]:
+        """Views of ``flat`` (..., N) as a name -> tensor dict (leading batch dims kept)."""
+        lead = flat.shape[:-1]
+        parts = torch.split(flat, self.sizes, dim=-1)
+        return {n: t.reshape(*lead, *s) for n, t, s in zip(self.names, parts, self.shapes)}
+
+    def from_dict(self, tensors: dict[str, Tensor], fill_missing: bool = False) -> Tensor:
+        """Flatten a name -> tensor dict in this order (missing names are zeros when ``fill_missing``)."""
+        out = []
+        for n, s in zip(self.names, self.shapes):
+            if n in tensors:
+                t = tensors[n]
+                if t.shape != s:
+                    raise ValueError(f"tensor {n!r} has shape {tuple(t.shape)}, expected {tuple(s)}")
+                out.append(t.detach().reshape(-1).to(self.vector))
+            elif fill_missing:
+                out.append(self.vector.new_zeros(int(math.prod(s))))
+            else:
+                raise ValueError(f"missing tensor for parameter {n!r}")
+        return torch.cat(out)
+
+
+def buffers_of(model: nn.Module) -> dict[str, Tensor]:
+    """Detached clones of the model's buffers (so nothing done to them reaches the model)."""
+    return {n: b.detach().clone() for n, b in model.named_buffers()}
+
+
+@contextmanager
+def training_mode(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Temporarily set every module's ``training`` flag; the original flags are restored on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+def is_classification(outputs: Tensor, targets: Tensor) -> bool:
+    """Outputs are class scores: 2-D (batch, classes) and integer 1-D targets."""
+    return outputs.ndim == 2 and targets.ndim == 1 and not targets.dtype.is_floating_point
+
+
+def evaluate(
+    model: nn.Module,
+    criterion: Criterion,
+    batches: list[Batch],
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+) -> tuple[float, float | None]:
+    """Loss (batch-size weighted mean over batches) and accuracy at one parameter set, no grad, model untouched."""
+    total, loss_sum, correct, classify = 0, 0.0, 0.0, True
+    with torch.no_grad():
+        for x, y in batches:
+            out = functional_call(model, (params, buffers), (x,), tie_weights=True, strict=False)
+            n = int(y.shape[0])
+            loss_sum += float(criterion(out, y)) * n
+            classify = classify and is_classification(out, y)
+            if classify:
+                correct += float((out.argmax(-1) == y).sum())
+            total += n
+    return loss_sum / total, (correct / total if classify else None)
+
+
+class _CountOutputs(TorchFunctionMode):
+    """Counts the elements of every tensor produced while active (an upper bound on activation memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, Tensor):
+                self.bytes += t.numel() * t.element_size()
+        return out
+
+
+def _activation_bytes(model: nn.Module, params: dict, buffers: dict, x: Tensor) -> int:
+    counter = _CountOutputs()
+    with torch.no_grad(), counter:
+        functional_call(model, (params, buffers), (x,), tie_weights=True, strict=False)
+    return counter.bytes
+
+
+def evaluate_points(
+    model: nn.Module,
+    criterion: Criterion,
+    batches: list[Batch],
+    base: Tensor,
+    directions: Tensor,
+    coefficients: Tensor,
+    flat: FlatParams,
+    buffers: dict[str, Tensor],
+    buffer_directions: dict[str, Tensor] | None = None,
+    memory_budget: float | None = None,
+    vectorize: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loss and accuracy at the points ``base + coefficients @ directions`` (P points, K directions).
+
+    Float buffers listed in ``buffer_directions`` move the same way (``buf + c @ dbuf``); others stay fixed.
+    ``vectorize``: None tries vmap and falls back to a loop, True forces vmap, False forces the loop.
+    Chunks of points are sized so that stacked parameters plus activations fit in ``memory_budget`` bytes
+    (default: 64 MiB on CPU, where small cache-friendly chunks are fastest, 1 GiB on accelerators).
+    """
+    if memory_budget is None:
+        memory_budget = 2**26 if base.device.type == "cpu" else 2**30
+    if memory_budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    coefficients = coefficients.to(base)
+    n_points = int(coefficients.shape[0])
+    buffer_directions = buffer_directions or {}
+    moving = {k: (buffers[k], d) for k, d in buffer_directions.items()}
+    fixed = {k: v for k, v in buffers.items() if k not in moving}
+
+    def point_buffers(c: Tensor) -> dict[str, Tensor]:  # c: (..., K)
+        out = {}
+        for k, (b, d) in moving.items():  # d: (K, *shape)
+            out[k] = b + torch.tensordot(c, d, dims=([-1], [0]))
+        return out
+
+    losses = np.zeros(n_points)
+    correct = np.zeros(n_points)
+    total = sum(int(y.shape[0]) for _, y in batches)
+    classify = True
+
+    def loop() -> None:
+        nonlocal classify
+        for i in range(n_points):
+            w = base + coefficients[i] @ directions
+            bufs = {**fixed, **point_buffers(coefficients[i])}
+            loss, acc = evaluate(model, criterion, batches, flat.to_dict(w), bufs)
+            losses[i] = loss
+            if acc is None:
+                classify = False
+            else:
+                correct[i] = acc * total
+
+    if vectorize is False:
+        loop()
+        return losses, (correct / total if classify else None)
+
+    biggest = max(batches, key=lambda b: b[0].shape[0])[0]
+    act = _activation_bytes(model, flat.to_dict(base), buffers, biggest)
+    per_point = act + 2 * base.numel() * base.element_size()
+    chunk = int(max(1, min(n_points, memory_budget // max(per_point, 1))))
+
+    def one(w: Tensor, bufs: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        out = functional_call(model, ({**flat.to_dict(w), **bufs}, fixed), (x,), tie_weights=True, strict=False)
+        loss = criterion(out, y)
+        if is_classification(out, y):
+            hits = (out.argmax(-1) == y).sum().to(loss.dtype)
+        else:
+            hits = torch.full_like(loss, float("nan"))
+        return loss, hits
+
+    batched = torch.vmap(one, in_dims=(0, 0, None, None))
+    try:
+        with torch.no_grad():
+            for start in range(0, n_points, chunk):
+                c = coefficients[start : start + chunk]
+                w = base + c @ directions
+                bufs = point_buffers(c)
+                for x, y in batches:
+                    loss, hits = batched(w, bufs, x, y)
+                    n = int(y.shape[0])
+                    losses[start : start + chunk] += loss.double().numpy(force=True) * n
+                    h = hits.double().numpy(force=True)
+                    if np.isnan(h).any():
+                        classify = False
+                    else:
+                        correct[start : start + chunk] += h
+        losses /= total
+    except Exception as err:  # vmap cannot take every model (data-dependent control flow, .item(), ...)
+        if vectorize:
+            raise
+        warnings.warn(f"vmap failed ({type(err).__name__}: {err}); evaluating points in a loop", stacklevel=3)
+        losses[:] = 0.0
+        correct[:] = 0.0
+        classify = True
+        loop()
+    return losses, (correct / total if classify else None)
+
+
+# ----------------------------------------------------------------------------------------------- directions
+def random_directions(
+    model: nn.Module,
+    n: int = 2,
+    normalization: str = "filter",
+    ignore: str | None = "biasbn",
+    seed: int = 0,
+) -> list[dict[str, Tensor]]:
+    """``n`` Gaussian directions in parameter space, each a name -> tensor dict shaped like the parameters.
+
+    ``normalization="filter"`` scales each output-channel/row slice d_i of a >=2-D parameter to ||w_i||
+    (Li et al. 2018, eq. in Sec. 4); ``"layer"`` scales each parameter tensor to ||w||; ``"none"`` leaves N(0, 1).
+    ``ignore="biasbn"`` gives 1-D parameters (biases, norm scales) zero directions; otherwise they are scaled
+    as a whole to ||w|| (unless ``normalization="none"``).
+    """
+    check_model(model)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    ignore = "none" if ignore is None else ignore
+    if ignore not in IGNORES:
+        raise ValueError(f"ignore must be one of {IGNORES} or None, got {ignore!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    out = []
+    for _ in range(n):
+        direction = {}
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            w = p.detach()
+            d = torch.randn(w.shape, generator=gen, dtype=torch.float64).to(dtype=w.dtype, device=w.device)
+            if w.ndim <= 1 and ignore == "biasbn":
+                d.zero_()
+            elif normalization == "filter" and w.ndim >= 2:
+                wn = w.reshape(w.shape[0], -1).norm(dim=1)
+                dn = d.reshape(d.shape[0], -1).norm(dim=1)
+                d = d * (wn / (dn + 1e-10)).reshape(-1, *([1] * (w.ndim - 1)))
+            elif normalization in ("filter", "layer"):
+                d = d * (w.norm() / (d.norm() + 1e-10))
+            direction[name] = d
+        out.append(direction)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- results
+@dataclass
+class LineResult:
+    """Loss (and accuracy for class scores) along ``w + alpha * d`` for each ``alpha`` in ``alphas``."""
+
+    alphas: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    direction: dict[str, Tensor] | None = None
+    kind: str = "line"
+
+
+@dataclass
+class PlaneResult:
+    """Loss on ``w + a d1 + b d2``; ``loss[i, j]`` is at ``(alphas[i], betas[j])``; ``cosine`` = cos(d1, d2)."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    directions: tuple[dict[str, Tensor], dict[str, Tensor]]
+    cosine: float
+
+
+def _direction_vector(flat: FlatParams, model: nn.Module, direction: Any, name: str) -> Tensor:
+    if isinstance(direction, nn.Module):
+        other = FlatParams(direction)
+        if other.names != flat.names or other.shapes != flat.shapes:
+            raise ValueError(f"{name} is a model whose parameters do not match the model's")
+        return other.vector.to(flat.vector) - flat.vector
+    if isinstance(direction, dict):
+        return flat.from_dict(direction, fill_missing=True)
+    if isinstance(direction, Tensor):
+        if direction.numel() != flat.numel:
+            raise ValueError(f"{name} has {direction.numel()} elements, the model has {flat.numel} parameters")
+        return direction.detach().reshape(-1).to(flat.vector)
+    raise TypeError(f"{name} must be None, an nn.Module, a name->tensor dict or a flat tensor, got {direction!r}")
+
+
+def _check_span(span: Any, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(s) for s in span)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair of numbers, got {span!r}") from None
+    if not lo < hi:
+        raise ValueError(f"{name} must have low < high, got {span!r}")
+    return lo, hi
+
+
+def _check_points(points: Any, name: str) -> int:
+    if not isinstance(points, int) or points < 2:
+        raise ValueError(f"{name} must be an integer >= 2, got {points!r}")
+    return points
+
+
+def line(
+    model: nn.Module,
+    criterion: Criterion,
+    data: Data,
+    direction: nn.Module | dict[str, Tensor] | Tensor | None = None,
+    span: tuple[float, float] = (-1.0, 1.0),
+    points: int = 51,
+    normalization: str = "filter",
+    ignore: str | None = "biasbn",
+    seed: int = 0,
+    memory_budget: float | None = None,
+    vectorize: bool | None = None,
+) -> LineResult:
+    """Loss along the line L(a) = L(w + a d), a in ``span`` (seed 002, "проекция на прямую").
+
+    ``direction=None`` draws a random direction (see :func:`random_directions`); an ``nn.Module`` gives
+    d = other - model (parameters only; buffers stay the model's -- use :func:`interpolate` to move them too).
+    Evaluated in eval mode (BatchNorm uses its running statistics).
+    """
+    check_model(model)
+    batches = as_batches(data)
+    lo, hi = _check_span(span, "span")
+    points = _check_points(points, "points")
+    flat = FlatParams(model)
+    if direction is None:
+        direction = random_directions(model, 1, normalization, ignore, seed)[0]
+    d = _direction_vector(flat, model, direction, "direction")
+    alphas = torch.linspace(lo, hi, points, dtype=torch.float64)
+    with training_mode(model, False):
+        loss, acc = evaluate_points(
+            model, criterion, batches, flat.vector, d[None], alphas[:, None], flat, buffers_of(model),
+            memory_budget=memory_budget, vectorize=vectorize,
+        )  # fmt: skip
+    return LineResult(alphas.numpy(), loss, acc, flat.to_dict(d))
+
+
+def plane(
+    model: nn.Module,
+    criterion: Criterion,
+    data: Data,
+    directions: tuple[Any, Any] | list[Any] | None = None,
+    span: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (-1.0, 1.0)),
+    points: tuple[int, int] = (51, 51),
+    normalization: str = "filter",
+    ignore: str | None = "biasbn",
+    seed: int = 0,
+    memory_budget: float | None = None,
+    vectorize: bool | None = None,
+) -> PlaneResult:
+    """Loss on the plane L(a, b) = L(w + a d1 + b d2) over ``span`` (Li et al. 2018; seed 002).
+
+    ``directions=None`` draws two filter-normalized Gaussian directions; otherwise give two directions, each a
+    model (d = other - model), a name -> tensor dict or a flat tensor. Evaluated in eval mode.
+    """
+    check_model(model)
+    batches = as_batches(data)
+    try:
+        (span_a, span_b), (pa, pb) = span, points
+    except (TypeError, ValueError):
+        raise ValueError(f"span must be two (low, high) pairs and points two integers, got {span!r}, {points!r}")
+    lo_a, hi_a = _check_span(span_a, "span[0]")
+    lo_b, hi_b = _check_span(span_b, "span[1]")
+    pa, pb = _check_points(pa, "points[0]"), _check_points(pb, "points[1]")
+    flat = FlatParams(model)
+    if directions is None:
+        directions = random_directions(model, 2, normalization, ignore, seed)
+    if len(directions) != 2:
+        raise ValueError(f"directions must hold exactly 2 directions, got {len(directions)}")
+    d1 = _direction_vector(flat, model, directions[0], "directions[0]")
+    d2 = _direction_vector(flat, model, directions[1], "directions[1]")
+    alphas = torch.linspace(lo_a, hi_a, pa, dtype=torch.float64)
+    betas = torch.linspace(lo_b, hi_b, pb, dtype=torch.float64)
+    grid = torch.cartesian_prod(alphas, betas)  # (pa*pb, 2), beta fastest -> loss[i, j] = (alphas[i], betas[j])
+    with training_mode(model, False):
+        loss, acc = evaluate_points(
+            model, criterion, batches, flat.vector, torch.stack([d1, d2]), grid, flat, buffers_of(model),
+            memory_budget=memory_budget, vectorize=vectorize,
+        )  # fmt: skip
+    cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm() + 1e-300))
+    return PlaneResult(
+        alphas.numpy(),
+        betas.numpy(),
+        loss.reshape(pa, pb),
+        None if acc is None else acc.reshape(pa, pb),
+        (flat.to_dict(d1), flat.to_dict(d2)),
+        cosine,
+    )
+
+
+def interpolate(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    criterion: Criterion,
+    data: Data,
+    points: int = 51,
+    span: tuple[float, float] = (0.0, 1.0),
+    memory_budget: float | None = None,
+    vectorize: bool | None = None,
+) -> LineResult:
+    """Loss on the straight path (1 - t) w_a + t w_b, floating-point buffers interpolated too (eval mode).
+
+    ``span=(0, 1)`` runs from model_a to model_b; a wider span extrapolates (Goodfellow et al. 2015).
+    """
+    check_model(model_a, "model_a")
+    check_model(model_b, "model_b")
+    batches = as_batches(data)
+    lo, hi = _check_span(span, "span")
+    points = _check_points(points, "points")
+    flat = FlatParams(model_a)
+    d = _direction_vector(flat, model_a, model_b, "model_b")
+    buf_a, buf_b = buffers_of(model_a), buffers_of(model_b)
+    if buf_a.keys() != buf_b.keys():
+        raise ValueError("model_a and model_b have different buffers")
+    buffer_directions = {
+        k: (buf_b[k].to(v) - v)[None] for k, v in buf_a.items() if v.dtype.is_floating_point
+    }  # fmt: skip
+    ts = torch.linspace(lo, hi, points, dtype=torch.float64)
+    with training_mode(model_a, False):
+        loss, acc = evaluate_points(
+            model_a, criterion, batches, flat.vector, d[None], ts[:, None], flat, buf_a, buffer_directions,
+            memory_budget=memory_budget, vectorize=vectorize,
+        )  # fmt: skip
+    return LineResult(ts.numpy(), loss, acc, flat.to_dict(d), kind="interpolation")
