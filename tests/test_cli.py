@@ -119,3 +119,31 @@ def test_unwritable_store(tmp_path, capsys):
     rc = main(["runs", "list", "--store", str(blocker / "sub" / "s.db")])
     assert rc == 2
     assert "cannot create store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["line", "plane", "hessian", "trace", "sharpness"])
+def test_landscape_on_stored_run(kind, tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    assert main(["train", "--task", "digits_mlp", "--steps", "30", "--run-id", "ls", "--store", db,
+                 "--no-progress"]) == 0
+    out = tmp_path / "ls"
+    rc = main(["landscape", "ls", "--kind", kind, "--points", "5", "--samples", "200", "--store", db,
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    numbers = json.loads((out / f"{kind}.json").read_text())
+    assert numbers["samples"] == 200
+    if kind == "hessian":
+        assert len(numbers["top_eigenvalues"]) == 3
+        assert numbers["top_eigenvalues"][0] >= numbers["top_eigenvalues"][1]
+    if kind == "line":
+        # the middle of the line is the stored model itself: its loss on the same 200 samples
+        from descentlab.cli import load_trained_model
+
+        task, model, _ = load_trained_model("ls", db)
+        x, y = (t[:200] for t in task.train_data)
+        assert numbers["loss"][2] == pytest.approx(float(task.outputs_loss(model(x), y)), rel=1e-5)
+
+
+def test_landscape_bad_kind(tmp_path, capsys):
+    assert main(["landscape", "x", "--kind", "plan", "--store", str(tmp_path / "s.db")]) == 2
+    assert "did you mean 'plane'" in capsys.readouterr().err

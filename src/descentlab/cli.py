@@ -275,6 +275,91 @@ def runs_export(
     console.print(f"wrote {out}")
 
 
+LANDSCAPE_KINDS = ("line", "plane", "hessian", "trace", "density", "sharpness")
+
+
+def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Rebuild a stored run's task and its final model (from ``final.pt``, loaded safely)."""
+    from descentlab import tasks as tk
+    from descentlab.store import Store
+    from descentlab.train import checkpoint_dir, load_checkpoint
+
+    with Store(store) as st:
+        run = st.load_run(run_id)
+        path = checkpoint_dir(st, run_id) / "final.pt"
+    if not path.exists():
+        raise UsageError(f"run {run_id!r} has no final model at {path} (it did not finish, or ran with store=False)")
+    ck = load_checkpoint(path)
+    task = tk.get(run.config["task"], **run.config.get("task_kw", {}))
+    model = task.make_model(int(run.config.get("seed", 0)))
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        raise UsageError(f"final model of run {run_id!r} does not fit task {task.name!r}: {str(exc)[:200]}") from None
+    model.eval()
+    return task, model, run.config
+
+
+@app.command()
+def landscape(
+    run_id: str = typer.Argument(..., help="Run whose final model to measure."),
+    kind: str = typer.Option("line", "--kind", help="line, plane, hessian, trace, density or sharpness."),
+    points: int = typer.Option(31, "--points", help="Grid points per axis (line / plane)."),
+    span: float = typer.Option(1.0, "--span", help="Half-width of the line / plane in direction units."),
+    samples: int = typer.Option(2000, "--samples", help="Training samples used (the first N)."),
+    k: int = typer.Option(3, "--k", help="Number of top Hessian eigenvalues."),
+    rho: float = typer.Option(0.05, "--rho", help="Radius for sharpness."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random directions / probes."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default runs/landscape/RUN_ID)."),
+    store: Path = typer.Option(None, "--store", help="Store path."),
+) -> None:
+    """Measure the geometry around a stored run's final model: figures and numbers (JSON)."""
+    from descentlab import landscape as ls
+    from descentlab.landscape import plots
+
+    if kind not in LANDSCAPE_KINDS:
+        from descentlab._registry import unknown_name_message
+
+        raise UsageError(unknown_name_message("landscape kind", kind, list(LANDSCAPE_KINDS)))
+    for name, val in (("points", points), ("samples", samples), ("k", k)):
+        if val < 1:
+            raise UsageError(f"--{name} must be >= 1, got {val}")
+    if not span > 0 or not rho > 0:
+        raise UsageError(f"--span and --rho must be positive, got span={span}, rho={rho}")
+    task, model, _ = load_trained_model(run_id, store)
+    data = tuple(t[:samples] for t in task.train_data)
+    criterion = task.outputs_loss
+    out_dir = out or Path("runs/landscape") / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    numbers: dict[str, Any] = {"run": run_id, "kind": kind, "samples": int(data[0].shape[0])}
+    figure = None
+    if kind == "line":
+        res = ls.line(model, criterion, data, span=(-span, span), points=points, seed=seed)
+        numbers.update(alphas=res.alphas.tolist(), loss=res.loss.tolist())
+        figure = plots.plot_line(res, out_dir / "line.png")
+    elif kind == "plane":
+        res = ls.plane(model, criterion, data, span=((-span, span), (-span, span)), points=(points, points), seed=seed)
+        numbers.update(cosine=res.cosine, loss_min=float(res.loss.min()), loss_max=float(res.loss.max()))
+        figure = plots.plot_plane(res, out_dir / "plane.png")
+    elif kind == "hessian":
+        eig = ls.hessian_eigenvalues(model, criterion, data, k=k)
+        numbers.update(top_eigenvalues=[float(v) for v in eig.values], hvps=eig.hvps)
+    elif kind == "trace":
+        est = ls.hessian_trace(model, criterion, data, samples=100, seed=seed)
+        numbers.update(trace=est.mean, standard_error=est.standard_error, hvps=est.hvps)
+    elif kind == "density":
+        dens = ls.hessian_spectral_density(model, criterion, data, seed=seed)
+        numbers.update(hvps=dens.hvps)
+        figure = plots.plot_spectral_density(dens, out_dir / "density.png")
+    else:
+        sh = ls.sharpness(model, criterion, data, rho=rho)
+        numbers.update(sharpness=sh.value, base_loss=sh.base_loss, perturbed_loss=sh.perturbed_loss, rho=rho)
+    (out_dir / f"{kind}.json").write_text(json.dumps(numbers, indent=2))
+    shown = {k2: v for k2, v in numbers.items() if not isinstance(v, list) or len(v) <= 10}
+    console.print_json(json.dumps(shown))
+    console.print(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else ""))
+
+
 @app.command("studies")
 def studies_list() -> None:
     """List the studies (one per phenomenon from the lectures)."""

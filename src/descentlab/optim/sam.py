@@ -1,1 +1,259 @@
-"""(being written)"""
+"""SAM and ASAM: sharpness-aware minimization as a wrapper around any base optimizer.
+
+SAM (Foret et al. 2021; seeds 000/003) minimizes max_{||eps||_p <= rho} L(w + eps) with the first-order perturbation
+(seed 000, "How to minimize L^SAM"):  eps = rho * sign(g) |g|^(q-1) / (||g||_q^q)^(1/p),  1/p + 1/q = 1,
+computed as rho * sign(g) (|g| / ||g||_q)^(q-1); p = inf gives rho * sign(g), p = 1 puts rho on the largest |g_i|
+(shared equally among ties), p = 2 is rho g / ||g||_2. The norm is taken over all parameters together.
+ASAM (Kwon et al. 2021, "Adaptive Sharpness-Aware Minimization"): with T_w = |w| + eta the perturbation is computed
+for T_w g and scaled by T_w, e.g. eps = rho T_w^2 g / ||T_w g||_2 for p = 2.
+
+The base optimizer then steps at w with the gradient taken at w + eps. ``step(closure)`` calls the closure twice:
+once at w (its loss is returned) and once at w + eps (grads of the first call are *not* reused, so a closure that
+zeroes the grads, runs forward and backward and returns the loss is all that is needed).
+
+Usage notes:
+- BatchNorm: pass ``model=`` (the registry does, given a model) and ``step(closure)`` freezes running statistics on
+  the perturbed pass; with the two-step API wrap the second forward in ``with disable_running_stats(model):``.
+- AMP with a GradScaler: ``scaler.scale(loss).backward(); scaler.unscale_(sam); sam.first_step(zero_grad=True);
+  scaler.scale(loss_at_w_eps).backward(); sam.unperturb(); scaler.step(sam.base_optimizer); scaler.update()``.
+  The perturbation is invariant to the loss scale anyway; a non-finite first gradient means no perturbation, and
+  restoring before ``scaler.step`` leaves w intact when the scaler skips the step.
+- DDP: run the first backward under ``model.no_sync()``; ``first_step`` averages the gradients over the ranks (unless
+  ``local_perturbation=True``: each rank perturbs with its own gradient, the m-sharpness of Foret et al. §4), so the
+  result equals one process on the concatenated batch. The second backward is synchronized by DDP as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from descentlab.optim.registry import ParamsOrModel, create, params_of, register
+
+__all__ = ["SAM", "disable_running_stats", "sam_perturbation"]
+
+
+@contextlib.contextmanager
+def disable_running_stats(model: nn.Module) -> Iterator[None]:
+    """Inside the block, normalization layers of ``model`` keep their running statistics (buffers restored on exit)."""
+    saved = []
+    for module in model.modules():
+        if getattr(module, "track_running_stats", False) and getattr(module, "running_mean", None) is not None:
+            buffers = {
+                name: buf.clone()
+                for name, buf in module.named_buffers(recurse=False)
+                if name in ("running_mean", "running_var", "num_batches_tracked")
+            }
+            saved.append((module, buffers))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, buffers in saved:
+                for name, value in buffers.items():
+                    getattr(module, name).copy_(value)
+
+
+def _dual_exponent(p: float) -> float:
+    """q with 1/p + 1/q = 1 (p = 1 -> inf, p = inf -> 1)."""
+    if math.isinf(p):
+        return 1.0
+    if p == 1.0:
+        return math.inf
+    return p / (p - 1.0)
+
+
+def sam_perturbation(grads: list[Tensor], rho: float, p: float) -> list[Tensor]:
+    """eps = rho sign(g) |g|^(q-1) / (||g||_q^q)^(1/p) over the concatenation of ``grads`` (seed 000, Foret et al.).
+
+    Zero or non-finite gradients give eps = 0.
+    """
+    if not grads:
+        return []
+    q = _dual_exponent(p)
+    gmax = torch.stack([g.detach().abs().max().float() for g in grads]).max()
+    if not (torch.isfinite(gmax) and gmax > 0):
+        return [torch.zeros_like(g) for g in grads]
+    scaled = [g.detach().float() / gmax for g in grads]  # |a| <= 1 with max 1: no overflow in |a|^q
+    if math.isinf(q):  # p = 1: all of rho on the coordinates of largest |g|, shared among ties
+        masks = [(a.abs() == 1.0).float() for a in scaled]
+        count = sum(m.sum() for m in masks)
+        return [(rho * torch.sign(a) * m / count).to(g.dtype) for a, m, g in zip(scaled, masks, grads)]
+    if q == 1.0:  # p = inf
+        return [(rho * torch.sign(a)).to(g.dtype) for a, g in zip(scaled, grads)]
+    norm_q = sum(a.abs().pow(q).sum() for a in scaled) ** (1.0 / q)
+    return [(rho * torch.sign(a) * (a.abs() / norm_q).pow(q - 1.0)).to(g.dtype) for a, g in zip(scaled, grads)]
+
+
+class SAM(torch.optim.Optimizer):
+    """Sharpness-aware minimization (Foret et al. 2021) around ``base_optimizer``; ``adaptive=True`` is ASAM.
+
+    ``base_optimizer`` is an optimizer class (or any ``factory(param_groups, **base_kwargs)``); it is built over the
+    same param groups and exposed as ``.base_optimizer`` (state and param groups are shared, so LR schedulers
+    attach to either and ``state_dict`` is the base's). Extra keywords: ``model`` (BatchNorm statistics frozen on the
+    perturbed pass of ``step``), ``local_perturbation`` (DDP: no averaging of the first gradient).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        base_optimizer: Callable[..., torch.optim.Optimizer],
+        rho: float = 0.05,
+        p: float = 2,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        *,
+        model: nn.Module | None = None,
+        local_perturbation: bool = False,
+        **base_kwargs: Any,
+    ):
+        if isinstance(base_optimizer, torch.optim.Optimizer) or not callable(base_optimizer):
+            raise TypeError(
+                f"base_optimizer must be an optimizer class or factory (e.g. torch.optim.SGD), got {base_optimizer!r}"
+            )
+        if not (isinstance(rho, (int, float)) and rho >= 0.0):
+            raise ValueError(f"rho must be >= 0, got {rho!r}")
+        if not (isinstance(p, (int, float)) and p >= 1.0):
+            raise ValueError(f"p must be in [1, inf], got {p!r}")
+        if not isinstance(adaptive, bool):
+            raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
+        if not (isinstance(eta, (int, float)) and eta >= 0.0):
+            raise ValueError(f"eta must be >= 0, got {eta!r}")
+        if model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+        defaults = dict(rho=rho, p=float(p), adaptive=adaptive, eta=eta)
+        super().__init__(params, defaults)
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        self._share_with_base()
+        self.defaults.update(self.base_optimizer.defaults)
+        self.model = model
+        self.local_perturbation = local_perturbation
+        self._backup: dict[Tensor, Tensor] = {}
+
+    def _share_with_base(self) -> None:
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+
+    def _params_with_grad(self) -> list[tuple[Tensor, dict]]:
+        return [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Move to w + eps(w) using the current gradients g(w) (saved w is restored by ``second_step``)."""
+        if self._backup:
+            raise RuntimeError("first_step called twice without second_step/unperturb in between")
+        pairs = self._params_with_grad()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and not self.local_perturbation:
+            world = dist.get_world_size()
+            for p, _ in pairs:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad.div_(world)
+        # Groups sharing (rho, p, adaptive, eta) share one norm; the usual case is a single such setting.
+        settings: dict[tuple, list[tuple[Tensor, dict]]] = {}
+        for p, g in pairs:
+            settings.setdefault((g["rho"], g["p"], g["adaptive"], g["eta"]), []).append((p, g))
+        for (rho, pnorm, adaptive, eta), members in settings.items():
+            params = [p for p, _ in members]
+            scale = [p.abs() + eta for p in params] if adaptive else None
+            vectors = [p.grad * s for p, s in zip(params, scale)] if adaptive else [p.grad for p in params]
+            eps = sam_perturbation(vectors, rho, pnorm)
+            for i, (param, e) in enumerate(zip(params, eps)):
+                self._backup[param] = param.detach().clone()
+                param.add_(e * scale[i] if adaptive else e)
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def unperturb(self) -> None:
+        """Restore the weights saved by ``first_step`` (w + eps -> w); the gradients are left as they are."""
+        for param, saved in self._backup.items():
+            param.copy_(saved)
+        self._backup.clear()
+
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore w and step the base optimizer with the gradient taken at w + eps."""
+        self.unperturb()
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Full SAM step: closure() at w, perturb, closure() at w + eps, restore, base step; returns the first loss."""
+        if closure is None:
+            raise ValueError(
+                "SAM.step needs a closure (zero grads, forward, backward, return loss); "
+                "or use first_step() / second_step()"
+            )
+        with torch.enable_grad():
+            loss = closure()
+        self.first_step(zero_grad=True)
+        try:
+            ctx = disable_running_stats(self.model) if self.model is not None else contextlib.nullcontext()
+            with ctx, torch.enable_grad():
+                closure()
+        except BaseException:
+            self.unperturb()
+            raise
+        self.second_step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients of all parameters (the base optimizer's)."""
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base optimizer's state dict (its state and the shared param groups with rho, p, adaptive, eta)."""
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load into the base optimizer and share its (new) param groups and state again."""
+        self.base_optimizer.load_state_dict(state_dict)
+        self._share_with_base()
+
+
+def _sam_factory(adaptive: bool, default_rho: float) -> Callable[..., SAM]:
+    def factory(
+        params_or_model: ParamsOrModel,
+        base: str = "sgd",
+        rho: float = default_rho,
+        p: float = 2,
+        eta: float = 0.01,
+        local_perturbation: bool = False,
+        **base_hparams: Any,
+    ) -> SAM:
+        if not isinstance(base, str):
+            raise ValueError(f"base must be a registered optimizer name, got {base!r}")
+        if base.lower() == "sgd":
+            base_hparams.setdefault("momentum", 0.9)
+        model = params_or_model if isinstance(params_or_model, nn.Module) else None
+
+        def make_base(groups: list[dict], **kw: Any) -> torch.optim.Optimizer:
+            return create(base, groups, **kw)
+
+        return SAM(
+            params_of(params_or_model),
+            make_base,
+            rho=rho,
+            p=p,
+            adaptive=adaptive,
+            eta=eta,
+            model=model,
+            local_perturbation=local_perturbation,
+            **base_hparams,
+        )
+
+    return factory
+
+
+register("sam", _sam_factory(False, 0.05), "SAM: step at w with the gradient at w + rho g/||g|| (Foret et al. 2021)")
+register(
+    "asam",
+    _sam_factory(True, 0.5),
+    "ASAM: SAM with the perturbation scaled by |w| + eta, rho = 0.5 (Kwon et al. 2021)",
+)

@@ -1,0 +1,151 @@
+"""Modular arithmetic ``a op b mod p`` (Power et al. 2022, "Grokking"), the grokking workload; and the small causal
+transformer it (and ``charlm``) uses.
+
+Every pair ``(a, b)`` with ``a, b in [0, p)`` (``b != 0`` for ``/``, where ``a / b = a * b^(p-2) mod p``, i.e. ``a``
+times the inverse of ``b``) becomes the sequence ``[a, op, b, =]`` over a vocabulary of ``p + 2`` tokens
+(``op = p``, ``= = p + 1``); the target is the result. A seeded permutation puts ``train_fraction`` of the pairs in
+the training set and the rest in the validation set.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from descentlab.tasks.base import Task, seeded_generator
+
+OPS = ("+", "-", "*", "/")
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: causal multi-head self-attention and a GELU MLP, both residual."""
+
+    def __init__(self, width: int, heads: int, mlp: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} must be divisible by heads {heads}")
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.ln2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width))
+
+    def forward(self, h: Tensor) -> Tensor:
+        b, t, d = h.shape
+        q, k, v = self.qkv(self.ln1(h)).split(d, dim=-1)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        h = h + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        return h + self.mlp(self.ln2(h))
+
+
+class Transformer(nn.Module):
+    """Decoder-only (causal) transformer with learned positional embeddings and no dropout.
+
+    ``forward(tokens [B, T]) -> logits``: ``[B, outputs]`` from the last position when ``last_only``, else
+    ``[B, T, outputs]``.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        outputs: int,
+        context: int,
+        width: int = 128,
+        heads: int = 4,
+        depth: int = 2,
+        mlp: int | None = None,
+        last_only: bool = False,
+    ):
+        super().__init__()
+        self.context = context
+        self.last_only = last_only
+        self.tok = nn.Embedding(vocab, width)
+        self.pos = nn.Embedding(context, width)
+        self.blocks = nn.ModuleList(Block(width, heads, mlp or 4 * width) for _ in range(depth))
+        self.ln = nn.LayerNorm(width)
+        self.head = nn.Linear(width, outputs)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        t = tokens.shape[1]
+        if t > self.context:
+            raise ValueError(f"sequence length {t} exceeds the context {self.context}")
+        h = self.tok(tokens) + self.pos(torch.arange(t, device=tokens.device))
+        for blk in self.blocks:
+            h = blk(h)
+        if self.last_only:
+            h = h[:, -1]
+        return self.head(self.ln(h))
+
+
+def modular_table(p: int, op: str) -> tuple[Tensor, Tensor]:
+    """All equations: tokens ``[N, 4]`` = ``[a, op, b, =]`` and results ``[N]`` (int64), ``N = p^2`` or ``p(p-1)``."""
+    a = torch.arange(p).repeat_interleave(p)
+    b = torch.arange(p).repeat(p)
+    if op == "/":
+        keep = b != 0
+        a, b = a[keep], b[keep]
+        inv = torch.tensor([pow(int(v), p - 2, p) for v in range(p)])  # Fermat: b^(p-2) = b^(-1) mod p
+        res = (a * inv[b]) % p
+    elif op == "+":
+        res = (a + b) % p
+    elif op == "-":
+        res = (a - b) % p
+    elif op == "*":
+        res = (a * b) % p
+    else:
+        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    x = torch.stack([a, torch.full_like(a, p), b, torch.full_like(a, p + 1)], dim=1)
+    return x, res
+
+
+def _is_prime(p: int) -> bool:
+    return p >= 2 and all(p % d for d in range(2, int(p**0.5) + 1))
+
+
+def make_modular(
+    p: int = 97,
+    op: str = "+",
+    train_fraction: float = 0.5,
+    width: int = 128,
+    heads: int = 4,
+    depth: int = 2,
+    seed: int = 0,
+) -> Task:
+    """``a op b mod p`` with a 2-layer causal transformer (width 128, 4 heads, MLP 4*width) read out at ``=``."""
+    if op not in OPS:
+        raise ValueError(f"modular: op must be one of {OPS}, got {op!r}")
+    if not isinstance(p, int) or p < 2 or (op == "/" and not _is_prime(p)):
+        raise ValueError(f"modular: p must be an integer >= 2 (a prime for '/'), got {p!r}")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"modular: train_fraction must be in (0, 1), got {train_fraction!r}")
+    for nm, v in (("width", width), ("heads", heads), ("depth", depth)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"modular: {nm} must be a positive integer, got {v!r}")
+    if width % heads:
+        raise ValueError(f"modular: width {width} must be divisible by heads {heads}")
+    x, y = modular_table(p, op)
+    perm = torch.randperm(len(y), generator=seeded_generator(seed))
+    n_train = int(round(train_fraction * len(y)))
+    tr, va = perm[:n_train], perm[n_train:]
+    return Task(
+        name="modular",
+        train_data=(x[tr], y[tr]),
+        val_data=(x[va], y[va]),
+        model_factory=lambda s: Transformer(p + 2, p, 4, width, heads, depth, 4 * width, last_only=True),
+        description=f"a {op} b mod {p} (grokking)",
+        kind="classification",
+        default_batch_size=512,
+        default_lr=1e-3,
+        default_steps=10000,
+        default_eval_every=100,
+        config={"p": p, "op": op, "train_fraction": train_fraction, "width": width, "heads": heads,
+                "depth": depth, "seed": seed},
+    )
+
+
+from descentlab.tasks import register  # noqa: E402
+
+register("modular", make_modular, "a op b mod p with a small transformer (the grokking workload)")
