@@ -26,7 +26,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@set -e; for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f; done
+	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -104,7 +104,7 @@ def test_interpolate_moves_buffers_and_leaves_models_untouched():
         assert res.loss[0] == pytest.approx(float(CE(a(x), y)), rel=1e-5)
         assert res.loss[-1] == pytest.approx(float(CE(b(x), y)), rel=1e-5)
         mid = bn_mlp(0).eval()  # halfway: parameters AND running statistics averaged
-        for (n, t), u in zip(mid.state_dict().items(), b.state_dict().values()):
+        for t, u in zip(mid.state_dict().values(), b.state_dict().values()):
             if t.dtype.is_floating_point:
                 t.copy_(0.5 * (t + u))
         assert res.loss[2] == pytest.approx(float(CE(mid(x), y)), rel=1e-5)

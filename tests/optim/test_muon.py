@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.optim._muon as torch_muon_module
 from torch import nn
 
-import torch.optim._muon as torch_muon_module
 from descentlab.optim import create
 from descentlab.optim.muon import Muon, muon_param_groups
 from descentlab.optim.orthogonalize import orthogonalize, singular_value_band
@@ -143,7 +143,9 @@ def test_adamw_groups_match_torch_adamw():
     ref_model = copy.deepcopy(model)
     hp = dict(lr=1e-2, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.05)
     opt = Muon(muon_param_groups(model, **hp), lr=0.0)  # Muon matrices frozen: the reference never moves them
-    ref_adam_params = [p for n, p in ref_model.named_parameters() if n not in ("conv.weight", "hidden.weight")]
+    ref_adam_params = [
+        p for n, p in ref_model.named_parameters() if n not in ("conv.weight", "hidden.weight")
+    ]
     ref = torch.optim.AdamW(ref_adam_params, **hp)
     x = torch.randint(0, 11, (4, 7))
     for _ in range(4):

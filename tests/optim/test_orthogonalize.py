@@ -110,7 +110,9 @@ def test_output_keeps_dtype_and_shape_and_is_scale_invariant():
     G = torch.randn(7, 9)
     out = orthogonalize(G)
     assert out.dtype == G.dtype and out.shape == G.shape
-    assert torch.allclose(orthogonalize(1e3 * G, dtype=torch.float32), orthogonalize(G, dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(
+        orthogonalize(1e3 * G, dtype=torch.float32), orthogonalize(G, dtype=torch.float32), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

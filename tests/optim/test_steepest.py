@@ -61,7 +61,9 @@ def test_one_step_formulas():
     g = torch.tensor([[3.0, -4.0, 0.5], [0.0, 1.0, -2.0]], dtype=torch.float64)
     lr = 0.1
     torch.testing.assert_close(one_step(g, lr=lr, norm="linf"), -lr * torch.sign(g))
-    torch.testing.assert_close(one_step(g, lr=lr, norm="linf", scale="dual"), -lr * g.abs().sum() * torch.sign(g))
+    torch.testing.assert_close(
+        one_step(g, lr=lr, norm="linf", scale="dual"), -lr * g.abs().sum() * torch.sign(g)
+    )
     torch.testing.assert_close(one_step(g, lr=lr, norm="l2"), -lr * g / g.norm())
     torch.testing.assert_close(one_step(g, lr=lr, norm="l2", scale="dual"), -lr * g)  # plain gradient descent
     e = torch.zeros_like(g)

@@ -9,7 +9,6 @@ works unchanged and neither endpoint model is modified.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -94,7 +93,7 @@ class Curve:
         return out[0] if ts.ndim == 0 else out
 
     def _recomputed_buffers(self, w: Tensor) -> dict[str, Tensor]:
-        """BatchNorm running statistics recomputed at weights w on a few batches (cumulative average)."""
+        """BatchNorm running statistics recomputed at weights w on the first ``bn_batches`` batches (their average)."""
         bufs = {k: v.clone() for k, v in self.buffers.items()}
         norms = [(name, m) for name, m in self.model.named_modules() if isinstance(m, _NORMS)]
         saved = [(m, m.momentum) for _, m in norms]
@@ -109,7 +108,7 @@ class Curve:
                 m.momentum = None  # cumulative moving average over the batches below
             with torch.no_grad(), training_mode(self.model, True):
                 params = self.flat.to_dict(w)
-                for x, _ in itertools.islice(itertools.cycle(self.batches), max(1, self.bn_batches)):
+                for x, _ in self.batches[: max(1, self.bn_batches)]:
                     functional_call(self.model, (params, bufs), (x,), tie_weights=True)
         finally:
             for m, mom in saved:

@@ -81,7 +81,9 @@ class HessianOperator:
         for x, y in self.batches:
             w = self.flat.vector.clone().requires_grad_(True)
             with training_mode(self.model, False), _math_attention():
-                out = functional_call(self.model, (self.flat.to_dict(w), self.buffers), (x,), tie_weights=True)
+                out = functional_call(
+                    self.model, (self.flat.to_dict(w), self.buffers), (x,), tie_weights=True
+                )
                 loss = self.criterion(out, y)
             (g,) = torch.autograd.grad(loss, w)
             n = int(y.shape[0]) / self.total
@@ -137,12 +139,20 @@ def hessian_vector_product(
 
 
 # ----------------------------------------------------------------------------------------------- eigenvalues
-class Eigen(NamedTuple):
-    """Eigenvalues (descending for largest/magnitude, ascending for smallest), eigenvectors (k x N) and HVPs."""
+class Eigen(tuple):
+    """``(values, vectors)``: eigenvalues (descending; ascending for "smallest") and unit eigenvectors (k x N).
+
+    Unpacks as a pair; ``.values``, ``.vectors`` and ``.hvps`` (Hessian-vector products used) are attributes.
+    """
 
     values: np.ndarray
     vectors: Tensor
     hvps: int
+
+    def __new__(cls, values: np.ndarray, vectors: Tensor, hvps: int) -> Eigen:
+        self = super().__new__(cls, (values, vectors))
+        self.values, self.vectors, self.hvps = values, vectors, int(hvps)
+        return self
 
 
 def _select(theta: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -264,12 +274,20 @@ def hessian_eigenvalues(
 
 
 # ----------------------------------------------------------------------------------------------- trace
-class Estimate(NamedTuple):
-    """A Monte Carlo estimate: ``mean`` and its ``standard_error`` (plus how many HVPs it used)."""
+class Estimate(tuple):
+    """A Monte Carlo estimate ``(mean, standard_error)``; ``.hvps`` says how many HVPs it used."""
 
     mean: float
     standard_error: float
-    hvps: int = 0
+    hvps: int
+
+    def __new__(cls, mean: float, standard_error: float, hvps: int = 0) -> Estimate:
+        self = super().__new__(cls, (float(mean), float(standard_error)))
+        self.mean, self.standard_error, self.hvps = float(mean), float(standard_error), int(hvps)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Estimate(mean={self.mean!r}, standard_error={self.standard_error!r}, hvps={self.hvps})"
 
 
 def _rademacher(n: int, gen: torch.Generator, count: int | None = None) -> Tensor:

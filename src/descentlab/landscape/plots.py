@@ -92,7 +92,10 @@ def plot_spectral_density(
 
 
 def plot_curves(
-    results: Sequence[LineResult], path: str | Path, labels: Sequence[str] | None = None, title: str | None = None
+    results: Sequence[LineResult],
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> Path:
     """Loss along several paths in t in [0, 1] (e.g. the straight line vs a trained Bezier curve)."""
     results = list(results)

@@ -24,7 +24,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 Batch = tuple[Tensor, Tensor]
-Data = Union[Batch, Iterable[Batch]]
+Data = Union[Batch, Iterable[Batch]]  # noqa: UP007 (a runtime alias)
 Criterion = Callable[[Tensor, Tensor], Tensor]
 
 NORMALIZATIONS = ("filter", "layer", "none")
@@ -46,7 +46,9 @@ def as_batches(data: Any) -> list[Batch]:
         raise ValueError("data is empty: give at least one (inputs, targets) batch")
     for i, b in enumerate(batches):
         if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(isinstance(t, Tensor) for t in b)):
-            raise TypeError(f"batch {i} of data is not an (inputs, targets) pair of tensors: {type(b).__name__}")
+            raise TypeError(
+                f"batch {i} of data is not an (inputs, targets) pair of tensors: {type(b).__name__}"
+            )
     return [(b[0], b[1]) for b in batches]
 
 
@@ -225,7 +227,9 @@ def evaluate_points(
     chunk = int(max(1, min(n_points, memory_budget // max(per_point, 1))))
 
     def one(w: Tensor, bufs: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        out = functional_call(model, ({**flat.to_dict(w), **bufs}, fixed), (x,), tie_weights=True, strict=False)
+        out = functional_call(
+            model, ({**flat.to_dict(w), **bufs}, fixed), (x,), tie_weights=True, strict=False
+        )
         loss = criterion(out, y)
         if is_classification(out, y):
             hits = (out.argmax(-1) == y).sum().to(loss.dtype)
@@ -340,9 +344,13 @@ def _direction_vector(flat: FlatParams, model: nn.Module, direction: Any, name: 
         return flat.from_dict(direction, fill_missing=True)
     if isinstance(direction, Tensor):
         if direction.numel() != flat.numel:
-            raise ValueError(f"{name} has {direction.numel()} elements, the model has {flat.numel} parameters")
+            raise ValueError(
+                f"{name} has {direction.numel()} elements, the model has {flat.numel} parameters"
+            )
         return direction.detach().reshape(-1).to(flat.vector)
-    raise TypeError(f"{name} must be None, an nn.Module, a name->tensor dict or a flat tensor, got {direction!r}")
+    raise TypeError(
+        f"{name} must be None, an nn.Module, a name->tensor dict or a flat tensor, got {direction!r}"
+    )
 
 
 def _check_span(span: Any, name: str) -> tuple[float, float]:
@@ -420,7 +428,9 @@ def plane(
     try:
         (span_a, span_b), (pa, pb) = span, points
     except (TypeError, ValueError):
-        raise ValueError(f"span must be two (low, high) pairs and points two integers, got {span!r}, {points!r}")
+        raise ValueError(
+            f"span must be two (low, high) pairs and points two integers, got {span!r}, {points!r}"
+        ) from None
     lo_a, hi_a = _check_span(span_a, "span[0]")
     lo_b, hi_b = _check_span(span_b, "span[1]")
     pa, pb = _check_points(pa, "points[0]"), _check_points(pb, "points[1]")
@@ -433,7 +443,9 @@ def plane(
     d2 = _direction_vector(flat, model, directions[1], "directions[1]")
     alphas = torch.linspace(lo_a, hi_a, pa, dtype=torch.float64)
     betas = torch.linspace(lo_b, hi_b, pb, dtype=torch.float64)
-    grid = torch.cartesian_prod(alphas, betas)  # (pa*pb, 2), beta fastest -> loss[i, j] = (alphas[i], betas[j])
+    grid = torch.cartesian_prod(
+        alphas, betas
+    )  # (pa*pb, 2), beta fastest -> loss[i, j] = (alphas[i], betas[j])
     with training_mode(model, False):
         loss, acc = evaluate_points(
             model, criterion, batches, flat.vector, torch.stack([d1, d2]), grid, flat, buffers_of(model),

@@ -148,7 +148,15 @@ def average_flatness(
     with training_mode(model, False):
         base_loss, _ = evaluate(model, criterion, batches, flat.to_dict(flat.vector), buffers)
         losses, _ = evaluate_points(
-            model, criterion, batches, flat.vector, noise, torch.eye(samples), flat, buffers, vectorize=vectorize
+            model,
+            criterion,
+            batches,
+            flat.vector,
+            noise,
+            torch.eye(samples),
+            flat,
+            buffers,
+            vectorize=vectorize,
         )
     diffs = np.asarray(losses) - base_loss
     return Estimate(float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(samples)), 0)

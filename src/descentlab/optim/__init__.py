@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from descentlab.optim.registry import available, create, describe, params_of, register
-from descentlab.optim.orthogonalize import orthogonalize  # noqa: E402
-from descentlab.optim.muon import Muon, muon_param_groups  # noqa: E402
-from descentlab.optim.steepest import SteepestDescent  # noqa: E402
+from descentlab.optim.orthogonalize import orthogonalize  # noqa: F401
+from descentlab.optim.muon import Muon, muon_param_groups  # noqa: F401
+from descentlab.optim.steepest import SteepestDescent  # noqa: F401
 
 # Each module registers its names on import.
 from descentlab.optim import torch_classics as _torch_classics  # noqa: E402,F401,I001

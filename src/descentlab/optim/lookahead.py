@@ -32,9 +32,13 @@ MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
 class Lookahead(torch.optim.Optimizer):
     """Lookahead around an optimizer instance ``base_optimizer`` (exposed as ``.base_optimizer``; param groups shared)."""
 
-    def __init__(self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5, pullback: str = "none"):
+    def __init__(
+        self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5, pullback: str = "none"
+    ):
         if not isinstance(base_optimizer, torch.optim.Optimizer):
-            raise TypeError(f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}")
+            raise TypeError(
+                f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}"
+            )
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
         if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
@@ -47,7 +51,9 @@ class Lookahead(torch.optim.Optimizer):
         self.k, self.alpha, self.pullback = k, float(alpha), pullback
         self.defaults = dict(base_optimizer.defaults)
         self.param_groups = base_optimizer.param_groups
-        self.state: dict[Tensor, dict[str, Tensor]] = {}  # slow weights (and slow momenta), keyed by parameter
+        self.state: dict[
+            Tensor, dict[str, Tensor]
+        ] = {}  # slow weights (and slow momenta), keyed by parameter
         self.lookahead_step = 0
         for p in self._params():
             self.state[p] = {"slow": p.detach().clone()}
@@ -109,8 +115,13 @@ class Lookahead(torch.optim.Optimizer):
         sd = self.base_optimizer.state_dict()
         index = {p: i for i, p in enumerate(self._params())}
         slow = {index[p]: {k: v.clone() for k, v in s.items()} for p, s in self.state.items() if p in index}
-        sd["lookahead"] = {"step": self.lookahead_step, "k": self.k, "alpha": self.alpha, "pullback": self.pullback,
-                           "slow": slow}
+        sd["lookahead"] = {
+            "step": self.lookahead_step,
+            "k": self.k,
+            "alpha": self.alpha,
+            "pullback": self.pullback,
+            "slow": slow,
+        }
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -118,12 +129,16 @@ class Lookahead(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         la = state_dict.pop("lookahead", None)
         if la is None:
-            raise ValueError("state_dict has no 'lookahead' entry; it was not saved by Lookahead.state_dict()")
+            raise ValueError(
+                "state_dict has no 'lookahead' entry; it was not saved by Lookahead.state_dict()"
+            )
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         params = self._params()
         if any(i >= len(params) for i in la["slow"]):
-            raise ValueError(f"state_dict has slow weights for {len(la['slow'])} parameters, optimizer has {len(params)}")
+            raise ValueError(
+                f"state_dict has slow weights for {len(la['slow'])} parameters, optimizer has {len(params)}"
+            )
         self.lookahead_step = int(la["step"])
         self.k, self.alpha, self.pullback = la["k"], la["alpha"], la["pullback"]
         self.state = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,7 +23,7 @@ from descentlab.optim.registry import ParamsOrModel, params_of, register
 __all__ = ["ADJUST_LR", "Muon", "muon_param_groups", "muon_lr_ratio"]
 
 ADJUST_LR = ("original", "match_rms_adamw", None)
-HeadSpec = Union[nn.Module, str, Sequence[Union[nn.Module, str]], None]
+HeadSpec = nn.Module | str | Sequence[nn.Module | str] | None
 
 
 def muon_lr_ratio(adjust_lr: str | None, rows: int, cols: int) -> float:
@@ -38,8 +38,15 @@ def muon_lr_ratio(adjust_lr: str | None, rows: int, cols: int) -> float:
     raise ValueError(f"adjust_lr must be one of {ADJUST_LR}, got {adjust_lr!r}")
 
 
-def _check_number(name: str, value: Any, low: float = 0.0, high: float | None = None, open_high: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+def _check_number(
+    name: str, value: Any, low: float = 0.0, high: float | None = None, open_high: bool = False
+) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= low
+    )
     if ok and high is not None:
         ok = value < high if open_high else value <= high
     if not ok:
@@ -233,9 +240,13 @@ def _head_modules(model: nn.Module, head: HeadSpec) -> list[nn.Module]:
                 h = model.get_submodule(h)
             except AttributeError:
                 names = [n for n, _ in model.named_modules() if n]
-                raise ValueError(f"head {h!r} is not a submodule of the model (submodules: {names})") from None
+                raise ValueError(
+                    f"head {h!r} is not a submodule of the model (submodules: {names})"
+                ) from None
         if not isinstance(h, nn.Module):
-            raise TypeError(f"head must be an nn.Module, a submodule name, or a list of them; got {type(h).__name__}")
+            raise TypeError(
+                f"head must be an nn.Module, a submodule name, or a list of them; got {type(h).__name__}"
+            )
         out.append(h)
     return out
 

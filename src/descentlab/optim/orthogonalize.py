@@ -158,7 +158,9 @@ def orthogonalize(
     if not isinstance(G, Tensor):
         raise TypeError(f"G must be a torch.Tensor, got {type(G).__name__}")
     if G.ndim < 2:
-        raise ValueError(f"G must have at least 2 dimensions (a matrix or a batch of them), got shape {tuple(G.shape)}")
+        raise ValueError(
+            f"G must have at least 2 dimensions (a matrix or a batch of them), got shape {tuple(G.shape)}"
+        )
     if method not in METHODS:
         raise ValueError(f"unknown orthogonalization method {method!r} (allowed: {', '.join(METHODS)})")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

@@ -44,7 +44,10 @@ def disable_running_stats(model: nn.Module) -> Iterator[None]:
     """Inside the block, normalization layers of ``model`` keep their running statistics (buffers restored on exit)."""
     saved = []
     for module in model.modules():
-        if getattr(module, "track_running_stats", False) and getattr(module, "running_mean", None) is not None:
+        if (
+            getattr(module, "track_running_stats", False)
+            and getattr(module, "running_mean", None) is not None
+        ):
             buffers = {
                 name: buf.clone()
                 for name, buf in module.named_buffers(recurse=False)
@@ -77,10 +80,18 @@ def sam_perturbation(grads: list[Tensor], rho: float, p: float) -> list[Tensor]:
     if not grads:
         return []
     q = _dual_exponent(p)
-    gmax = torch.stack([g.detach().abs().max().float() for g in grads]).max()
+    work = torch.promote_types(grads[0].dtype, torch.float32)  # half precision is computed in float32
+    if p == 2.0:  # the common case in one pass: rho g / ||g||_2
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.detach(), dtype=work) for g in grads])
+        )
+        if not (torch.isfinite(norm) and norm > 0):
+            return [torch.zeros_like(g) for g in grads]
+        return [g.detach() * (rho / norm).to(g.dtype) for g in grads]
+    gmax = torch.stack([g.detach().abs().max().to(work) for g in grads]).max()
     if not (torch.isfinite(gmax) and gmax > 0):
         return [torch.zeros_like(g) for g in grads]
-    scaled = [g.detach().float() / gmax for g in grads]  # |a| <= 1 with max 1: no overflow in |a|^q
+    scaled = [g.detach().to(work) / gmax for g in grads]  # |a| <= 1 with max 1: no overflow in |a|^q
     if math.isinf(q):  # p = 1: all of rho on the coordinates of largest |g|, shared among ties
         masks = [(a.abs() == 1.0).float() for a in scaled]
         count = sum(m.sum() for m in masks)
@@ -88,7 +99,9 @@ def sam_perturbation(grads: list[Tensor], rho: float, p: float) -> list[Tensor]:
     if q == 1.0:  # p = inf
         return [(rho * torch.sign(a)).to(g.dtype) for a, g in zip(scaled, grads)]
     norm_q = sum(a.abs().pow(q).sum() for a in scaled) ** (1.0 / q)
-    return [(rho * torch.sign(a) * (a.abs() / norm_q).pow(q - 1.0)).to(g.dtype) for a, g in zip(scaled, grads)]
+    return [
+        (rho * torch.sign(a) * (a.abs() / norm_q).pow(q - 1.0)).to(g.dtype) for a, g in zip(scaled, grads)
+    ]
 
 
 class SAM(torch.optim.Optimizer):
@@ -149,7 +162,12 @@ class SAM(torch.optim.Optimizer):
         if self._backup:
             raise RuntimeError("first_step called twice without second_step/unperturb in between")
         pairs = self._params_with_grad()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and not self.local_perturbation:
+        if (
+            dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+            and not self.local_perturbation
+        ):
             world = dist.get_world_size()
             for p, _ in pairs:
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
@@ -251,7 +269,11 @@ def _sam_factory(adaptive: bool, default_rho: float) -> Callable[..., SAM]:
     return factory
 
 
-register("sam", _sam_factory(False, 0.05), "SAM: step at w with the gradient at w + rho g/||g|| (Foret et al. 2021)")
+register(
+    "sam",
+    _sam_factory(False, 0.05),
+    "SAM: step at w with the gradient at w + rho g/||g|| (Foret et al. 2021)",
+)
 register(
     "asam",
     _sam_factory(True, 0.5),

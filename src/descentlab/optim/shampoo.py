@@ -159,7 +159,7 @@ class Shampoo(torch.optim.Optimizer):
         state = self._init_state(p, group)
         state["step"] += 1
         t = state["step"]
-        lr, (beta1, beta2) = group["lr"], group["betas"]
+        lr, beta1 = group["lr"], group["betas"][0]
         grafting, geps = group["grafting"], group["grafting_epsilon"]
 
         # Grafting statistics and the first moment see the raw gradient.
@@ -222,7 +222,9 @@ class Shampoo(torch.optim.Optimizer):
                     else:
                         s_norm = torch.linalg.vector_norm(shampoo_dir)
                         g_norm = torch.linalg.vector_norm(d2[rs, cs])
-                        scale = torch.where(s_norm > 0, g_norm / s_norm.clamp_min(torch.finfo(s_norm.dtype).tiny), 0)
+                        scale = torch.where(
+                            s_norm > 0, g_norm / s_norm.clamp_min(torch.finfo(s_norm.dtype).tiny), 0
+                        )
                         out[rs, cs] = shampoo_dir * scale
                 i += 1
         return out.view_as(p)

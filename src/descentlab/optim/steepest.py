@@ -74,7 +74,9 @@ class SteepestDescent(torch.optim.Optimizer):
         ns_method: str = "newton_schulz",
         ns_steps: int = 5,
     ) -> None:
-        defaults = dict(lr=lr, norm=norm, momentum=momentum, scale=scale, ns_method=ns_method, ns_steps=ns_steps)
+        defaults = dict(
+            lr=lr, norm=norm, momentum=momentum, scale=scale, ns_method=ns_method, ns_steps=ns_steps
+        )
         _validate(defaults)
         super().__init__(params, defaults)
 
@@ -106,8 +108,10 @@ class SteepestDescent(torch.optim.Optimizer):
                 d = lmo(m, group["norm"], group["ns_method"], group["ns_steps"])
                 step = group["lr"]
                 if group["scale"] == "dual":
-                    step = step * float(-(m * d).sum()) if group["norm"] == "spectral" else step * float(
-                        dual_norm(m, group["norm"])
+                    step = (
+                        step * float(-(m * d).sum())
+                        if group["norm"] == "spectral"
+                        else step * float(dual_norm(m, group["norm"]))
                     )
                 p.add_(d, alpha=step)
         return loss
@@ -141,7 +145,13 @@ def _factory(**fixed: Any) -> Callable[..., SteepestDescent]:
     return create
 
 
-register("steepest", _factory(lr=0.01), "Steepest descent under a norm (l2 / linf / l1 / spectral), LMO or dual step")
+register(
+    "steepest",
+    _factory(lr=0.01),
+    "Steepest descent under a norm (l2 / linf / l1 / spectral), LMO or dual step",
+)
 register("signsgd", _factory(lr=1e-3, norm="linf"), "signSGD: x -= lr sign(g) (linf steepest descent)")
-register("signum", _factory(lr=1e-3, norm="linf", momentum=0.9), "Signum: sign of the gradient's EMA (beta 0.9)")
+register(
+    "signum", _factory(lr=1e-3, norm="linf", momentum=0.9), "Signum: sign of the gradient's EMA (beta 0.9)"
+)
 register("normalized_sgd", _factory(lr=0.01, norm="l2"), "Normalized SGD: x -= lr g / ||g||_2")

@@ -240,7 +240,16 @@ class _StudyBar:
             self._progress.advance(self._task, n)
 
 
-# Studies register themselves on import.
-from descentlab.studies import sgd_noise_floor as _sgd_noise_floor  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package: each registers its study (one file per study)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()
 
 __all__ = ["Claim", "Study", "StudyContext", "StudyResult", "available", "describe", "get", "register", "run"]

@@ -37,6 +37,12 @@ def get(name: str, **kw: Any) -> Task:
 
 
 # Concrete workloads register themselves on import.
+from descentlab.tasks import charlm as _charlm  # noqa: E402,F401
+from descentlab.tasks import digits as _digits  # noqa: E402,F401
 from descentlab.tasks import functions as _functions  # noqa: E402,F401
+from descentlab.tasks import imbalance as _imbalance  # noqa: E402,F401
+from descentlab.tasks import logreg as _logreg  # noqa: E402,F401
+from descentlab.tasks import mnist1d as _mnist1d  # noqa: E402,F401
+from descentlab.tasks import modular as _modular  # noqa: E402,F401
 
 __all__ = ["Batch", "BatchStream", "Task", "available", "describe", "get", "register"]

@@ -23,7 +23,9 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
-def digits_data(val_fraction: float = 0.2, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+def digits_data(
+    val_fraction: float = 0.2, seed: int = 0
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """(train, val) tensors ``(x float32 [N, 64], y int64 [N])`` from a seeded split of ``load_digits``."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")

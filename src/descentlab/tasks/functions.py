@@ -264,7 +264,14 @@ def make_multiminima(
         st,
         (0.0, 0.0),
         _check_noise(noise),
-        {"bowl": bowl, "ripple": ripple, "frequency": frequency, "start": list(st), "noise": noise, "seed": seed},
+        {
+            "bowl": bowl,
+            "ripple": ripple,
+            "frequency": frequency,
+            "start": list(st),
+            "noise": noise,
+            "seed": seed,
+        },
         default_lr=1e-2,
         default_steps=2000,
         description="quadratic bowl with cosine ripples (many local minima)",
@@ -273,6 +280,10 @@ def make_multiminima(
 
 from descentlab.tasks import register  # noqa: E402
 
-register("rosenbrock", make_rosenbrock, "Rosenbrock's 2-D valley; option noise adds N(0, sigma^2) gradient noise")
+register(
+    "rosenbrock", make_rosenbrock, "Rosenbrock's 2-D valley; option noise adds N(0, sigma^2) gradient noise"
+)
 register("quadratic", make_quadratic, "2-D quadratic with condition number kappa (optionally rotated, noisy)")
-register("multiminima", make_multiminima, "2-D bowl with cosine ripples: many local minima (noise escapes them)")
+register(
+    "multiminima", make_multiminima, "2-D bowl with cosine ripples: many local minima (noise escapes them)"
+)

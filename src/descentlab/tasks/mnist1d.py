@@ -115,11 +115,19 @@ def make_mnist1d_mlp(
     """MLP (``depth`` hidden ReLU layers of ``width``) on MNIST-1D; ``seed=42`` is the package's standard data."""
     if not isinstance(width, int) or width < 1 or not isinstance(depth, int) or depth < 0:
         raise ValueError(f"mnist1d_mlp: need integer width >= 1 and depth >= 0, got {width!r}, {depth!r}")
-    cfg = {"width": width, "depth": depth, "num_samples": num_samples, "label_noise": label_noise, "seed": seed}
+    cfg = {
+        "width": width,
+        "depth": depth,
+        "num_samples": num_samples,
+        "label_noise": label_noise,
+        "seed": seed,
+    }
     return _task("mnist1d_mlp", lambda s: mlp(width, depth), cfg, num_samples, label_noise, seed)
 
 
-def make_mnist1d_cnn(channels: int = 25, num_samples: int = 5000, label_noise: float = 0.0, seed: int = 42) -> Task:
+def make_mnist1d_cnn(
+    channels: int = 25, num_samples: int = 5000, label_noise: float = 0.0, seed: int = 42
+) -> Task:
     """The paper's 3-layer Conv1d network (``channels`` per layer) on MNIST-1D."""
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"mnist1d_cnn: channels must be a positive integer, got {channels!r}")
@@ -129,5 +137,7 @@ def make_mnist1d_cnn(channels: int = 25, num_samples: int = 5000, label_noise: f
 
 from descentlab.tasks import register  # noqa: E402
 
-register("mnist1d_mlp", make_mnist1d_mlp, "MLP on MNIST-1D (generated offline; options width, depth, label_noise)")
+register(
+    "mnist1d_mlp", make_mnist1d_mlp, "MLP on MNIST-1D (generated offline; options width, depth, label_noise)"
+)
 register("mnist1d_cnn", make_mnist1d_cnn, "the MNIST-1D paper's small 1-D CNN")

@@ -32,12 +32,16 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width))
 
-    def forward(self, h: Tensor) -> Tensor:
+    def forward(self, h: Tensor, last_only: bool = False) -> Tensor:
+        """``[B, T, D] -> [B, T, D]``; with ``last_only`` just the last position, ``[B, 1, D]`` (the same values,
+        computed with one query instead of ``T``: the last position may attend to every key)."""
         b, t, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).split(d, dim=-1)
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        h = h + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        if last_only:
+            q, h = q[:, -1:], h[:, -1:]
+        q, k, v = (z.reshape(b, z.shape[1], self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)
+        h = h + self.proj(att.transpose(1, 2).reshape(b, h.shape[1], d))
         return h + self.mlp(self.ln2(h))
 
 
@@ -73,8 +77,8 @@ class Transformer(nn.Module):
         if t > self.context:
             raise ValueError(f"sequence length {t} exceeds the context {self.context}")
         h = self.tok(tokens) + self.pos(torch.arange(t, device=tokens.device))
-        for blk in self.blocks:
-            h = blk(h)
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, last_only=self.last_only and i == len(self.blocks) - 1)
         if self.last_only:
             h = h[:, -1]
         return self.head(self.ln(h))
@@ -141,8 +145,15 @@ def make_modular(
         default_lr=1e-3,
         default_steps=10000,
         default_eval_every=100,
-        config={"p": p, "op": op, "train_fraction": train_fraction, "width": width, "heads": heads,
-                "depth": depth, "seed": seed},
+        config={
+            "p": p,
+            "op": op,
+            "train_fraction": train_fraction,
+            "width": width,
+            "heads": heads,
+            "depth": depth,
+            "seed": seed,
+        },
     )
 
 

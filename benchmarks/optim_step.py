@@ -1,0 +1,199 @@
+"""Optimizer step time side by side with its anchor, printed as ratios measured in one run.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/optim_step.py            # every comparison
+    .venv/bin/python benchmarks/optim_step.py --only muon_vs_torch --reps 7
+
+Each comparison is one function returning rows (dicts: name, ours_s, anchor_s, ratio, note); ``main`` runs the
+selected ones and prints one table. Add a comparison by writing a function and listing it in COMPARISONS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from descentlab.optim.muon import Muon
+from descentlab.optim.orthogonalize import orthogonalize, singular_value_band
+
+# 12 x 512x512 + 4 x 2048x512 + 4 x 512x2048 = 11.5 M parameters (issue 3).
+MUON_SHAPES = [(512, 512)] * 12 + [(2048, 512)] * 4 + [(512, 2048)] * 4
+
+
+def median_time(fn: Callable[[], object], reps: int) -> float:
+    """Median wall time of ``fn`` over ``reps`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def paired_median_times(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], reps: int
+) -> tuple[float, float]:
+    """Median wall times of ``fn_a`` and ``fn_b`` timed alternately (one warm-up each), so that load from
+    other processes hits both alike."""
+    fn_a()
+    fn_b()
+    times_a, times_b = [], []
+    for _ in range(reps):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def _muon_params(seed: int = 0) -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(s, generator=g) * 0.02) for s in MUON_SHAPES]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g)
+    return params
+
+
+def _band_over(matrices: list[torch.Tensor]) -> tuple[float, float]:
+    bands = [singular_value_band(m) for m in matrices]
+    return min(b[0] for b in bands), max(b[1] for b in bands)
+
+
+def muon_vs_torch(reps: int) -> list[dict]:
+    """descentlab Muon vs torch.optim.Muon (same hyper-parameters, default precision of each) on MUON_SHAPES."""
+    ours_params, torch_params = _muon_params(), _muon_params()
+    ours = Muon(ours_params, lr=0.02, momentum=0.95, weight_decay=0.0)
+    anchor = torch.optim.Muon(torch_params, lr=0.02, momentum=0.95, weight_decay=0.0, adjust_lr_fn="original")
+    t_ours, t_torch = paired_median_times(ours.step, anchor.step, reps)
+    grads = [p.grad for p in ours_params]
+    from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
+
+    band_ours = _band_over([orthogonalize(g) for g in grads])
+    band_torch = _band_over([torch_ns(g, (3.4445, -4.7750, 2.0315), 5, 1e-7) for g in grads])
+    note = f"band ours [{band_ours[0]:.3f}, {band_ours[1]:.3f}] vs torch [{band_torch[0]:.3f}, {band_torch[1]:.3f}]"
+    return [dict(name="muon step (11.5M params) vs torch.optim.Muon", ours_s=t_ours, anchor_s=t_torch,
+                 ratio=t_ours / t_torch, note=note)]  # fmt: skip
+
+
+def _distributed_worker(rank: int, world: int, init_file: str, reps: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    opt = Muon(_muon_params(), lr=0.02)
+
+    def step() -> None:
+        if world > 1:
+            dist.barrier()
+        opt.step()
+
+    t = median_time(step, reps)
+    if rank == 0:
+        with open(os.path.join(out_dir, f"t{world}"), "w") as f:
+            f.write(repr(t))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def muon_distributed(reps: int) -> list[dict]:
+    """Muon step on 2 gloo ranks vs 1 process, one torch thread per process."""
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for world in (1, 2):
+            init_file = os.path.join(tmp, f"init{world}")
+            mp.spawn(_distributed_worker, args=(world, init_file, reps, tmp), nprocs=world, join=True)
+            with open(os.path.join(tmp, f"t{world}")) as f:
+                times[world] = float(f.read())
+    return [dict(name="muon step, 2 gloo ranks vs 1 process (1 thread each)", ours_s=times[2], anchor_s=times[1],
+                 ratio=times[2] / times[1], note="each rank orthogonalizes half of each shape bucket")]  # fmt: skip
+
+
+def orthogonalize_vs_torch_ns(reps: int) -> list[dict]:
+    """orthogonalize (Gram iteration) vs torch.optim.Muon's Newton–Schulz on one 512x2048 matrix."""
+    from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
+
+    G = torch.randn(512, 2048)
+    t_ours, t_torch = paired_median_times(
+        lambda: orthogonalize(G), lambda: torch_ns(G, (3.4445, -4.7750, 2.0315), 5, 1e-7), reps
+    )
+    return [dict(name="orthogonalize 512x2048 vs torch NS", ours_s=t_ours, anchor_s=t_torch, ratio=t_ours / t_torch,
+                 note="Gram iteration on the 512 side, bf16 with one restart")]  # fmt: skip
+
+
+def singular_value_bands(seed: int = 0) -> list[str]:
+    """Markdown rows: (min, max) singular value of each method's output on 256x1024 matrices of cond 10 and 1e3."""
+    g = torch.Generator().manual_seed(seed)
+
+    def matrix(cond: float) -> torch.Tensor:
+        U, _ = torch.linalg.qr(torch.randn(256, 256, generator=g, dtype=torch.float64))
+        V, _ = torch.linalg.qr(torch.randn(1024, 256, generator=g, dtype=torch.float64))
+        s = torch.logspace(0, -math.log10(cond), 256, dtype=torch.float64)
+        return ((U * s) @ V.T).float()
+
+    methods = [("newton_schulz", torch.float32), ("newton_schulz", torch.bfloat16), ("polar_express", torch.float32),
+               ("polar_express", torch.bfloat16), ("svd", None)]  # fmt: skip
+    rows = ["| matrix | method (5 steps) | dtype | min sv | max sv |", "|---|---|---|---|---|"]
+    for cond in (10.0, 1e3):
+        G = matrix(cond)
+        for method, dtype in methods:
+            lo, hi = singular_value_band(orthogonalize(G, method=method, dtype=dtype))
+            dt = "float64" if dtype is None else str(dtype).removeprefix("torch.")
+            rows.append(f"| 256x1024, cond {cond:g} | {method} | {dt} | {lo:.3f} | {hi:.3f} |")
+    from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
+
+    for cond in (10.0, 1e3):
+        lo, hi = singular_value_band(torch_ns(matrix(cond), (3.4445, -4.7750, 2.0315), 5, 1e-7))
+        rows.append(f"| 256x1024, cond {cond:g} | torch.optim.Muon NS | bfloat16 | {lo:.3f} | {hi:.3f} |")
+    return rows
+
+
+COMPARISONS: dict[str, Callable[[int], list[dict]]] = {
+    "muon_vs_torch": muon_vs_torch,
+    "orthogonalize_vs_torch_ns": orthogonalize_vs_torch_ns,
+    "muon_distributed": muon_distributed,
+}
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per row: name, ours, anchor, ratio, note."""
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'comparison':<{width}}  {'ours (s)':>9}  {'anchor (s)':>10}  {'ratio':>6}  note")
+    for r in rows:
+        print(
+            f"{r['name']:<{width}}  {r['ours_s']:9.4f}  {r['anchor_s']:10.4f}  {r['ratio']:6.2f}  {r['note']}"
+        )
+
+
+def main() -> None:
+    """Run the selected comparisons and print one table of ratios (ours / anchor; < 1 is faster)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(COMPARISONS), help="comparisons to run (default: all)"
+    )
+    parser.add_argument(
+        "--reps", type=int, default=5, help="timed repetitions per measurement (median is kept)"
+    )
+    parser.add_argument("--bands", action="store_true", help="print the singular-value band table and exit")
+    args = parser.parse_args()
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1, got {args.reps}")
+    if args.bands:
+        print("\n".join(singular_value_bands()))
+        return
+    rows: list[dict] = []
+    for name in args.only or list(COMPARISONS):
+        rows.extend(COMPARISONS[name](args.reps))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
