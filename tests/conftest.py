@@ -10,7 +10,9 @@ from torch import nn
 
 from descentlab.tasks.base import Task
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the tests train tiny models, where a second thread costs more than it gives (and the machine is
+# often shared); benchmarks choose their own thread counts.
+torch.set_num_threads(1)
 
 
 def make_toy_task(n: int = 256, dim: int = 8, seed: int = 0) -> Task:

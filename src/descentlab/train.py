@@ -411,9 +411,8 @@ def train(
         status, note = "diverged", str(exc)
         record("diverged_step", step)
     except KeyboardInterrupt:
-        status, note = "interrupted", f"interrupted at step {step}"
-        if checkpoint_every:
-            save_checkpoint()
+        status, note = "interrupted", f"interrupted at step {step}; `descentlab resume {run_id}` continues it"
+        save_checkpoint()  # Ctrl-C leaves the run resumable whenever it has a store
     except Exception as exc:
         status, note = "failed", f"{type(exc).__name__}: {exc}"
         if st is not None:
@@ -456,6 +455,11 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
         )
     ck = load_checkpoint(ck_path)
     cfg = prev.config
+    if cfg["optimizer"] not in optim_registry.available():
+        raise ValueError(
+            f"run {run_id!r} used optimizer {cfg['optimizer']!r}, which is not a registry name; "
+            "resume it from Python with train(..., _resume_from=load_checkpoint(path))"
+        )
     if ck.get("config", {}).get("task") != cfg["task"]:
         raise ValueError(
             f"checkpoint {str(ck_path)!r} belongs to task {ck.get('config', {}).get('task')!r}, "

@@ -87,7 +87,7 @@ class HessianOperator:
                 loss = self.criterion(out, y)
             (g,) = torch.autograd.grad(loss, w)
             n = int(y.shape[0]) / self.total
-            loss_sum += float(loss) * n
+            loss_sum += float(loss.detach()) * n
             grad += g * n
         return loss_sum, grad
 

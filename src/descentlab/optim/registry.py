@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from descentlab._registry import Registry
 
-ParamsOrModel = Union[nn.Module, Iterable[torch.Tensor], Iterable[dict]]
+ParamsOrModel = nn.Module | Iterable[torch.Tensor] | Iterable[dict]
 _REGISTRY = Registry("optimizer")
 
 
