@@ -232,6 +232,8 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_file: str, x, y, stat
             opt.second_step(zero_grad=True)
         if rank == 0:
             torch.save(model.state_dict(), out_file)
+        del ddp
+        dist.barrier()  # both ranks done before teardown (a rank leaving early aborts gloo's other rank)
     finally:
         dist.destroy_process_group()
 
