@@ -114,7 +114,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         gap0 = g[:, 0].mean()
         bound = (1 - 2 * a * mu) ** ks * gap0 + L * sigma2 * a / (4 * mu)
         if a < 1 / (2 * mu):
-            ratio = float(np.max(mean / bound))
+            # E[f - f*] is estimated by the mean over seeds and over a window of consecutive evaluations (one seed's
+            # iterates decorrelate within ~1/(2 alpha mu) steps); the bound is decreasing, so a window is compared
+            # with the bound at its first point.
+            w = max(1, int(cfg["window_steps"]) // every)
+            est = np.array([mean[j : j + w].mean() for j in range(len(mean))])
+            ratio = float(np.max(est / bound))
             worst = max(worst, ratio)
             bound_ok &= ratio <= 1.0
         tail = mean[ks >= ks[-1] * (1 - cfg["tail_fraction"])]
@@ -156,7 +161,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         axes, ["constant steps: linear rate, then a noise floor ∝ α", "decreasing steps and GD"]
     ):
         ax.set_yscale("log")
-        ax.set_xlabel("iteration k")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("iteration k (log scale beyond 10)")
         ax.set_ylabel("E[f(x_k) − f*]")
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
@@ -167,7 +174,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         Claim(
             "The constant-step bound (1−2αμ)^k (f(x₀)−f*) + Lσ²α/(4μ) is never violated.",
             bound_ok,
-            f"max over k and α<1/(2μ) of mean gap / bound = {worst:.3f} (σ²={sigma2:.3g}, L={L:.3g}, μ={mu:g})",
+            f"max over k and α<1/(2μ) of E[gap] / bound = {worst:.3f}, E[gap] = mean over seeds and "
+            f"a window of {cfg['window_steps']} steps (σ²={sigma2:.3g}, L={L:.3g}, μ={mu:g})",
         ),
         Claim(
             "Halving the step halves the plateau (within 25 %).",
@@ -205,8 +213,9 @@ register(
             "mu": 1.0,
             "alphas": [0.2, 0.1, 0.05],
             "steps": 1500,
-            "eval_every": 25,
+            "eval_every": 5,
             "seeds": 3,
+            "window_steps": 250,
             "tail_fraction": 0.5,
             "divergent_factor": 1.1,
         },
@@ -216,8 +225,9 @@ register(
             "mu": 1.0,
             "alphas": [0.2, 0.1, 0.05, 0.025],
             "steps": 6000,
-            "eval_every": 50,
+            "eval_every": 10,
             "seeds": 8,
+            "window_steps": 250,
             "tail_fraction": 0.5,
             "divergent_factor": 1.1,
         },
