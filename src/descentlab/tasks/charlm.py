@@ -93,7 +93,7 @@ class CharLMTask(Task):
 
     def batches(self, batch_size: int | None = None, seed: int = 0) -> WindowStream:  # type: ignore[override]
         """Random training windows, resumable."""
-        return WindowStream(self.train_data[0], batch_size or self.default_batch_size, self.context, seed)
+        return WindowStream(self.train_data[0], self.default_batch_size if batch_size is None else batch_size, self.context, seed)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean next-character cross-entropy over all positions of the batch."""

@@ -111,7 +111,7 @@ class FunctionTask(Task):
 
     def batches(self, batch_size: int | None = None, seed: int = 0) -> NoiseStream:  # type: ignore[override]
         """Endless resumable stream of noise draws (used only when ``noise > 0``, but always well defined)."""
-        return NoiseStream(batch_size or self.default_batch_size, seed)
+        return NoiseStream(self.default_batch_size if batch_size is None else batch_size, seed)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """``f(x) + noise * mean_j <xi_j, x>``: unbiased, with gradient noise ``N(0, noise^2/B I)``."""
