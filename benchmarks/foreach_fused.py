@@ -92,7 +92,9 @@ def main() -> None:
         raise SystemExit(f"--reps must be >= 5, got {args.reps}")
     torch.set_num_threads(args.threads)
     sizes = {"mnist1d MLP (78k)": (MLP_SHAPES, 50), "10.5M params": (BIG_SHAPES, 2)}
-    print(f"Device {args.device}, {args.threads} thread(s), median of {args.reps} reps; ratio = time / default.\n")
+    print(
+        f"Device {args.device}, {args.threads} thread(s), median of {args.reps} reps; ratio = time / default.\n"
+    )
     print("| optimizer | parameters | default ms | foreach ms (ratio) | fused ms (ratio) |")
     print("|---|---|---|---|---|")
     for name in args.only:

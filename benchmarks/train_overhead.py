@@ -14,15 +14,15 @@ import time
 import torch
 
 import descentlab
-from descentlab import tasks
+from descentlab import optim, tasks
 
 
 def bare_loop(task_name: str, steps: int, batch_size: int, lr: float, task_kw: dict) -> float:
-    """A hand-written loop: same model, Adam, same batch stream; returns seconds per step."""
+    """A hand-written loop: same model, optimizer and batch stream as train(); returns seconds per step."""
     task = tasks.get(task_name, **task_kw)
     torch.manual_seed(0)
     model = task.make_model(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = optim.create("adam", model, lr=lr)  # the same optimizer object train() builds
     stream = task.batches(batch_size, 0)
     model.train()
     t0 = time.perf_counter()

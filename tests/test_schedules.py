@@ -14,7 +14,9 @@ T = 12
 LR0 = 0.5
 
 
-def lr_sequence(name: str, total_steps: int = T, lrs=(LR0,), opt_cls=torch.optim.SGD, **kw) -> list[list[float]]:
+def lr_sequence(
+    name: str, total_steps: int = T, lrs=(LR0,), opt_cls=torch.optim.SGD, **kw
+) -> list[list[float]]:
     """lr of every param group at every step k = 0 .. total_steps-1 (optimizer step, then scheduler step)."""
     groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr} for lr in lrs]
     opt = opt_cls(groups)
@@ -99,7 +101,9 @@ def test_every_schedule_has_a_closed_form_test():
     assert covered == set(schedules.available())
 
 
-@pytest.mark.parametrize("name", ["cosine", "warmup_linear", "cyclic", "onecycle", "wsd", "step", "inverse_sqrt"])
+@pytest.mark.parametrize(
+    "name", ["cosine", "warmup_linear", "cyclic", "onecycle", "wsd", "step", "inverse_sqrt"]
+)
 def test_each_group_scales_its_own_lr(name):
     seq = lr_sequence(name, lrs=(0.5, 0.05), opt_cls=torch.optim.Adam)
     for a, b in seq:

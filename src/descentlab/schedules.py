@@ -154,9 +154,14 @@ def _warmup_then(shape: str) -> Callable[..., LRScheduler]:
     def build(
         opt: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0
     ) -> LRScheduler:
-        w = min(_phase_steps(_check_fraction("warmup_fraction", warmup_fraction), total_steps), total_steps - 1)
+        w = min(
+            _phase_steps(_check_fraction("warmup_fraction", warmup_fraction), total_steps), total_steps - 1
+        )
         r = _check_fraction("min_lr_ratio", min_lr_ratio, high_open=False)
-        return _phases(opt, [(w, lambda: _warmup(opt, w)), (total_steps - w, lambda: _decay(opt, shape, total_steps - w, r))])
+        return _phases(
+            opt,
+            [(w, lambda: _warmup(opt, w)), (total_steps - w, lambda: _decay(opt, shape, total_steps - w, r))],
+        )
 
     return build
 
@@ -197,7 +202,11 @@ def _cyclic(
     mode: str = "triangular",
     cycle_momentum: bool = False,
 ) -> LRScheduler:
-    up = max(1, total_steps // 8) if step_size_up is None else _check_positive_int("step_size_up", step_size_up)
+    up = (
+        max(1, total_steps // 8)
+        if step_size_up is None
+        else _check_positive_int("step_size_up", step_size_up)
+    )
     r = _check_fraction("min_lr_ratio", min_lr_ratio, high_open=False)
     if mode not in ("triangular", "triangular2", "exp_range"):
         raise ValueError(f"mode must be 'triangular', 'triangular2' or 'exp_range', got {mode!r}")
@@ -271,13 +280,22 @@ _SCHEDULES: dict[str, tuple[Callable[..., LRScheduler], str]] = {
     "exponential": (_exponential, "lr0 gamma^k (ExponentialLR; gamma so that lr_T = 0.01 lr0)"),
     "cosine": (_cosine_schedule, "cosine from lr0 to min_lr_ratio lr0 over T steps (CosineAnnealingLR)"),
     "linear": (_linear, "linear from lr0 to min_lr_ratio lr0 over T steps (LinearLR)"),
-    "warmup_cosine": (_warmup_then("cosine"), "linear warmup (warmup_fraction=0.05), then cosine to min_lr_ratio"),
-    "warmup_linear": (_warmup_then("linear"), "linear warmup (warmup_fraction=0.05), then linear to min_lr_ratio"),
+    "warmup_cosine": (
+        _warmup_then("cosine"),
+        "linear warmup (warmup_fraction=0.05), then cosine to min_lr_ratio",
+    ),
+    "warmup_linear": (
+        _warmup_then("linear"),
+        "linear warmup (warmup_fraction=0.05), then linear to min_lr_ratio",
+    ),
     "cyclic": (_cyclic, "triangular cycles between 0.1 lr0 and lr0, half-period T//8 (CyclicLR)"),
     "onecycle": (_onecycle, "one cycle up to lr0 and down (OneCycleLR; pct_start=0.3, cos)"),
     "wsd": (_wsd, "warmup-stable-decay: 5% warmup, constant, last 20% linear (or cosine) decay"),
     "inverse_sqrt": (_inverse_sqrt, "lr0 / sqrt(k+1) (SGD, convex Lipschitz; seed slides)"),
-    "strongly_convex": (_strongly_convex, "absolute (2k+1)/(2 mu (k+1)^2), needs mu (SGD, strongly convex; seed)"),
+    "strongly_convex": (
+        _strongly_convex,
+        "absolute (2k+1)/(2 mu (k+1)^2), needs mu (SGD, strongly convex; seed)",
+    ),
 }
 for _name, (_factory, _description) in _SCHEDULES.items():
     _REGISTRY.register(_name, _factory, _description)
@@ -323,5 +341,7 @@ def create(name: str, optimizer: torch.optim.Optimizer, total_steps: int, **kw: 
     allowed = keywords(name)
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
-        raise ValueError(f"schedule {name!r}: unknown keyword(s) {unknown}; allowed: {sorted(allowed) or 'none'}")
+        raise ValueError(
+            f"schedule {name!r}: unknown keyword(s) {unknown}; allowed: {sorted(allowed) or 'none'}"
+        )
     return factory(scheduled_optimizer(optimizer), total_steps, **kw)

@@ -8,7 +8,6 @@ method at its own iterate. Where torch's convention differs from the slide, the 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

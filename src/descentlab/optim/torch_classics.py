@@ -50,7 +50,8 @@ def _fused_ok(tensors: list[torch.Tensor]) -> bool:
 
     devices = set(_get_fused_kernels_supported_devices())
     return bool(tensors) and all(
-        isinstance(t, torch.Tensor) and torch.is_floating_point(t) and t.device.type in devices for t in tensors
+        isinstance(t, torch.Tensor) and torch.is_floating_point(t) and t.device.type in devices
+        for t in tensors
     )
 
 
@@ -75,19 +76,27 @@ def _torch_factory(
     def factory(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim.Optimizer:
         clash = sorted(set(hparams) & set(fixed))
         if clash:
-            raise ValueError(f"optimizer {name!r} fixes {clash} = {[fixed[k] for k in clash]}; use 'adam' instead")
+            raise ValueError(
+                f"optimizer {name!r} fixes {clash} = {[fixed[k] for k in clash]}; use 'adam' instead"
+            )
         params = params_of(params_or_model)
         kernel = kernel_kwargs(name, params, hparams)
         if kernel:
             try:
                 return cls(params, **fixed, **hparams, **kernel)
-            except (RuntimeError, ValueError) as exc:  # a kernel torch refuses here: fall back to its default
+            except (
+                RuntimeError,
+                ValueError,
+                TypeError,
+            ) as exc:  # a kernel torch refuses: fall back to its default
                 if not any(k in str(exc) for k in kernel):
                     raise
         return cls(params, **fixed, **hparams)
 
     factory.__name__ = f"create_{name}"
-    factory.__doc__ = f"Build torch.optim.{cls.__name__}{' with ' + str(fixed) if fixed else ''} over a model or params."
+    factory.__doc__ = (
+        f"Build torch.optim.{cls.__name__}{' with ' + str(fixed) if fixed else ''} over a model or params."
+    )
     return factory
 
 
@@ -97,14 +106,22 @@ CLASSICS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
     "adagrad": (_O.Adagrad, {}, "AdaGrad: step / sqrt(sum of squared gradients) (Duchi et al. 2011)"),
     "rmsprop": (_O.RMSprop, {}, "RMSProp: step / sqrt(EMA of squared gradients) (Tieleman & Hinton 2012)"),
     "adam": (_O.Adam, {}, "Adam: bias-corrected EMAs of g and g^2 (Kingma & Ba 2015)"),
-    "adamw": (_O.AdamW, {}, "AdamW: Adam with decoupled weight decay x -= lr*wd*x (Loshchilov & Hutter 2019)"),
+    "adamw": (
+        _O.AdamW,
+        {},
+        "AdamW: Adam with decoupled weight decay x -= lr*wd*x (Loshchilov & Hutter 2019)",
+    ),
     "amsgrad": (_O.Adam, {"amsgrad": True}, "AMSGrad: Adam with the running max of v (Reddi et al. 2018)"),
     "adadelta": (_O.Adadelta, {}, "Adadelta: RMS of updates / RMS of gradients, lr=1 (Zeiler 2012)"),
     "adamax": (_O.Adamax, {}, "Adamax: Adam under the infinity norm (Kingma & Ba 2015)"),
     "nadam": (_O.NAdam, {}, "NAdam: Adam with Nesterov momentum (Dozat 2016)"),
     "radam": (_O.RAdam, {}, "RAdam: Adam with rectified variance warm-up (Liu et al. 2020)"),
     "asgd": (_O.ASGD, {}, "ASGD: SGD with Polyak-Ruppert iterate averaging (torch.optim.ASGD)"),
-    "rprop": (_O.Rprop, {}, "Rprop: sign-based steps with per-weight adaptive sizes (Riedmiller & Braun 1993)"),
+    "rprop": (
+        _O.Rprop,
+        {},
+        "Rprop: sign-based steps with per-weight adaptive sizes (Riedmiller & Braun 1993)",
+    ),
     "lbfgs": (_O.LBFGS, {}, "L-BFGS quasi-Newton; step(closure) is required (torch.optim.LBFGS)"),
     "adafactor": (_O.Adafactor, {}, "Adafactor: factored second moments, lr=1e-2 (Shazeer & Stern 2018)"),
 }

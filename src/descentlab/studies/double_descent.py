@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.polynomial import legendre
 
 from descentlab.studies import Claim, Study, StudyContext, register
@@ -85,7 +86,7 @@ def _model_wise(ctx: StudyContext, cfg: dict[str, Any]) -> dict[str, Any]:
     seeds = int(cfg["seeds"])
     test = np.empty((seeds, len(widths)))
     train = np.empty((seeds, len(widths)))
-    curves: list[Any] = []
+    curves: dict[int, list[Any]] = {w: [] for w in widths}
     for j, w in enumerate(widths):
         for s in range(seeds):
             task_kw = {
@@ -107,8 +108,7 @@ def _model_wise(ctx: StudyContext, cfg: dict[str, Any]) -> dict[str, Any]:
             )
             test[s, j] = 1 - run.final["accuracy"]
             train[s, j] = 1 - run.final["train_accuracy"]
-            if j == len(widths) - 1:
-                curves.append(_errors(run))
+            curves[w].append(_errors(run))
     params = [w * (40 + 1) + w * (w + 1) * (int(cfg["depth"]) - 1) + 10 * (w + 1) for w in widths]
     return {"widths": widths, "params": params, "test": test, "train": train, "curves": curves}
 
@@ -158,7 +158,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
 
     mw: dict[str, Any] | None = None
     if cfg["widths"]:
-        mw = _model_wise(ctx, cfg)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(int(cfg["threads"]))  # small MLPs: one thread is fastest (measured)
+        try:
+            mw = _model_wise(ctx, cfg)
+        finally:
+            torch.set_num_threads(threads)
         n_train = int(round(0.8 * int(cfg["num_samples"])))
         test_mean, train_mean = mw["test"].mean(0), mw["train"].mean(0)
         interp = [w for w, e in zip(mw["widths"], train_mean) if e <= float(cfg["interp_train_error"])]
@@ -178,14 +183,17 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
             "widest_test_error": float(test_mean[-1]),
             "min_test_error_before_peak": float(test_mean[: j_peak + 1].min()),
         }
-        steps, te, tr = (np.array(a) for a in zip(*mw["curves"]))
-        numbers["epoch_wise"] = {
-            "width": mw["widths"][-1],
-            "steps": steps[0],
-            "test_error_mean": te.mean(0),
-            "train_error_mean": tr.mean(0),
-            "max_test_error_after_best": float(te.mean(0)[int(np.argmin(te.mean(0))) :].max()),
-        }
+        numbers["epoch_wise"] = {}
+        for w in dict.fromkeys([mw["widths"][-1], threshold if threshold is not None else mw["widths"][j_peak]]):
+            steps, te, tr = (np.array(a) for a in zip(*mw["curves"][w]))
+            numbers["epoch_wise"][str(w)] = {
+                "steps": steps[0],
+                "test_error_mean": te.mean(0),
+                "train_error_mean": tr.mean(0),
+                "best_test_error": float(te.mean(0).min()),
+                "best_step": int(steps[0][int(np.argmin(te.mean(0)))]),
+                "final_test_error": float(te.mean(0)[-1]),
+            }
 
     modular = None
     if int(cfg["modular_steps"]) > 0:
@@ -250,14 +258,15 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         ax.set_ylabel("error")
         ax.set_title(f"(b) model-wise: MNIST-1D, {int(100 * cfg['label_noise'])}% label noise")
         ax.legend(fontsize=8)
-        ew = numbers["epoch_wise"]
         ax = axs[k + 1]
-        ax.plot(ew["steps"][1:], ew["test_error_mean"][1:], color="C0", label="test error")
-        ax.plot(ew["steps"][1:], ew["train_error_mean"][1:], "--", color="C1", label="train error")
+        for i, (w, ew) in enumerate(numbers["epoch_wise"].items()):
+            kind = "widest" if int(w) == mw["widths"][-1] else "at the threshold"
+            ax.plot(ew["steps"][1:], ew["test_error_mean"][1:], color=f"C{2 * i}", label=f"test, h = {w} ({kind})")
+            ax.plot(ew["steps"][1:], ew["train_error_mean"][1:], "--", color=f"C{2 * i}", label=f"train, h = {w}")
         ax.set_xscale("log")
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training step (full batch)")
         ax.set_ylabel("error")
-        ax.set_title(f"(c) epoch-wise: widest model, h = {ew['width']}")
+        ax.set_title("(c) epoch-wise: error against training steps")
         ax.legend(fontsize=8)
         k += 2
     if modular is not None:
@@ -335,6 +344,7 @@ register(
             "steps": 1500,
             "eval_every": 50,
             "interp_train_error": 0.01,
+            "threads": 1,
             "modular_steps": 0,
             "modular_eval_every": 50,
         },
@@ -352,6 +362,7 @@ register(
             "steps": 2000,
             "eval_every": 50,
             "interp_train_error": 0.01,
+            "threads": 1,
             "modular_steps": 3000,
             "modular_eval_every": 50,
         },
