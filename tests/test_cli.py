@@ -141,7 +141,7 @@ def test_landscape_on_stored_run(kind, tmp_path, capsys):
 
         task, model, _ = load_trained_model("ls", db)
         x, y = (t[:200] for t in task.train_data)
-        assert numbers["loss"][2] == pytest.approx(float(task.outputs_loss(model(x), y)), rel=1e-5)
+        assert numbers["loss"][2] == pytest.approx(float(task.outputs_loss(model(x), y).detach()), rel=1e-5)
 
 
 def test_landscape_bad_kind(tmp_path, capsys):

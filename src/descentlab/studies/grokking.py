@@ -111,7 +111,7 @@ def adamw_factory(
     """``model -> AdamW(lr, betas, weight_decay)``, wrapped in :class:`GrokfastEMA` (alpha 0.98, lambda 2) if asked."""
 
     def make(model: nn.Module) -> torch.optim.Optimizer:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
         return GrokfastEMA(opt, alpha=0.98, lamb=2.0) if grokfast else opt
 
     make.__name__ = f"adamw{'+grokfast' if grokfast else ''}"
