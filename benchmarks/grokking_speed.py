@@ -95,7 +95,7 @@ def per_step(n: int, threads: int) -> dict[str, float]:
             fwd = torch.compile(model) if mode == "compile" else model
             stream = task.batches(512, 0)
 
-            def step() -> None:
+            def step(stream=stream, opt=opt, fwd=fwd, mode=mode) -> None:  # noqa: ANN001
                 x, y = next(stream)
                 opt.zero_grad()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16-autocast"):
@@ -128,8 +128,10 @@ def main() -> None:
     p.add_argument("--per-step", type=int, default=0, help="also time N steps of fp32 / bf16 / compile")
     p.add_argument("--skip-naive", action="store_true")
     a = p.parse_args()
-    print(f"# grokking speed: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"default threads {torch.get_num_threads()}, study threads {a.threads}")
+    print(
+        f"# grokking speed: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"default threads {torch.get_num_threads()}, study threads {a.threads}"
+    )
     if a.per_step:
         for k, v in per_step(a.per_step, a.threads).items():
             print(f"per-step {k:28s} {v:8.4f} s")
@@ -142,8 +144,10 @@ def main() -> None:
         n = (None, None, None) if a.skip_naive else naive_loop(a.steps)
         cn = time.process_time() - c0
         rows.append((s, n))
-        print(f"rep {r}: study: val>=99% at step {s[2]}, train {s[0]} s, wall {s[1]} s (process CPU {cs:.0f} s, "
-              f"whole run); naive: step {n[2]}, wall {n[1]} s (CPU {cn:.0f} s)")
+        print(
+            f"rep {r}: study: val>=99% at step {s[2]}, train {s[0]} s, wall {s[1]} s (process CPU {cs:.0f} s, "
+            f"whole run); naive: step {n[2]}, wall {n[1]} s (CPU {cn:.0f} s)"
+        )
     ts = [s[1] for s, _ in rows if s[1] is not None]
     tn = [n[1] for _, n in rows if n[1] is not None]
     if ts:

@@ -108,3 +108,39 @@ def _check(tmp_path, res) -> dict:
     failed = [c for c in res.claims if not c["holds"]]
     assert not failed, failed
     return summary
+
+
+def test_grokking_small_setting_runs(tmp_path) -> None:
+    """A few hundred steps of a tiny setting: the study trains, logs the weight norm, draws, and finds the train-99
+    step; (grokking itself needs the slow quick run below)."""
+    res = studies.run(
+        "grokking",
+        quick=True,
+        out=tmp_path,
+        store=tmp_path / "s.db",
+        progress=False,
+        p=31,
+        width=32,
+        steps=300,
+        eval_every=25,
+        threads=1,
+        weight_decays=[1.0, 0.0],
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (tmp_path / "grokking.png").exists() and (tmp_path / "grokking.svg").exists()
+    rows = summary["numbers"]["variants"]["wd = 1"]["seeds"]
+    assert rows[0]["train99_step"] is not None and rows[0]["train99_step"] <= 300  # memorised early
+    assert (
+        rows[0]["final_train_accuracy"] >= 0.99 > rows[0]["final_val_accuracy"]
+    )  # ... and not yet generalized
+    assert len(res.claims) >= 2 and all(c["evidence"] for c in res.claims)
+
+
+@pytest.mark.slow
+def test_grokking_quick(tmp_path) -> None:
+    res = studies.run(
+        "grokking", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False, threads=1
+    )
+    summary = _check(tmp_path, res)
+    row = summary["numbers"]["variants"]["wd = 1"]["seeds"][0]
+    assert row["delay_ratio"] >= 3

@@ -184,7 +184,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
             "min_test_error_before_peak": float(test_mean[: j_peak + 1].min()),
         }
         numbers["epoch_wise"] = {}
-        for w in dict.fromkeys([mw["widths"][-1], threshold if threshold is not None else mw["widths"][j_peak]]):
+        for w in dict.fromkeys(
+            [mw["widths"][-1], threshold if threshold is not None else mw["widths"][j_peak]]
+        ):
             steps, te, tr = (np.array(a) for a in zip(*mw["curves"][w]))
             numbers["epoch_wise"][str(w)] = {
                 "steps": steps[0],
@@ -261,8 +263,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         ax = axs[k + 1]
         for i, (w, ew) in enumerate(numbers["epoch_wise"].items()):
             kind = "widest" if int(w) == mw["widths"][-1] else "at the threshold"
-            ax.plot(ew["steps"][1:], ew["test_error_mean"][1:], color=f"C{2 * i}", label=f"test, h = {w} ({kind})")
-            ax.plot(ew["steps"][1:], ew["train_error_mean"][1:], "--", color=f"C{2 * i}", label=f"train, h = {w}")
+            ax.plot(
+                ew["steps"][1:], ew["test_error_mean"][1:], color=f"C{2 * i}", label=f"test, h = {w} ({kind})"
+            )
+            ax.plot(
+                ew["steps"][1:], ew["train_error_mean"][1:], "--", color=f"C{2 * i}", label=f"train, h = {w}"
+            )
         ax.set_xscale("log")
         ax.set_xlabel("training step (full batch)")
         ax.set_ylabel("error")
