@@ -22,6 +22,15 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect the runs in the store.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+
+
+def _mount_bench() -> None:
+    from descentlab.bench.cli import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_mount_bench()
 console = Console()
 err_console = Console(stderr=True)
 

@@ -32,7 +32,9 @@ def _validate(times: Times, tau_max: float) -> tuple[list[str], list[str]]:
         row = times[a]
         if not isinstance(row, Mapping) or set(row) != set(workloads):
             got = sorted(row) if isinstance(row, Mapping) else type(row).__name__
-            raise ValueError(f"algorithm {a!r} has workloads {got}; every algorithm needs {sorted(workloads)}")
+            raise ValueError(
+                f"algorithm {a!r} has workloads {got}; every algorithm needs {sorted(workloads)}"
+            )
         for w, t in row.items():
             if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
                 raise ValueError(f"times[{a!r}][{w!r}] must be seconds >= 0 or math.inf, got {t!r}")

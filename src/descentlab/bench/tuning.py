@@ -32,7 +32,9 @@ def validate_space(space: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> No
             continue  # a constant
         if "values" in spec:
             if not isinstance(spec["values"], Sequence) or not spec["values"]:
-                raise ValueError(f"search space {name!r}: 'values' must be a non-empty list, got {spec['values']!r}")
+                raise ValueError(
+                    f"search space {name!r}: 'values' must be a non-empty list, got {spec['values']!r}"
+                )
             continue
         if set(spec) - {"min", "max", "scaling"} or "min" not in spec or "max" not in spec:
             raise ValueError(
@@ -42,7 +44,9 @@ def validate_space(space: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> No
         lo, hi, scaling = spec["min"], spec["max"], spec.get("scaling", "linear")
         if scaling not in SCALINGS:
             raise ValueError(f"search space {name!r}: scaling must be one of {SCALINGS}, got {scaling!r}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)
+        ):
             raise ValueError(f"search space {name!r}: min and max must be finite numbers, got {lo!r}, {hi!r}")
         if lo > hi:
             raise ValueError(f"search space {name!r}: min {lo!r} > max {hi!r}")

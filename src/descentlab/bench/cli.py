@@ -1,0 +1,196 @@
+"""``descentlab bench ...``: run, score, report and calibrate the benchmark (a typer sub-app, ``bench_app``).
+
+Mount with ``app.add_typer(bench_app, name="bench")``. Bad input raises ValueError, which the main app turns into
+one line on stderr and exit code 2; used standalone, this module prints the line itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+bench_app = typer.Typer(
+    help="AlgoPerf-style benchmark: workloads with targets and budgets, tuning protocols, profiles, score.",
+    no_args_is_help=True,
+)
+console = Console()
+
+_ALGS = typer.Option("all", "--algorithms", "-a", help="Comma-separated algorithm names, or 'all'.")
+_WLS = typer.Option("all", "--workloads", "-w", help="Comma-separated workload names, or 'all'.")
+_TUNING = typer.Option(
+    "external", "--tuning", help="external (Halton search) or self (one config, 1.5x budget)."
+)
+_TRIALS = typer.Option(5, "--trials", help="Trials per study (external tuning).")
+_STUDIES = typer.Option(3, "--studies", help="Independent studies (external tuning).")
+_SEED = typer.Option(0, "--seed", help="Seed of the Halton draws and of the trials.")
+_STORE = typer.Option(None, "--store", help="Store path (default: $DESCENTLAB_STORE or runs/descentlab.db).")
+_SCALE = typer.Option(
+    None, "--scale", help="Budget factor (default: $DESCENTLAB_BENCH_SCALE, the saved calibration or 1)."
+)
+_CALIB = Path("runs/bench_hardware.json")
+
+
+def _names(text: str, available: list[str], kind: str) -> list[str]:
+    if text.strip().lower() == "all":
+        return list(available)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"no {kind} names given in {text!r}")
+    return names
+
+
+def _plan_args(algorithms: str, workloads: str) -> tuple[list[str], list[str]]:
+    from descentlab.bench import available_algorithms, available_workloads
+
+    return (
+        _names(algorithms, available_algorithms(), "algorithm"),
+        _names(workloads, available_workloads(), "workload"),
+    )
+
+
+def _scale(scale: float | None) -> float:
+    from descentlab.bench import hardware_scale
+
+    return float(scale) if scale is not None else hardware_scale(_CALIB)
+
+
+def _print_scores(result) -> None:  # type: ignore[no-untyped-def]
+    times, scores = result.times(), result.scores()
+    table = Table(title="AlgoPerf score (area under the performance profile, tau_max = 4)")
+    table.add_column("algorithm", style="bold")
+    table.add_column("score", justify="right")
+    for w in result.workloads:
+        table.add_column(w, justify="right")
+    for a in sorted(scores, key=lambda a: -scores[a]):
+        cells = [f"{times[a][w]:.2f}" if math.isfinite(times[a][w]) else "—" for w in result.workloads]
+        table.add_row(a, f"{scores[a]:.3f}", *cells)
+    console.print(table)
+    missing = result.missing()
+    if missing:
+        console.print(f"[yellow]{len(missing)} trials have no result yet (counted as misses)[/yellow]")
+
+
+@bench_app.command("run")
+def run_cmd(
+    algorithms: str = _ALGS,
+    workloads: str = _WLS,
+    tuning: str = _TUNING,
+    trials: int = _TRIALS,
+    studies: int = _STUDIES,
+    seed: int = _SEED,
+    executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers (processes / local Ray)."),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Join a Ray cluster ('auto' or ray://host:port)."
+    ),
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Run (or resume) a benchmark; finished trials are cached in the store and not run again."""
+    from descentlab.bench import run_benchmark
+
+    algs, wls = _plan_args(algorithms, workloads)
+    t0 = time.perf_counter()
+    result = run_benchmark(algs, wls, tuning, trials, studies, seed, executor, workers, ray_address,
+                           store=store, scale=_scale(scale), progress=not no_progress)  # fmt: skip
+    console.print(f"{result.executed} trials run, {len(result.specs) - result.executed} cached, "
+                  f"wall time {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    failed = [r for r in result.results.values() if r["status"] == "failed"]
+    for r in failed[:5]:
+        console.print(f"[red]failed[/red] {r['spec']['algorithm']['name']} on {r['spec']['workload']['name']}: "
+                      f"{r['error']}")  # fmt: skip
+    _print_scores(result)
+
+
+@bench_app.command("score")
+def score_cmd(
+    algorithms: str = _ALGS,
+    workloads: str = _WLS,
+    tuning: str = _TUNING,
+    trials: int = _TRIALS,
+    studies: int = _STUDIES,
+    seed: int = _SEED,
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    as_json: bool = typer.Option(False, "--json", help="Print times and scores as JSON."),
+) -> None:
+    """Score a benchmark from the store (give the same options as to `bench run`)."""
+    from descentlab.bench import collect, plan
+
+    algs, wls = _plan_args(algorithms, workloads)
+    result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
+    if as_json:
+        times = {
+            a: {w: (t if math.isfinite(t) else None) for w, t in row.items()}
+            for a, row in result.times().items()
+        }
+        console.print_json(
+            json.dumps({"times": times, "scores": result.scores(), "missing": len(result.missing())})
+        )
+        return
+    _print_scores(result)
+
+
+@bench_app.command("report")
+def report_cmd(
+    algorithms: str = _ALGS,
+    workloads: str = _WLS,
+    tuning: str = _TUNING,
+    trials: int = _TRIALS,
+    studies: int = _STUDIES,
+    seed: int = _SEED,
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    out: Path = typer.Option(Path("runs/bench_report"), "--out", help="Output folder."),
+) -> None:
+    """Write leaderboard.md, profiles.png and curves_<workload>.png (same options as `bench run`)."""
+    from descentlab.bench import collect, plan
+    from descentlab.bench.report import write_report
+
+    algs, wls = _plan_args(algorithms, workloads)
+    result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
+    for p in write_report(result, out):
+        console.print(str(p))
+
+
+@bench_app.command("calibrate")
+def calibrate_cmd(
+    hardware: bool = typer.Option(
+        False, "--hardware", help="Measure this machine's budget factor and save it."
+    ),
+    targets: bool = typer.Option(False, "--targets", help="Re-derive targets with the NAdamW baseline."),
+    workloads: str = _WLS,
+    trials: int = typer.Option(5, "--trials", help="Baseline trials per workload (--targets)."),
+    executor: str = typer.Option("processes", "--executor", help="local, processes or ray (--targets)."),
+    store: Path = _STORE,
+) -> None:
+    """Calibrate budgets for this hardware (--hardware) and/or targets from the tuned baseline (--targets)."""
+    if not hardware and not targets:
+        raise ValueError("calibrate needs --hardware and/or --targets")
+    if hardware:
+        from descentlab.bench import calibrate_hardware
+
+        scale = calibrate_hardware(_CALIB)
+        console.print(f"budget factor {scale:.3f} saved to {_CALIB} (budgets are multiplied by it)")
+    if targets:
+        from descentlab.bench import available_workloads
+        from descentlab.bench.runner import calibrate_targets
+
+        wls = _names(workloads, available_workloads(), "workload")
+        out = calibrate_targets(wls, trials=trials, executor=executor, store=store, scale=_scale(None))
+        table = Table(title="NAdamW baseline: best validation value (2/3 budget | full budget)")
+        for col in ("workload", "metric", "best @ 2/3 budget", "best @ budget", "shipped target"):
+            table.add_column(col)
+        from descentlab.bench import get_workload
+
+        for w, v in out.items():
+            wl = get_workload(w)
+            table.add_row(w, wl.metric, f"{v['best']:.5g}", f"{v['best_full']:.5g}", f"{wl.target:g}")
+        console.print(table)

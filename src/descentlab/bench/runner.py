@@ -1,0 +1,327 @@
+"""The benchmark driver: plan the trials, skip cached ones, execute the rest, write every result to the store.
+
+Only the driver writes the store (one run per trial, id ``bench-<key[:20]>``, the trial spec under
+``config["bench"]``). A trial whose run is stored as ``finished`` or ``diverged`` is cached; a ``failed`` one is run
+again, so an interrupted or crashed benchmark resumes where it stopped by re-running the same command.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from descentlab.bench.algorithms import Algorithm, get_algorithm
+from descentlab.bench.executors import make_executor
+from descentlab.bench.scoring import score
+from descentlab.bench.trial import make_spec, run_trial
+from descentlab.bench.tuning import halton_points, study_time
+from descentlab.bench.workloads import Workload, get_workload, hardware_scale
+from descentlab.store import Store
+
+TUNINGS = ("external", "self")
+SELF_TUNING_FACTOR = 1.5
+CACHED_STATUSES = ("finished", "diverged")
+
+
+def _resolve(items: Iterable[str | Any], getter: Callable[[str], Any]) -> list[Any]:
+    return [getter(x) if isinstance(x, str) else x for x in items]
+
+
+def plan(
+    algorithms: Sequence[str | Algorithm],
+    workloads: Sequence[str | Workload],
+    tuning: str = "external",
+    trials: int = 5,
+    studies: int = 3,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Trial specs. External: per algorithm, ``studies`` Halton draws of ``trials`` points (study ``s`` seeded
+    ``seed + 1000 s``, the same points on every workload), trial seed ``seed + 1000 s + i``. Self-tuning: the
+    algorithm's default point once, with ``1.5x`` the budget and the step hint. Budgets are multiplied by ``scale``."""
+    if tuning not in TUNINGS:
+        raise ValueError(f"tuning must be one of {TUNINGS}, got {tuning!r}")
+    for nm, v in (("trials", trials), ("studies", studies)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+    if not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    algs = _resolve(algorithms, get_algorithm)
+    wls = _resolve(workloads, get_workload)
+    if not algs or not wls:
+        raise ValueError("need at least one algorithm and one workload")
+    specs = []
+    for alg in algs:
+        for wl in wls:
+            if tuning == "self":
+                specs.append(make_spec(wl, alg, alg.default, seed, budget=wl.budget * scale * SELF_TUNING_FACTOR,
+                                       step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR)), tuning="self"))  # fmt: skip
+                continue
+            for s in range(studies):
+                for i, point in enumerate(halton_points(alg.space, trials, seed=seed + 1000 * s)):
+                    specs.append(make_spec(wl, alg, point, seed + 1000 * s + i, budget=wl.budget * scale,
+                                           study=s, trial=i, tuning="external"))  # fmt: skip
+    return specs
+
+
+def run_id_for(key: str) -> str:
+    """Store run id of the trial with cache key ``key``."""
+    return f"bench-{key[:20]}"
+
+
+def load_cached(store: Store, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The stored result of ``spec`` if it finished or diverged (failures and unfinished runs are not cached)."""
+    rid = run_id_for(spec["key"])
+    if not store.has_run(rid):
+        return None
+    run = store.load_run(rid)
+    if run.status not in CACHED_STATUSES or run.config.get("bench", {}).get("key") != spec["key"]:
+        return None
+    ttt = run.final.get("time_to_target", math.inf)
+    ttt = math.inf if ttt is None else float(ttt)
+    return {
+        "key": spec["key"],
+        "spec": dict(spec),
+        "status": run.status,
+        "reached": math.isfinite(ttt),
+        "time_to_target": ttt,
+        "final": dict(run.final),
+        "history": run.history,
+        "config": run.config,
+        "error": "",
+        "cached": True,
+    }
+
+
+def write_result(store: Store, result: Mapping[str, Any]) -> str:
+    """Write a trial result as a run (driver only); returns the run id."""
+    spec = result["spec"]
+    rid = run_id_for(result["key"])
+    bench = {k: spec[k] for k in ("key", "hparams", "seed", "study", "trial", "tuning")}
+    bench["workload"] = spec["workload"]["name"]
+    bench["algorithm"] = spec["algorithm"]["name"]
+    bench["budget"] = spec["workload"]["budget"]
+    config = {**result.get("config", {}), "bench": bench, "bench_spec": spec}
+    config.setdefault("task", spec["workload"]["task"])
+    store.delete_run(rid)
+    store.create_run(rid, config)
+    rows = [(s, name, v) for name, pts in result.get("history", {}).items() for s, v in pts]
+    store.log_metrics(rid, rows)
+    final = {
+        **result.get("final", {}),
+        "time_to_target": result["time_to_target"],
+        "reached": result["reached"],
+    }
+    status = result["status"] if result["status"] in ("finished", "diverged", "failed") else "failed"
+    note = result.get("error") or result.get("note", "") or ("target reached" if result["reached"] else "")
+    store.set_status(rid, status, final=final, note=note)
+    return rid
+
+
+@dataclass
+class BenchmarkResult:
+    """Trial specs and their results (by key); ``times()`` gives AlgoPerf's per-workload times."""
+
+    specs: list[dict[str, Any]]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executed: int = 0
+
+    @property
+    def algorithms(self) -> list[str]:
+        """Algorithm names in plan order."""
+        return list(dict.fromkeys(s["algorithm"]["name"] for s in self.specs))
+
+    @property
+    def workloads(self) -> list[str]:
+        """Workload names in plan order."""
+        return list(dict.fromkeys(s["workload"]["name"] for s in self.specs))
+
+    def missing(self) -> list[dict[str, Any]]:
+        """Specs with no result (not run yet)."""
+        return [s for s in self.specs if s["key"] not in self.results]
+
+    def times(self) -> dict[str, dict[str, float]]:
+        """``times[algorithm][workload]``: median over studies of the min over trials of time-to-target
+        (AlgoPerf external tuning; self-tuning has one study of one trial). Missing or failed trials count as inf."""
+        grouped: dict[tuple[str, str], dict[int, list[float]]] = {}
+        for s in self.specs:
+            res = self.results.get(s["key"])
+            t = float(res["time_to_target"]) if res and res["status"] != "failed" else math.inf
+            key = (s["algorithm"]["name"], s["workload"]["name"])
+            grouped.setdefault(key, {}).setdefault(s["study"], []).append(t)
+        out: dict[str, dict[str, float]] = {a: {} for a in self.algorithms}
+        for (a, w), by_study in grouped.items():
+            out[a][w] = study_time([by_study[k] for k in sorted(by_study)])
+        return out
+
+    def scores(self, tau_max: float = 4.0) -> dict[str, float]:
+        """AlgoPerf score per algorithm from ``times()``."""
+        return score(self.times(), tau_max)
+
+    def best_trials(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(algorithm, workload) -> its fastest result (or, if none reached the target, the one that got closest)."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for s in self.specs:
+            res = self.results.get(s["key"])
+            if not res or res["status"] == "failed":
+                continue
+            k = (s["algorithm"]["name"], s["workload"]["name"])
+            sign = 1.0 if s["workload"]["higher_is_better"] else -1.0
+            metric = res["final"].get(s["workload"]["metric"], math.nan)
+            rank = (float(res["time_to_target"]), -sign * metric if math.isfinite(metric) else math.inf)
+            if k not in out or rank < out[k]["_rank"]:
+                out[k] = {**res, "_rank": rank}
+        return out
+
+
+def collect(
+    specs: list[dict[str, Any]], store: Store | str | os.PathLike[str] | None = None
+) -> BenchmarkResult:
+    """Results of ``specs`` found in the store (missing ones are listed by ``BenchmarkResult.missing()``)."""
+    st = store if isinstance(store, Store) else Store(store)
+    try:
+        res = BenchmarkResult(specs)
+        for s in specs:
+            cached = load_cached(st, s)
+            if cached is not None:
+                res.results[s["key"]] = cached
+        return res
+    finally:
+        if not isinstance(store, Store):
+            st.close()
+
+
+def run_benchmark(
+    algorithms: Sequence[str | Algorithm],
+    workloads: Sequence[str | Workload],
+    tuning: str = "external",
+    trials: int = 5,
+    studies: int = 3,
+    seed: int = 0,
+    executor: str = "local",
+    workers: int = 2,
+    ray_address: str | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    scale: float | None = None,
+    progress: bool = True,
+    trial_fn: Callable[..., dict[str, Any]] = run_trial,
+) -> BenchmarkResult:
+    """Run (or resume) a benchmark and return its results; cached trials are not run again.
+
+    ``scale`` multiplies every budget (default: ``hardware_scale()``). ``trial_fn`` must be a module-level function
+    ``(spec, threads=None) -> result`` (picklable for the process and Ray executors).
+    """
+    if scale is None:
+        scale = hardware_scale()
+    specs = plan(algorithms, workloads, tuning, trials, studies, seed, scale)
+    st = store if isinstance(store, Store) else Store(store)
+    result = BenchmarkResult(specs)
+    try:
+        todo, seen = [], set()
+        for s in specs:
+            cached = load_cached(st, s)
+            if cached is not None:
+                result.results[s["key"]] = cached
+            elif s["key"] not in seen:
+                seen.add(s["key"])
+                todo.append(s)
+        if not todo:
+            return result
+        ex = make_executor(executor, workers, ray_address)
+        threads = None if executor == "local" else getattr(ex, "threads", None)
+        fn = functools.partial(trial_fn, threads=threads)
+        bar = _Bar(progress, len(specs), len(specs) - len(todo))
+        try:
+            with bar:
+                for res in ex.map(fn, todo):
+                    write_result(st, res)
+                    result.results[res["key"]] = res
+                    result.executed += 1
+                    bar.advance(res)
+        finally:
+            ex.close()
+        return result
+    finally:
+        if not isinstance(store, Store):
+            st.close()
+
+
+class _Bar:
+    """A rich progress bar over trials (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self._p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[last]}"), TimeElapsedColumn())  # fmt: skip
+            self._t = self._p.add_task("trials", total=total, completed=done, last="")
+
+    def __enter__(self) -> _Bar:
+        if self._p is not None:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.__exit__(None, None, None)
+
+    def advance(self, res: Mapping[str, Any]) -> None:
+        if self._p is None:
+            return
+        s = res["spec"]
+        t = res["time_to_target"]
+        what = f"{t:.2f}s" if math.isfinite(t) else res["status"] if res["status"] != "finished" else "missed"
+        last = f"{s['algorithm']['name']} on {s['workload']['name']}: {what}"
+        self._p.update(self._t, advance=1, last=last)
+
+
+def calibrate_targets(
+    workloads: Sequence[str | Workload],
+    algorithm: str | Algorithm = "nadamw",
+    trials: int = 5,
+    seed: int = 0,
+    fraction: float = 2 / 3,
+    executor: str = "local",
+    workers: int = 2,
+    store: Store | str | os.PathLike[str] | None = None,
+    scale: float | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Set targets as AlgoPerf did: what a well-tuned baseline reaches inside the budget.
+
+    Runs ``trials`` Halton points of the baseline (NAdamW) on each workload for the whole budget with the target
+    switched off, and returns per workload ``best`` (the best validation value any trial reached within
+    ``fraction`` of the budget) and ``best_full`` (within the whole budget); ``best``, rounded toward the easier
+    side, is the shipped target (docs/benchmark.md).
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    wls = _resolve(workloads, get_workload)
+    off = [
+        Workload(**{**w.spec(), "target": 1e30 if w.higher_is_better else -1e30, "name": w.name}) for w in wls
+    ]
+    res = run_benchmark([algorithm], off, "external", trials, 1, seed, executor, workers, store=store,
+                        scale=scale, progress=progress)  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for w in wls:
+        sign = 1.0 if w.higher_is_better else -1.0
+        best = best_full = -math.inf
+        for r in res.results.values():
+            if r["spec"]["workload"]["name"] != w.name or r["status"] == "failed":
+                continue
+            clock = dict(r["history"].get("train_time", []))
+            budget = float(r["spec"]["workload"]["budget"])
+            for step, v in r["history"].get(w.metric, []):
+                if not math.isfinite(v):
+                    continue
+                best_full = max(best_full, sign * v)
+                if clock.get(step, math.inf) <= fraction * budget:
+                    best = max(best, sign * v)
+        out[w.name] = {"best": sign * best, "best_full": sign * best_full}
+    return out

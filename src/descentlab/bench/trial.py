@@ -1,0 +1,178 @@
+"""One benchmark trial: a pure function of (workload, algorithm, hyper-parameters, seed) -> a plain result dict.
+
+``run_trial(spec)`` trains through ``descentlab.train`` with no store (the driver alone writes the store, so the same
+function runs in-process, in a spawned worker or as a Ray task) and stops at the first evaluation that meets the
+target, at ``step_hint`` steps or at the budget. Time-to-target is ``train_time`` (train()'s clock, evaluation
+excluded) at the first evaluation meeting the target, ``inf`` when none does (divergence included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from descentlab.bench.algorithms import Algorithm
+from descentlab.bench.workloads import Workload
+
+KEY_VERSION = "descentlab-bench-1"
+CURVE_METRICS = ("loss", "accuracy", "gap", "train_loss", "train_time", "lr")
+
+
+class TargetReached(KeyboardInterrupt):  # noqa: N818  (a signal, not an error)
+    """Raised by the target callback to leave train()'s loop early (train() ends such a run as 'interrupted')."""
+
+
+def _canonical(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
+def trial_key(
+    workload: Mapping[str, Any], algorithm: Mapping[str, Any], hparams: Mapping[str, Any], seed: int
+) -> str:
+    """Stable cache key: SHA-256 of the canonical JSON (sorted keys, no spaces) of (workload, algorithm, hparams,
+    seed), where workload and algorithm are their full spec dicts (so changing a target or a space changes it)."""
+    payload = {
+        "version": KEY_VERSION,
+        "workload": _canonical(workload),
+        "algorithm": _canonical(algorithm),
+        "hparams": _canonical(hparams),
+        "seed": int(seed),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_spec(
+    workload: Workload,
+    algorithm: Algorithm,
+    hparams: Mapping[str, Any],
+    seed: int,
+    budget: float | None = None,
+    step_hint: int | None = None,
+    study: int = 0,
+    trial: int = 0,
+    tuning: str = "external",
+) -> dict[str, Any]:
+    """A JSON-ready trial specification (with its ``key``); ``budget``/``step_hint`` override the workload's."""
+    wspec = workload.spec()
+    if budget is not None:
+        wspec["budget"] = float(budget)
+    if step_hint is not None:
+        wspec["step_hint"] = int(step_hint)
+    aspec = algorithm.spec()
+    hp = dict(hparams)
+    return {
+        "key": trial_key(wspec, aspec, hp, seed),
+        "workload": wspec,
+        "algorithm": aspec,
+        "hparams": hp,
+        "seed": int(seed),
+        "study": int(study),
+        "trial": int(trial),
+        "tuning": tuning,
+    }
+
+
+def _tuplify_betas(hparams: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(hparams.get("betas"), list):
+        hparams["betas"] = tuple(hparams["betas"])
+    return hparams
+
+
+def time_to_target(workload: Workload, history: Mapping[str, list[tuple[int, float]]]) -> float:
+    """``train_time`` at the first evaluation whose ``workload.metric`` meets the target; ``inf`` if none does."""
+    clock = dict(history.get("train_time", []))
+    for step, value in history.get(workload.metric, []):
+        if workload.reached(value) and step in clock:
+            return float(clock[step])
+    return math.inf
+
+
+def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run one trial (see the module docstring) and return its result; exceptions become ``status='failed'``.
+
+    ``threads`` sets ``torch.set_num_threads`` in this process first (executors pass cores // workers).
+    """
+    import torch
+
+    from descentlab.train import Callback, train
+
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    wl = Workload(**spec["workload"])
+    alg = Algorithm(**spec["algorithm"])
+    result: dict[str, Any] = {
+        "key": spec["key"],
+        "spec": dict(spec),
+        "status": "failed",
+        "reached": False,
+        "time_to_target": math.inf,
+        "final": {},
+        "history": {},
+        "config": {},
+        "error": "",
+    }
+    wall0 = time.perf_counter()
+    try:
+        kwargs = alg.train_kwargs(spec["hparams"])
+        kwargs["hparams"] = _tuplify_betas(dict(kwargs["hparams"]))
+        task = wl.make_task()
+        last: dict[str, float] = {}
+        evaluate = task.evaluate
+
+        def evaluate_and_keep(model: Any) -> dict[str, float]:
+            res = evaluate(model)
+            last.clear()
+            last.update(res)
+            return res
+
+        task.evaluate = evaluate_and_keep  # type: ignore[method-assign]
+        hit = {"flag": False}
+
+        def stop_at_target(ctx: Any) -> None:
+            if wl.reached(last.get(wl.metric, math.nan)):
+                hit["flag"] = True
+                raise TargetReached
+
+        run = train(
+            task,
+            steps=wl.step_hint,
+            time_budget=wl.budget,
+            batch_size=wl.batch_size,
+            seed=int(spec["seed"]),
+            eval_every=wl.eval_every,
+            store=False,
+            progress=False,
+            device="cpu",
+            callbacks=[Callback(stop_at_target, every=wl.eval_every)],
+            keep_model=False,
+            **kwargs,
+        )
+        if run.status == "interrupted" and not hit["flag"]:
+            raise KeyboardInterrupt  # a real Ctrl-C: stop the benchmark, cache nothing
+        ttt = time_to_target(wl, run.history)
+        result.update(
+            status="diverged" if run.status == "diverged" else "finished",
+            reached=math.isfinite(ttt),
+            time_to_target=ttt,
+            final=dict(run.final),
+            history={k: v for k, v in run.history.items() if k in CURVE_METRICS or k == wl.metric},
+            config=dict(run.config),
+            note=run.note if run.status == "diverged" else "",
+        )
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a crash is a failure: reported, never cached
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc(limit=5)
+    result["wall_time"] = time.perf_counter() - wall0
+    return result

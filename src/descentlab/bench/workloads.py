@@ -1,0 +1,178 @@
+"""Benchmark workloads (AlgoPerf rules): a task with a validation target, a metric direction, a runtime budget,
+a step hint and an evaluation period.
+
+Budgets are seconds of training time (evaluation excluded) on the reference machine: a shared 2-core x86 CPU
+running one trial per core with one torch thread. ``hardware_scale()`` rescales them for other hardware
+(``descentlab bench calibrate --hardware`` measures it; ``$DESCENTLAB_BENCH_SCALE`` overrides it). Targets come
+from ``descentlab bench calibrate --targets`` (docs/benchmark.md holds the procedure and the numbers). A trial stops
+at the target, at the budget or after ``step_hint`` steps (schedules span ``step_hint`` steps), whichever first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from descentlab import tasks as task_registry
+from descentlab._registry import unknown_name_message
+from descentlab.tasks.base import Task
+
+SCALE_ENV = "DESCENTLAB_BENCH_SCALE"
+REFERENCE_SECONDS = (
+    1.0  # seconds `reference_probe()` takes on the reference 2-core CPU (see docs/benchmark.md)
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A benchmark workload: ``task`` (registry name) with ``task_kw``, a target on ``metric`` (validation
+    ``accuracy``/``loss``, or ``gap`` = f - f* for logreg), its direction, a budget in reference seconds, a step
+    hint, an evaluation period and a batch size. The workload owns model, loss, evaluation, target and budget."""
+
+    name: str
+    task: str
+    metric: str
+    target: float
+    higher_is_better: bool
+    budget: float
+    step_hint: int
+    eval_every: int
+    batch_size: int
+    task_kw: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.budget, (int, float)) and self.budget > 0 and math.isfinite(self.budget)):
+            raise ValueError(f"workload {self.name!r}: budget must be positive seconds, got {self.budget!r}")
+        for nm in ("step_hint", "eval_every", "batch_size"):
+            v = getattr(self, nm)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"workload {self.name!r}: {nm} must be a positive integer, got {v!r}")
+
+    def make_task(self) -> Task:
+        """A fresh task (data + model factory + loss + evaluation) for this workload."""
+        return task_registry.get(self.task, **self.task_kw)
+
+    def reached(self, value: float) -> bool:
+        """Whether a validation value meets the target (``>=`` or ``<=`` by the metric's direction)."""
+        if not math.isfinite(value):
+            return False
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+    def spec(self) -> dict[str, Any]:
+        """The workload as a plain dict (part of every trial's cache key)."""
+        return asdict(self)
+
+
+# Reference numbers: docs/benchmark.md ("Calibration") records how they were measured.
+WORKLOADS: dict[str, Workload] = {}
+
+
+def register_workload(workload: Workload) -> Workload:
+    """Add ``workload`` to the registry (replacing one of the same name) and return it."""
+    if not isinstance(workload, Workload):
+        raise TypeError(f"expected a Workload, got {type(workload).__name__}")
+    WORKLOADS[workload.name] = workload
+    return workload
+
+
+def get_workload(name: str) -> Workload:
+    """The registered workload ``name`` (ValueError with suggestions otherwise)."""
+    if name not in WORKLOADS:
+        raise ValueError(unknown_name_message("workload", name, sorted(WORKLOADS)))
+    return WORKLOADS[name]
+
+
+def available_workloads(include_tiny: bool = False) -> list[str]:
+    """Names of the shipped workloads (the ``tiny`` smoke-test workload only on request)."""
+    return [n for n in WORKLOADS if include_tiny or not n.startswith("tiny")]
+
+
+def _builtin() -> None:
+    register_workload(Workload(
+        "mnist1d_mlp", "mnist1d_mlp", "accuracy", 0.665, True, budget=6.0, step_hint=5000, eval_every=100,
+        batch_size=100, description="MLP 40-100-100-10 on MNIST-1D (4000 train / 1000 val)",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "mnist1d_cnn", "mnist1d_cnn", "accuracy", 0.945, True, budget=15.0, step_hint=8000, eval_every=250,
+        batch_size=100, description="the MNIST-1D paper's 3-layer Conv1d network",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "digits", "digits_mlp", "accuracy", 0.99, True, budget=3.0, step_hint=3000, eval_every=50,
+        batch_size=64, description="MLP 64-128-10 on scikit-learn's 8x8 digits",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "modular", "modular", "accuracy", 0.95, True, budget=12.0, step_hint=3000, eval_every=50,
+        batch_size=256, task_kw={"p": 31, "op": "+", "train_fraction": 0.6, "width": 64, "depth": 1},
+        description="a + b mod 31, 1-layer transformer, 60% train (grokking-style accuracy target)",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "charlm", "charlm", "loss", 1.42, False, budget=20.0, step_hint=1500, eval_every=50,
+        batch_size=32, task_kw={"width": 64, "depth": 2, "context": 32},
+        description="character-level GPT (2 layers, width 64, context 32) on pydoc text; val loss target",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "logreg", "logreg", "gap", 7e-9, False, budget=2.0, step_hint=2000, eval_every=20,
+        batch_size=20, description="mu-strongly convex logistic regression (m=200, n=10); target f - f*",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "tiny", "logreg", "gap", 1e-2, False, budget=2.0, step_hint=200, eval_every=10, batch_size=50,
+        task_kw={"m": 100, "n": 5}, description="smoke-test workload for the tests (seconds)",
+    ))  # fmt: skip
+
+
+_builtin()
+
+
+def reference_probe() -> float:
+    """Seconds one thread takes for a fixed piece of work (300 AdamW steps of the MNIST-1D CNN, no evaluation)."""
+    import torch
+
+    from descentlab.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train("mnist1d_cnn", "adamw", lr=1e-3, steps=300, eval_every=300, batch_size=100, store=False,
+                    progress=False, device="cpu", keep_model=False)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    return float(run.final["train_time"])
+
+
+def calibrate_hardware(path: str | os.PathLike[str] | None = None, repeats: int = 3) -> float:
+    """Measure this machine against the reference CPU; returns (and, given ``path``, saves as JSON) the factor
+    that multiplies every budget: ``min over repeats of reference_probe() / REFERENCE_SECONDS``."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    scale = min(reference_probe() for _ in range(repeats)) / REFERENCE_SECONDS
+    if path is not None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    return scale
+
+
+def hardware_scale(path: str | os.PathLike[str] | None = None) -> float:
+    """The budget factor: ``$DESCENTLAB_BENCH_SCALE`` if set, else the ``scale`` saved at ``path`` by
+    ``calibrate_hardware``, else 1.0 (the reference machine)."""
+    env = os.environ.get(SCALE_ENV)
+    if env:
+        try:
+            value = float(env)
+        except ValueError:
+            value = -1.0
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"${SCALE_ENV} must be a positive number, got {env!r}")
+        return value
+    if path is not None and Path(path).is_file():
+        value = float(json.loads(Path(path).read_text())["scale"])
+        if not value > 0:
+            raise ValueError(f"hardware scale in {str(path)!r} must be positive, got {value!r}")
+        return value
+    return 1.0
