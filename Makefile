@@ -26,6 +26,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
