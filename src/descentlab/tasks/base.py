@@ -80,6 +80,40 @@ class BatchStream(Iterator[Batch]):
         self._perm = None
 
 
+class SeededStream(Iterator[Batch]):
+    """Endless stream whose batch ``k`` depends only on ``(seed, k)``: its state is the step count.
+
+    Subclasses implement ``draw(generator)``; resuming needs nothing but ``state_dict()``.
+    """
+
+    def __init__(self, batch_size: int, seed: int = 0):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.seed, self.step = int(seed), 0
+
+    def draw(self, generator: torch.Generator) -> Batch:
+        """The batch for the generator seeded by (seed, step)."""
+        raise NotImplementedError
+
+    def __next__(self) -> Batch:
+        g = seeded_generator(self.seed * 1_000_003 + self.step)
+        self.step += 1
+        return self.draw(g)
+
+    def state_dict(self) -> dict[str, int]:
+        """Position of the stream: enough to resume it exactly."""
+        return {"seed": self.seed, "step": self.step, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Move the stream to a saved position."""
+        if int(state["batch_size"]) != self.batch_size:
+            raise ValueError(
+                f"checkpointed batch_size {state['batch_size']} differs from this stream's {self.batch_size}"
+            )
+        self.seed, self.step = int(state["seed"]), int(state["step"])
+
+
 @dataclass
 class Task:
     """A workload: data as tensors, a model factory, a loss and an evaluation.

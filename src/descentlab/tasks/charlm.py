@@ -10,14 +10,13 @@ marks become their ASCII look-alikes and anything else becomes ``?``. The first 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from descentlab.tasks.base import Batch, Task, seeded_generator
+from descentlab.tasks.base import Batch, SeededStream, Task
 from descentlab.tasks.modular import Transformer
 
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -56,32 +55,17 @@ def windows(tokens: Tensor, starts: Tensor, context: int) -> Batch:
     return w[:, :-1], w[:, 1:]
 
 
-class WindowStream(Iterator[Batch]):
+class WindowStream(SeededStream):
     """Endless stream of random training windows; batch ``k`` depends only on ``(seed, k)`` (state = step count)."""
 
     def __init__(self, tokens: Tensor, batch_size: int, context: int, seed: int = 0):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.tokens, self.batch_size, self.context = tokens, batch_size, context
-        self.seed, self.step = int(seed), 0
+        super().__init__(batch_size, seed)
+        self.tokens, self.context = tokens, context
 
-    def __next__(self) -> Batch:
-        g = seeded_generator(self.seed * 1_000_003 + self.step)
-        self.step += 1
-        starts = torch.randint(0, len(self.tokens) - self.context, (self.batch_size,), generator=g)
+    def draw(self, generator: torch.Generator) -> Batch:
+        """``batch_size`` windows starting at uniformly random positions."""
+        starts = torch.randint(0, len(self.tokens) - self.context, (self.batch_size,), generator=generator)
         return windows(self.tokens, starts, self.context)
-
-    def state_dict(self) -> dict[str, int]:
-        """Position of the stream: enough to resume it exactly."""
-        return {"seed": self.seed, "step": self.step, "batch_size": self.batch_size}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Move the stream to a saved position."""
-        if int(state["batch_size"]) != self.batch_size:
-            raise ValueError(
-                f"checkpointed batch_size {state['batch_size']} differs from this stream's {self.batch_size}"
-            )
-        self.seed, self.step = int(state["seed"]), int(state["step"])
 
 
 @dataclass

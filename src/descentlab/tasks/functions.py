@@ -10,7 +10,7 @@ The plain functions ``rosenbrock(x, y)``, ``quadratic(x, y)`` and ``multiminima(
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from descentlab.tasks.base import Batch, Task, seeded_generator
+from descentlab.tasks.base import Batch, SeededStream, Task
 
 ArrayLike = Any  # torch.Tensor | np.ndarray | float
 
@@ -62,35 +62,15 @@ class PointModel(nn.Module):
         return self.x
 
 
-class NoiseStream(Iterator[Batch]):
+class NoiseStream(SeededStream):
     """Endless, resumable stream of ``(xi,)`` with ``xi`` of shape (batch_size, 2), ``xi ~ N(0, I)``.
 
     Batch ``k`` is drawn from a generator seeded by ``(seed, k)``, so the state is just the step count.
     """
 
-    def __init__(self, batch_size: int, seed: int = 0):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
-        self.seed = int(seed)
-        self.step = 0
-
-    def __next__(self) -> Batch:
-        g = seeded_generator(self.seed * 1_000_003 + self.step)
-        self.step += 1
-        return (torch.randn(self.batch_size, 2, generator=g),)
-
-    def state_dict(self) -> dict[str, int]:
-        """Position of the stream: enough to resume it exactly."""
-        return {"seed": self.seed, "step": self.step, "batch_size": self.batch_size}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Move the stream to a saved position."""
-        if int(state["batch_size"]) != self.batch_size:
-            raise ValueError(
-                f"checkpointed batch_size {state['batch_size']} differs from this stream's {self.batch_size}"
-            )
-        self.seed, self.step = int(state["seed"]), int(state["step"])
+    def draw(self, generator: torch.Generator) -> Batch:
+        """Standard normal noise for one batch."""
+        return (torch.randn(self.batch_size, 2, generator=generator),)
 
 
 @dataclass
