@@ -188,3 +188,34 @@ def test_store_object_is_shared(toy_task, store_path):
         for seed in range(2):
             train(toy_task, optimizer=adam(), steps=5, seed=seed, store=st, run_id=f"s{seed}", progress=False)
         assert st.run_ids() == ["s0", "s1"]
+
+
+def test_stop_when_ends_the_run_at_the_first_evaluation_that_meets_it(toy_task):
+    run = train(
+        toy_task,
+        optimizer=adam(3e-2),
+        steps=500,
+        eval_every=10,
+        store=False,
+        progress=False,
+        stop_when=lambda m: m["accuracy"] >= 0.8,
+    )
+    assert run.status == "finished" and "stop_when" in run.note
+    accs = run.metrics("accuracy")
+    assert accs[-1][1] >= 0.8 and all(v < 0.8 for _, v in accs[1:-1])
+    assert run.final["step"] == accs[-1][0] < 500
+
+
+def test_schedule_steps_sets_the_schedule_length(toy_task):
+    run = train(
+        toy_task,
+        optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+        schedule="linear",
+        steps=10,
+        schedule_steps=20,
+        eval_every=10,
+        store=False,
+        progress=False,
+    )
+    # a linear decay over 20 steps is half-way after 10 steps
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.05, rel=1e-6)

@@ -184,6 +184,8 @@ def train(
     averaging_kw: Mapping[str, Any] | None = None,
     progress: bool = True,
     keep_model: bool = True,
+    stop_when: Callable[[Mapping[str, float]], bool] | None = None,
+    schedule_steps: int | None = None,
     _resume_from: dict[str, Any] | None = None,
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
@@ -194,6 +196,8 @@ def train(
     kept out of that clock). ``store``: None -> the default store, False -> nothing written, or a path / Store.
     ``averaging``: "ema" (decay in ``averaging_kw``) or "swa", through ``torch.optim.swa_utils``; the averaged model
     is evaluated beside the raw one (metrics prefixed ``avg_``). The trained model is kept as ``run.model``.
+    ``stop_when(metrics)`` is asked after every evaluation and ends the run (as finished) when it returns True,
+    e.g. at a benchmark target; ``schedule_steps`` is the length the schedule spans (default ``steps``).
     """
     hparams = dict(hparams or {})
     task_kw = dict(task_kw or {})
@@ -207,6 +211,7 @@ def train(
         ("batch_size", batch_size),
         ("eval_every", eval_every),
         ("checkpoint_every", checkpoint_every),
+        ("schedule_steps", schedule_steps),
     ):
         if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
             raise ValueError(f"{name} must be a positive integer, got {val!r}")
@@ -236,6 +241,7 @@ def train(
         "averaging": averaging,
         "averaging_kw": dict(averaging_kw or {}),
         "checkpoint_every": checkpoint_every,
+        "schedule_steps": schedule_steps,
     }
 
     # Store and run id.
@@ -267,7 +273,7 @@ def train(
             raise TypeError(
                 f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}"
             )
-    total_steps = steps if steps is not None else max(1, int(time_budget * 1000))  # type: ignore[operator]
+    total_steps = schedule_steps or (steps if steps is not None else max(1, int(time_budget * 1000)))  # type: ignore[operator]
     sched = (
         schedule_registry.create(schedule, opt, total_steps, **dict(schedule_kw or {})) if schedule else None
     )
@@ -398,6 +404,9 @@ def train(
                         if not math.isfinite(last_eval.get(key, 0.0)):
                             raise Diverged(f"evaluation {key} became {last_eval[key]} at step {step}")
                     flush()
+                    if stop_when is not None and stop_when(last_eval):
+                        note = f"stopped at step {step}: stop_when was met"
+                        break
                 for cb in cbs:
                     if step % cb.every == 0:
                         ctx = StepContext(step, model, opt, task_obj)
@@ -482,6 +491,7 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
         run_id=run_id,
         task_kw=cfg["task_kw"],
         checkpoint_every=cfg["checkpoint_every"],
+        schedule_steps=cfg.get("schedule_steps"),
         averaging=cfg["averaging"],
         averaging_kw=cfg["averaging_kw"],
         progress=progress,

@@ -23,10 +23,6 @@ KEY_VERSION = "descentlab-bench-1"
 CURVE_METRICS = ("loss", "accuracy", "gap", "train_loss", "train_time", "lr")
 
 
-class TargetReached(KeyboardInterrupt):  # noqa: N818  (a signal, not an error)
-    """Raised by the target callback to leave train()'s loop early (train() ends such a run as 'interrupted')."""
-
-
 def _canonical(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _canonical(v) for k, v in obj.items()}
@@ -104,7 +100,7 @@ def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, 
     """
     import torch
 
-    from descentlab.train import Callback, train
+    from descentlab.train import train
 
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
@@ -126,23 +122,6 @@ def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, 
         kwargs = alg.train_kwargs(spec["hparams"])
         kwargs["hparams"] = _tuplify_betas(dict(kwargs["hparams"]))
         task = wl.make_task()
-        last: dict[str, float] = {}
-        evaluate = task.evaluate
-
-        def evaluate_and_keep(model: Any) -> dict[str, float]:
-            res = evaluate(model)
-            last.clear()
-            last.update(res)
-            return res
-
-        task.evaluate = evaluate_and_keep  # type: ignore[method-assign]
-        hit = {"flag": False}
-
-        def stop_at_target(ctx: Any) -> None:
-            if wl.reached(last.get(wl.metric, math.nan)):
-                hit["flag"] = True
-                raise TargetReached
-
         run = train(
             task,
             steps=wl.step_hint,
@@ -153,11 +132,11 @@ def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, 
             store=False,
             progress=False,
             device="cpu",
-            callbacks=[Callback(stop_at_target, every=wl.eval_every)],
             keep_model=False,
+            stop_when=lambda metrics: wl.reached(metrics.get(wl.metric, math.nan)),
             **kwargs,
         )
-        if run.status == "interrupted" and not hit["flag"]:
+        if run.status == "interrupted":
             raise KeyboardInterrupt  # a real Ctrl-C: stop the benchmark, cache nothing
         ttt = time_to_target(wl, run.history)
         result.update(

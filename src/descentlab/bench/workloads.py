@@ -23,9 +23,8 @@ from descentlab._registry import unknown_name_message
 from descentlab.tasks.base import Task
 
 SCALE_ENV = "DESCENTLAB_BENCH_SCALE"
-REFERENCE_SECONDS = (
-    1.0  # seconds `reference_probe()` takes on the reference 2-core CPU (see docs/benchmark.md)
-)
+# Seconds `reference_probe()` takes on the reference 2-core CPU (docs/benchmark.md, "Calibration").
+REFERENCE_SECONDS = 0.34
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,52 @@
+"""Command functions ``tour`` and ``report`` (mounted on the main app with ``app.command()(tour)`` and
+``app.command()(report)``). Bad input raises ValueError; the main app prints it on one line with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def tour(
+    quick: bool = typer.Option(
+        False, "--quick", help="Quick variants of every study (the whole tour in minutes)."
+    ),
+    out: Path = typer.Option(
+        Path("runs/tour"), "--out", help="Output folder (studies/, bench/, tour.db, index.html)."
+    ),
+    no_bench: bool = typer.Option(False, "--no-bench", help="Skip the small benchmark."),
+    only: str = typer.Option(None, "--only", help="Comma-separated study names to run (default: all)."),
+    skip: str = typer.Option(
+        None, "--skip", help="Comma-separated study names to leave out (e.g. grokking)."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+) -> None:
+    """Run every study (and a small benchmark) and write one self-contained page, index.html."""
+    from descentlab.report.tour import run_tour, summary_table
+
+    result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
+                      progress=not no_progress)  # fmt: skip
+    console.print(summary_table(result))
+    console.print(f"page: {result.page.resolve()}")
+
+
+def report(
+    study: list[Path] = typer.Option(
+        None, "--study", help="A study output folder, or a folder of them (repeatable)."
+    ),
+    bench: Path = typer.Option(
+        None, "--bench", help="A `descentlab bench report` folder (leaderboard.md, PNGs)."
+    ),
+    store: Path = typer.Option(None, "--store", help="A store whose runs are listed at the end."),
+    out: Path = typer.Option(..., "--out", help="Folder for index.html."),
+    title: str = typer.Option("descentlab report", "--title", help="Page title."),
+) -> None:
+    """Build the tour's page from existing outputs (no training): studies, a benchmark report, a store."""
+    from descentlab.report.html import write_report
+
+    page = write_report(out, list(study or []), bench=bench, store=store, title=title)
+    console.print(f"page: {page.resolve()}")

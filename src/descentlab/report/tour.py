@@ -1,0 +1,192 @@
+"""``descentlab tour``: run every registered study (and a small benchmark) into one folder, then write the page.
+
+Layout of the output folder: ``studies/<name>/`` (figures, summary.json, or failed.json when the study raised),
+``bench/`` (leaderboard.md, profiles.png, curves), ``tour.db`` (the store of every run) and ``index.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from descentlab.report.html import COMMAND_FILE, FAILED_FILE, seed_order, write_report
+
+QUICK_BENCH: dict[str, Any] = {
+    "algorithms": ["adamw", "sgd_nesterov"],
+    "workloads": ["digits", "logreg"],
+    "tuning": "external",
+    "trials": 2,
+    "studies": 1,
+}
+"""The tour's benchmark: 2 algorithms x 2 fast workloads, one study of 2 Halton trials (about a minute)."""
+
+FULL_BENCH: dict[str, Any] = {**QUICK_BENCH, "workloads": ["digits", "logreg", "mnist1d_mlp"], "trials": 5}
+"""The benchmark of a full (non-quick) tour."""
+
+
+@dataclass
+class TourEntry:
+    """What one step of the tour did: a study (or the benchmark), its status, time and claims."""
+
+    name: str
+    status: str
+    seconds: float
+    claims_held: int = 0
+    claims_total: int = 0
+    error: str = ""
+
+
+@dataclass
+class TourResult:
+    """The tour's page, its per-study entries and the total wall time."""
+
+    page: Path
+    entries: list[TourEntry] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _parse_names(names: str | list[str] | None) -> list[str]:
+    if names is None:
+        return []
+    items = names.split(",") if isinstance(names, str) else [x for n in names for x in str(n).split(",")]
+    return [x.strip() for x in items if x.strip()]
+
+
+def select_studies(only: str | list[str] | None = None, skip: str | list[str] | None = None) -> list[str]:
+    """The registered studies to run, in lecture order (by seed number): ``only`` (comma-separated or a list)
+    restricts, ``skip`` removes; unknown names are a ValueError listing the allowed ones."""
+    from descentlab import studies
+
+    allowed = studies.available()
+    want, drop = _parse_names(only), _parse_names(skip)
+    unknown = sorted({n for n in want + drop if n not in allowed})
+    if unknown:
+        raise ValueError(f"unknown study {', '.join(map(repr, unknown))}; available: {', '.join(allowed)}")
+    names = [n for n in allowed if (not want or n in want) and n not in drop]
+    if not names:
+        raise ValueError("no study left to run after --only/--skip")
+    return sorted(names, key=lambda n: (seed_order(studies.get(n).slide), n))
+
+
+def _run_bench(out: Path, store: Any, quick: bool, progress: bool) -> Path:
+    from descentlab.bench import run_benchmark
+    from descentlab.bench.report import write_report as bench_report
+
+    cfg = QUICK_BENCH if quick else FULL_BENCH
+    result = run_benchmark(
+        cfg["algorithms"],
+        cfg["workloads"],
+        tuning=cfg["tuning"],
+        trials=cfg["trials"],
+        studies=cfg["studies"],
+        store=store,
+        progress=progress,
+    )
+    bench_report(result, out)
+    opts = (f"-a {','.join(cfg['algorithms'])} -w {','.join(cfg['workloads'])} --tuning {cfg['tuning']} "
+            f"--trials {cfg['trials']} --studies {cfg['studies']} --store {out.parent / 'tour.db'}")  # fmt: skip
+    (out / COMMAND_FILE).write_text(
+        f"descentlab bench run {opts}\ndescentlab bench report {opts} --out {out}\n"
+    )
+    return out
+
+
+def run_tour(
+    out: str | Path = "runs/tour",
+    quick: bool = True,
+    bench: bool = True,
+    only: str | list[str] | None = None,
+    skip: str | list[str] | None = None,
+    console: Any = None,
+    progress: bool = True,
+) -> TourResult:
+    """Run the selected studies (quick or full variants) and, if ``bench``, the small benchmark, all into one store
+    ``<out>/tour.db``; a study that raises is recorded as failed and the tour goes on. Writes ``<out>/index.html``."""
+    from descentlab import studies
+    from descentlab.store import Store
+
+    names = select_studies(only, skip)
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {str(out_dir)!r} is a file; give a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = console.print if console is not None else (lambda *a, **k: None)
+    t_start = time.perf_counter()
+    entries: list[TourEntry] = []
+    folders: list[Path] = []
+    with Store(out_dir / "tour.db") as store:
+        for i, name in enumerate(names, 1):
+            folder = out_dir / "studies" / name
+            if folder.exists():
+                shutil.rmtree(folder)  # stale figures or summaries of an earlier tour must not show up
+            folder.mkdir(parents=True)
+            folders.append(folder)
+            say(f"[bold][{i}/{len(names)}][/bold] {name}: {studies.get(name).description}")
+            t0 = time.perf_counter()
+            try:
+                res = studies.run(name, quick=quick, out=folder, store=store, progress=progress)
+            except Exception as exc:  # a broken study must not stop the tour
+                secs = time.perf_counter() - t0
+                err = f"{type(exc).__name__}: {exc}"
+                tb = traceback.format_exc(limit=4)
+                (folder / FAILED_FILE).write_text(
+                    json.dumps(
+                        {"study": name, "error": f"{err}\n\n{tb}", "seconds": round(secs, 2)}, indent=2
+                    )
+                )
+                entries.append(TourEntry(name, "failed", secs, error=err))
+                say(f"    [red]✗ failed[/red] after {secs:.1f} s: {err}")
+                continue
+            secs = time.perf_counter() - t0
+            held = sum(bool(c["holds"]) for c in res.claims)
+            entries.append(TourEntry(name, "ok", secs, held, len(res.claims)))
+            colour = "green" if held == len(res.claims) else "yellow"
+            say(f"    [{colour}]✓ {held}/{len(res.claims)} claims hold[/{colour}] · {secs:.1f} s")
+        bench_dir: Path | None = None
+        if bench:
+            bench_dir = out_dir / "bench"
+            if bench_dir.exists():
+                shutil.rmtree(bench_dir)
+            bench_dir.mkdir(parents=True)
+            say("[bold]benchmark[/bold]: adamw vs sgd_nesterov on digits and logreg (AlgoPerf rules)")
+            t0 = time.perf_counter()
+            try:
+                _run_bench(bench_dir, store, quick, progress)
+                entries.append(TourEntry("benchmark", "ok", time.perf_counter() - t0))
+            except Exception as exc:
+                err = f"{type(exc).__name__}: {exc}"
+                (bench_dir / FAILED_FILE).write_text(json.dumps({"error": err}))
+                entries.append(TourEntry("benchmark", "failed", time.perf_counter() - t0, error=err))
+                say(f"    [red]✗ benchmark failed[/red]: {err}")
+    page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
+    return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start)
+
+
+def summary_table(result: TourResult) -> Any:
+    """A rich Table of the tour: what ran, its seconds and the claims that held."""
+    from rich.table import Table
+
+    table = Table(title=f"tour · {result.seconds:.0f} s")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("claims held", justify="right")
+    for e in result.entries:
+        status = "[green]ok[/green]" if e.status == "ok" else "[red]failed[/red]"
+        claims = (
+            f"{e.claims_held}/{e.claims_total}"
+            if e.claims_total
+            else ("—" if e.status == "ok" else e.error[:60])
+        )
+        if e.claims_total and e.claims_held < e.claims_total:
+            claims = f"[yellow]{claims}[/yellow]"
+        table.add_row(e.name, status, f"{e.seconds:.1f}", claims)
+    held = sum(e.claims_held for e in result.entries)
+    total = sum(e.claims_total for e in result.entries)
+    table.add_row("[bold]total", "", f"{result.seconds:.1f}", f"[bold]{held}/{total}")
+    return table

@@ -1,0 +1,98 @@
+"""The tour's control flow with stand-in studies (no training): a raising study is shown as failed and the tour
+goes on; stale outputs are removed; the CLI functions mount on a typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from descentlab.report import tour as tour_mod
+
+
+@pytest.fixture
+def fake_studies(monkeypatch: pytest.MonkeyPatch, study_maker: Any) -> list[str]:
+    """Replace the studies registry seen by the tour with two stand-ins: one writes its outputs, one raises."""
+    from descentlab import studies
+
+    fakes = {
+        "fake-good": SimpleNamespace(
+            slide="seed 002, 'Good'", description="writes a figure", quick={}, full={}
+        ),
+        "fake-bad": SimpleNamespace(slide="seed 001, 'Bad'", description="raises", quick={}, full={}),
+    }
+    calls: list[str] = []
+
+    def run(name: str, quick: bool, out: Path, store: Any, progress: bool) -> Any:
+        calls.append(name)
+        assert quick and store is not None
+        if name == "fake-bad":
+            raise RuntimeError("the study broke")
+        folder = study_maker(out.parent / "_tmp", name, fakes[name].slide, [True, True])
+        for f in folder.iterdir():
+            f.rename(out / f.name)
+        summary = json.loads((out / "summary.json").read_text())
+        return SimpleNamespace(claims=summary["claims"], summary=summary)
+
+    monkeypatch.setattr(studies, "available", lambda: list(fakes))
+    monkeypatch.setattr(studies, "get", lambda n: fakes[n])
+    monkeypatch.setattr(studies, "describe", lambda: {k: v.description for k, v in fakes.items()})
+    monkeypatch.setattr(studies, "run", run)
+    return calls
+
+
+def test_tour_continues_after_a_failed_study(tmp_path: Path, fake_studies: list[str]) -> None:
+    out = tmp_path / "tour"
+    stale = out / "studies" / "fake-bad"
+    stale.mkdir(parents=True)
+    (stale / "summary.json").write_text("{}")  # an old success must not hide this run's failure
+    res = tour_mod.run_tour(out, quick=True, bench=False, progress=False)
+    assert fake_studies == ["fake-bad", "fake-good"]  # lecture order: seed 001 first
+    assert [(e.name, e.status) for e in res.entries] == [("fake-bad", "failed"), ("fake-good", "ok")]
+    assert res.entries[1].claims_held == res.entries[1].claims_total == 2
+    assert "RuntimeError: the study broke" in res.entries[0].error
+    text = res.page.read_text(encoding="utf-8")
+    assert res.page == out / "index.html" and (out / "tour.db").is_file()
+    assert 'id="study-fake-bad" data-status="failed"' in text and "the study broke" in text
+    assert 'id="study-fake-good" data-status="ok"' in text and 'id="runs"' in text
+    assert not (stale / "summary.json").exists() and (stale / "failed.json").is_file()
+    table = tour_mod.summary_table(res)
+    assert table.row_count == 3  # two studies and the total
+
+
+def test_tour_only_skip(tmp_path: Path, fake_studies: list[str]) -> None:
+    tour_mod.run_tour(tmp_path / "t", quick=True, bench=False, skip="fake-bad", progress=False)
+    assert fake_studies == ["fake-good"]
+    with pytest.raises(ValueError, match="no study left"):
+        tour_mod.run_tour(tmp_path / "t", quick=True, bench=False, skip="fake-bad,fake-good", progress=False)
+
+
+def test_cli_functions_mount_and_report(fabricated: dict[str, Path]) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from descentlab.report.cli import report, tour
+
+    app = typer.Typer()
+    app.command()(tour)
+    app.command()(report)
+    out = fabricated["tmp"] / "page"
+    result = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--study",
+            str(fabricated["studies"]),
+            "--bench",
+            str(fabricated["bench"]),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file() and "page:" in result.output
+    bad = CliRunner().invoke(app, ["tour", "--only", "no-such-study", "--no-bench", "--out", str(out)])
+    assert isinstance(bad.exception, ValueError) and "no-such-study" in str(bad.exception)
