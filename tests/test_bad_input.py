@@ -76,7 +76,10 @@ LIBRARY = [
     (lambda: train("logreg", time_budget=-1.0, store=False, progress=False), "time_budget"),
     (lambda: train("logreg", steps=5, device="tpu", store=False, progress=False), "tpu"),
     (lambda: train("logreg", steps=5, averaging="median", store=False, progress=False), "median"),
-    (lambda: train("logreg", steps=5, schedule="cosin", store=False, progress=False), "did you mean 'cosine'"),
+    (
+        lambda: train("logreg", steps=5, schedule="cosin", store=False, progress=False),
+        "did you mean 'cosine'",
+    ),
     (lambda: train(42, store=False, progress=False), "task must be"),
     # studies
     (lambda: studies.run("sgd-noise-flor"), "did you mean 'sgd-noise-floor'"),
@@ -125,7 +128,9 @@ class _Evil:
 def test_checkpoint_from_another_task(tmp_path):
     db = tmp_path / "s.db"
     train("logreg", optimizer="adam", steps=4, checkpoint_every=2, store=db, run_id="a", progress=False)
-    train("softmax_digits", optimizer="adam", steps=4, checkpoint_every=2, store=db, run_id="b", progress=False)
+    train(
+        "softmax_digits", optimizer="adam", steps=4, checkpoint_every=2, store=db, run_id="b", progress=False
+    )
     ck_dir = db.parent / "checkpoints"
     (ck_dir / "a" / "last.pt").write_bytes((ck_dir / "b" / "last.pt").read_bytes())
     with pytest.raises(ValueError, match="belongs to task 'softmax_digits'"):
