@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/descentlab demo --out runs/demo
+	$(VENV)/bin/descentlab tour --quick --out runs/tour
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

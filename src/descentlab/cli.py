@@ -24,13 +24,17 @@ runs_app = typer.Typer(help="Inspect the runs in the store.", no_args_is_help=Tr
 app.add_typer(runs_app, name="runs")
 
 
-def _mount_bench() -> None:
+def _mount_subcommands() -> None:
+    """Mount the benchmark sub-app and the tour/report commands (they live beside their packages)."""
     from descentlab.bench.cli import bench_app
+    from descentlab.report.cli import report, tour
 
     app.add_typer(bench_app, name="bench")
+    app.command()(tour)
+    app.command()(report)
 
 
-_mount_bench()
+_mount_subcommands()
 console = Console()
 err_console = Console(stderr=True)
 

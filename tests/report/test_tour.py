@@ -96,3 +96,33 @@ def test_cli_functions_mount_and_report(fabricated: dict[str, Path]) -> None:
     assert (out / "index.html").is_file() and "page:" in result.output
     bad = CliRunner().invoke(app, ["tour", "--only", "no-such-study", "--no-bench", "--out", str(out)])
     assert isinstance(bad.exception, ValueError) and "no-such-study" in str(bad.exception)
+
+
+def test_failed_benchmark_is_shown_and_tour_finishes(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import descentlab.bench as bench
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise RuntimeError("no workers")
+
+    monkeypatch.setattr(bench, "run_benchmark", broken)
+    res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, only="fake-good", progress=False)
+    assert [(e.name, e.status) for e in res.entries] == [("fake-good", "ok"), ("benchmark", "failed")]
+    text = res.page.read_text(encoding="utf-8")
+    assert 'id="bench" data-status="failed"' in text and "RuntimeError: no workers" in text
+
+
+@pytest.mark.slow
+def test_real_quick_tour_with_benchmark(tmp_path: Path) -> None:
+    """One real quick study and the real small benchmark (about 20-40 s on 2 cores)."""
+    res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, only="batch-size", progress=False)
+    assert [(e.name, e.status) for e in res.entries] == [("batch-size", "ok"), ("benchmark", "ok")]
+    assert res.entries[0].claims_held == res.entries[0].claims_total > 0
+    assert res.entries[1].note.startswith("score ")
+    text = res.page.read_text(encoding="utf-8")
+    assert 'id="study-batch-size" data-status="ok"' in text and 'id="bench" data-status="ok"' in text
+    assert "<td>sgd_nesterov</td>" in text  # the leaderboard table
+    assert (
+        tmp_path / "t" / "bench" / "profiles.png"
+    ).is_file() and "bench-" in text  # bench runs in the table
