@@ -112,7 +112,7 @@ def test_ema_averaging(toy_task):
     assert run.metrics("avg_loss")
     avg = run.averaged_model
     # EMA weights differ from the raw ones but stay close after 30 steps
-    diffs = [float((a - b).abs().max()) for a, b in zip(avg.parameters(), run.model.parameters())]
+    diffs = [float((a - b).detach().abs().max()) for a, b in zip(avg.parameters(), run.model.parameters())]
     assert 0 < max(diffs) < 1.0
 
 
