@@ -1,0 +1,44 @@
+"""muon-vs-adamw: quick claims hold; the update-spectrum callback measures what it says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+import descentlab.studies as studies
+from descentlab.studies.muon_vs_adamw import UpdateSpectrum, bulk_ratio, tracked_matrix
+from descentlab.train import StepContext
+
+
+def test_quick_claims_hold(tmp_path):
+    studies.run("muon-vs-adamw", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["claims"]) == 2
+    for claim in summary["claims"]:
+        assert claim["holds"], claim
+    assert (tmp_path / "muon_vs_adamw.png").exists()
+
+
+def test_update_spectrum_is_the_svd_of_the_weight_difference():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    w = tracked_matrix(model)
+    assert w is model[2].weight
+    spec = UpdateSpectrum([2])
+    spec(StepContext(1, model, None, None))  # type: ignore[arg-type]
+    before = w.detach().clone()
+    delta = torch.randn_like(w)
+    with torch.no_grad():
+        w.add_(delta)
+    spec(StepContext(2, model, None, None))  # type: ignore[arg-type]
+    expected = np.linalg.svd((w.detach() - before).double().numpy(), compute_uv=False)
+    assert np.allclose(spec.spectra[2], expected, rtol=1e-6)
+
+
+def test_bulk_ratio():
+    assert bulk_ratio(np.ones(10)) == 1.0
+    assert bulk_ratio(np.linspace(1, 10, 1001)) == np.percentile(
+        np.linspace(1, 10, 1001), 90
+    ) / np.percentile(np.linspace(1, 10, 1001), 10)
