@@ -136,6 +136,12 @@ def fabricated(tmp_path: Path) -> dict[str, Path]:
             st.set_status(
                 f"run-{i}", "finished", final={"loss": 0.5 / (i + 1), "accuracy": 0.9, "train_time": 1.0}
             )
+            st.log_metrics(
+                f"run-{i}",
+                [(k * 10, "loss", 0.5 / (i + 1) * 0.9**k) for k in range(11)]
+                + [(k * 10, "accuracy", 0.5 + 0.04 * k) for k in range(11)],
+            )
+        st.create_run("other-0", {"task": "digits", "optimizer": "adam", "lr": 1e-3, "steps": 10})
     return {"studies": root, "bench": bench, "store": store_path, "tmp": tmp_path}
 
 

@@ -186,3 +186,59 @@ def test_race_payload_drops_diverged_points_and_stays_strict_json(fabricated: di
     assert rb["runs"]["gd"]["0.001"] == [[0.0, 0.0], [1.0, 2.0]]  # the path ends where it left the reals
     assert rb["final"]["gd"]["0.001"] == "nan"
     assert rb["image"].startswith("data:image/png;base64,")
+
+
+def test_selected_runs_curves_and_restricted_table(fabricated: dict[str, Path]) -> None:
+    sel = rh.select_runs(fabricated["store"], ["run-*", "run-1"])  # a glob and a duplicate exact id
+    assert [r.id for r in sel] == ["run-0", "run-1", "run-2"]
+    assert sel[0].metrics("loss")[-1] == (100, pytest.approx(0.5 * 0.9**10))
+    page = write_report(fabricated["tmp"] / "sel", store=fabricated["store"], run_ids=["run-*"])
+    text = page.read_text(encoding="utf-8")
+    p = _parse(page)
+    assert "selected-runs" in p.sections and "runs" in p.sections
+    assert len(p.imgs) == 1 and base64.b64decode(p.imgs[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(f">run-{i}<" in text for i in range(3)) and ">other-0<" not in text  # only the selection
+    with pytest.raises(ValueError, match="no run .* matches 'nope-\\*'"):
+        rh.select_runs(fabricated["store"], ["nope-*"])
+    # runs without any history: a section without a figure, no crash
+    page = write_report(fabricated["tmp"] / "sel2", store=fabricated["store"], run_ids=["other-0"])
+    assert "recorded no loss or accuracy history" in page.read_text(encoding="utf-8")
+
+
+def test_bench_scores_json(fabricated: dict[str, Path]) -> None:
+    scores = {
+        "times": {"sgd": {"logreg": 2.5, "digits": None}, "adamw": {"logreg": 1.25, "digits": 3.0}},
+        "scores": {"sgd": 0.4, "adamw": 0.95},
+        "missing": 2,
+    }
+    path = fabricated["tmp"] / "scores.json"
+    path.write_text(json.dumps(scores))
+    md = rh.bench_json_markdown(scores)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows == [
+        "| 1 | adamw | 0.95 | 3 | 1.25 |",
+        "| 2 | sgd | 0.4 | — | 2.5 |",
+    ]  # digits, logreg columns
+    assert "2 trials had no result" in md
+    page = write_report(fabricated["tmp"] / "bj", bench=path)
+    text = page.read_text(encoding="utf-8")
+    assert (
+        'id="bench" data-status="ok"' in text and "<td>adamw</td>" in text and "<th>digits (s)</th>" in text
+    )
+    path.write_text(json.dumps({"times": {}}))
+    with pytest.raises(ValueError, match="no 'scores'"):
+        write_report(fabricated["tmp"] / "bj", bench=path)
+    with pytest.raises(ValueError, match="neither a folder"):
+        write_report(fabricated["tmp"] / "bj", bench=fabricated["tmp"] / "missing.json")
+
+
+def test_single_function_trajectories_are_wrapped(fabricated: dict[str, Path]) -> None:
+    folder = fabricated["studies"] / "methods-race"
+    data = json.loads((folder / "trajectories.json").read_text())["functions"]["rosenbrock"]
+    flat = {"function": data["function"], "contours": data["contours"], "runs": data["runs"]}
+    (folder / "trajectories.json").write_text(json.dumps(flat))
+    sec = rh.load_study(folder)
+    assert sec.trajectories is not None and list(sec.trajectories["functions"]) == ["rosenbrock"]
+    assert rh.normalize_trajectories({"runs": []}) is None and rh.normalize_trajectories([1]) is None
+    text = write_report(fabricated["tmp"] / "flat", [folder]).read_text(encoding="utf-8")
+    assert 'id="race-data"' in text

@@ -94,6 +94,12 @@ def test_cli_functions_mount_and_report(fabricated: dict[str, Path]) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file() and "page:" in result.output
+    sel = CliRunner().invoke(
+        app, ["report", "--runs", "run-0,run-2", "--store", str(fabricated["store"]), "--out", str(out / "r")]
+    )
+    assert sel.exit_code == 0, sel.output
+    text = (out / "r" / "index.html").read_text(encoding="utf-8")
+    assert ">run-0<" in text and ">run-2<" in text and ">run-1<" not in text
     bad = CliRunner().invoke(app, ["tour", "--only", "no-such-study", "--no-bench", "--out", str(out)])
     assert isinstance(bad.exception, ValueError) and "no-such-study" in str(bad.exception)
 
@@ -126,3 +132,16 @@ def test_real_quick_tour_with_benchmark(tmp_path: Path) -> None:
     assert (
         tmp_path / "t" / "bench" / "profiles.png"
     ).is_file() and "bench-" in text  # bench runs in the table
+
+
+def test_tour_skips_benchmark_when_not_importable(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "descentlab.bench", None)  # `import descentlab.bench` raises ImportError
+    res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, only="fake-good", progress=False)
+    assert [(e.name, e.status) for e in res.entries] == [("fake-good", "ok"), ("benchmark", "skipped")]
+    text = res.page.read_text(encoding="utf-8")
+    assert 'id="bench"' not in text and not (tmp_path / "t" / "bench").exists()
+    assert "skipped" in str(tour_mod.summary_table(res).columns[1]._cells)

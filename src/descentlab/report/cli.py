@@ -31,22 +31,35 @@ def tour(
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
                       progress=not no_progress)  # fmt: skip
     console.print(summary_table(result))
+    for e in result.entries:
+        for claim in e.failed_claims:
+            console.print(f"[yellow]✗ {e.name}:[/yellow] {claim}", highlight=False)
     console.print(f"page: {result.page.resolve()}")
 
 
 def report(
+    runs: list[str] = typer.Option(
+        None,
+        "--runs",
+        help="Run ids or globs (e.g. 'sgd-noise-floor-*'), repeatable or comma-separated: their curves and table.",
+    ),
     study: list[Path] = typer.Option(
         None, "--study", help="A study output folder, or a folder of them (repeatable)."
     ),
     bench: Path = typer.Option(
-        None, "--bench", help="A `descentlab bench report` folder (leaderboard.md, PNGs)."
+        None,
+        "--bench",
+        help="A `descentlab bench report` folder (leaderboard.md, PNGs) or a `bench score --json` file.",
     ),
-    store: Path = typer.Option(None, "--store", help="A store whose runs are listed at the end."),
+    store: Path = typer.Option(
+        None, "--store", help="The store: its runs are listed at the end (default store with --runs)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for index.html."),
     title: str = typer.Option("descentlab report", "--title", help="Page title."),
 ) -> None:
-    """Build the tour's page from existing outputs (no training): studies, a benchmark report, a store."""
+    """Build the tour's page from existing outputs (no training): studies, selected runs, a benchmark, a store."""
     from descentlab.report.html import write_report
 
-    page = write_report(out, list(study or []), bench=bench, store=store, title=title)
+    ids = [x.strip() for r in runs or [] for x in r.split(",") if x.strip()]
+    page = write_report(out, list(study or []), bench=bench, store=store, title=title, run_ids=ids or None)
     console.print(f"page: {page.resolve()}")

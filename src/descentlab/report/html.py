@@ -97,9 +97,7 @@ def load_study(folder: str | Path) -> StudySection:
         traj_path = path / (traj_name if isinstance(traj_name, str) else "trajectories.json")
         if traj_path.is_file():
             try:
-                data = json.loads(traj_path.read_text())
-                if isinstance(data, dict) and isinstance(data.get("functions"), dict) and data["functions"]:
-                    sec.trajectories = data
+                sec.trajectories = normalize_trajectories(json.loads(traj_path.read_text()))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 sec.trajectories = None
         return sec
@@ -118,6 +116,18 @@ def load_study(folder: str | Path) -> StudySection:
     return StudySection(path.name, path, error=f"no summary.json in {path}")
 
 
+def normalize_trajectories(data: Any) -> dict[str, Any] | None:
+    """``trajectories.json`` as ``{"functions": {name: {"contours", "runs", ...}}}``; a single-function file
+    ``{"function", "contours", "runs"}`` is wrapped under its function name. None when neither shape fits."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("functions"), dict) and data["functions"]:
+        return data
+    if isinstance(data.get("contours"), dict) and isinstance(data.get("runs"), dict):
+        return {"functions": {str(data.get("function") or "function"): data}}
+    return None
+
+
 def find_study_folders(folder: str | Path) -> list[Path]:
     """``folder`` itself if it holds a study's output, else its sub-folders that do (e.g. ``runs/tour/studies``)."""
     path = Path(folder)
@@ -133,11 +143,44 @@ def find_study_folders(folder: str | Path) -> list[Path]:
     return subs or [path]
 
 
+def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
+    """The leaderboard (rank, algorithm, score, time to target per workload) as a Markdown table, from the JSON of
+    ``descentlab bench score --json``: ``{"scores": {alg: s}, "times": {alg: {workload: seconds or null}}}``."""
+    if not isinstance(data, dict) or not isinstance(data.get("scores"), dict) or not data["scores"]:
+        raise ValueError(
+            f"bench {source} has no 'scores' object (expected the output of `descentlab bench score --json`)"
+        )
+    scores, times = data["scores"], data.get("times") if isinstance(data.get("times"), dict) else {}
+    workloads = sorted({w for row in times.values() if isinstance(row, dict) for w in row})
+    lines = ["| rank | algorithm | score | " + " | ".join(f"{w} (s)" for w in workloads) + " |"]
+    lines.append("|---:|---|---:|" + "---:|" * len(workloads))
+    ranked = sorted(scores, key=lambda a: -(_as_float(scores[a]) or 0.0))
+    for i, a in enumerate(ranked, 1):
+        row = times.get(a) if isinstance(times.get(a), dict) else {}
+        cells = [format_value(_as_float(row.get(w))) if row.get(w) is not None else "—" for w in workloads]
+        lines.append(f"| {i} | {a} | {format_value(_as_float(scores[a]))} | " + " | ".join(cells) + " |")
+    missing = data.get("missing")
+    if isinstance(missing, int) and missing:
+        lines += ["", f"{missing} trials had no result (counted as misses)."]
+    lines += ["", "Time to target in seconds of training time; — = target missed."]
+    return "\n".join(lines) + "\n"
+
+
 def load_bench(folder: str | Path) -> BenchSection:
-    """Read a benchmark report folder: ``leaderboard.md``, ``profiles.png`` then ``curves_*.png`` (others after)."""
+    """Read a benchmark report folder (``leaderboard.md``, ``profiles.png`` then ``curves_*.png``, others after)
+    or the JSON file of ``descentlab bench score --json`` (a leaderboard table without plots)."""
     path = Path(folder)
+    if path.is_file() and path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"bench JSON {str(path)!r} is unreadable: {exc}") from None
+        return BenchSection(path, markdown=bench_json_markdown(data, repr(str(path))))
     if not path.is_dir():
-        raise ValueError(f"bench folder {str(path)!r} does not exist or is not a folder")
+        raise ValueError(
+            f"bench {str(path)!r} is neither a folder (`descentlab bench report --out`) nor a .json file "
+            "(`descentlab bench score --json`)"
+        )
     md = path / "leaderboard.md"
     pngs = sorted(
         path.glob("*.png"), key=lambda p: (p.name != "profiles.png", not p.name.startswith("curves_"), p.name)
@@ -168,6 +211,32 @@ def load_runs(store: str | Path) -> list[dict[str, Any]]:
         raise ValueError(f"store {str(path)!r} does not exist")
     with Store(path) as st:
         return st.list_runs(limit=_MAX_RUN_ROWS)
+
+
+def select_runs(store: str | Path, patterns: list[str]) -> list[Any]:
+    """The stored runs (``descentlab.store.Run`` with metric history) whose id matches one of ``patterns`` (exact
+    ids or shell globs such as ``sgd-noise-floor-*``), oldest first; ValueError naming a pattern that matches none."""
+    import fnmatch
+
+    from descentlab.store import Store
+
+    path = Path(store)
+    if not path.is_file():
+        raise ValueError(f"store {str(path)!r} does not exist")
+    with Store(path) as st:
+        ids = st.run_ids()
+        chosen: list[str] = []
+        for pat in patterns:
+            hits = [i for i in ids if i == pat or fnmatch.fnmatchcase(i, pat)]
+            if not hits:
+                shown = ", ".join(ids[-8:]) or "none"
+                raise ValueError(f"no run in {str(path)!r} matches {pat!r}; newest ids: {shown}")
+            chosen.extend(h for h in hits if h not in chosen)
+        if len(chosen) > _MAX_RUN_ROWS:
+            raise ValueError(
+                f"--runs selects {len(chosen)} runs; at most {_MAX_RUN_ROWS}, narrow the patterns"
+            )
+        return [st.load_run(i) for i in chosen]
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -690,14 +759,91 @@ def _runs_html(runs: list[dict[str, Any]]) -> str:
     return f'<section class="runs" id="runs"><h2>Runs</h2>{note}{table}</section>'
 
 
+_CURVE_METRICS = (
+    ("loss", "validation loss"),
+    ("train_loss", "training loss"),
+    ("accuracy", "validation accuracy"),
+)
+_MAX_CURVES = 40
+
+
+def _run_label(run: Any) -> str:
+    cfg = run.config or {}
+    return f"{run.id} · {cfg.get('optimizer', '?')} lr={format_value(cfg.get('lr'))}"
+
+
+def runs_curves_png(runs: list[Any]) -> str | None:
+    """Metric histories of the selected runs (validation loss, training loss, accuracy vs step; log scale for
+    losses) as a PNG data URI; None when no run recorded any of them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, t) for k, t in _CURVE_METRICS if any(len(r.metrics(k)) > 1 for r in runs)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        positive = True
+        for r in runs[:_MAX_CURVES]:
+            pts = [(st, v) for st, v in r.metrics(key) if math.isfinite(v)]
+            if len(pts) > 1:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.4, label=_run_label(r))
+                positive &= min(p[1] for p in pts) > 0
+        if key.endswith("loss") and positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _selected_runs_html(runs: list[Any]) -> str:
+    parts = ['<section class="selected" id="selected-runs" data-status="ok"><h2>Selected runs</h2>']
+    more = f" (curves of the first {_MAX_CURVES})" if len(runs) > _MAX_CURVES else ""
+    parts.append(f'<p class="desc">{len(runs)} runs from the store, their metric histories{more}.</p>')
+    uri = runs_curves_png(runs)
+    if uri:
+        parts.append(
+            f'<figure><img src="{uri}" alt="metric curves"><figcaption>metric curves</figcaption></figure>'
+        )
+    else:
+        parts.append('<p class="meta">These runs recorded no loss or accuracy history.</p>')
+    head = ["run", "status", "task", "optimizer", "lr", "hyper-parameters", "schedule", "seed", "final"]
+    body = []
+    for r in runs:
+        cfg, fin = r.config or {}, r.final or {}
+        final = ", ".join(f"{k}={format_value(fin[k])}" for k in ("loss", "accuracy", "step") if k in fin)
+        cells = [r.id, r.status, cfg.get("task"), cfg.get("optimizer"), format_value(cfg.get("lr")),
+                 json.dumps(cfg.get("hparams") or {}, default=str), cfg.get("schedule") or "—", cfg.get("seed"),
+                 final]  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{_esc('' if c is None else c)}</td>" for c in cells) + "</tr>")
+    parts.append(
+        '<div class="scroll"><table class="data"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+    parts.append(f'<pre class="cmd"><code>descentlab runs show {_esc(runs[0].id)}</code></pre></section>')
+    return "\n".join(parts)
+
+
 def build_page(
     studies: list[StudySection],
     bench: BenchSection | None = None,
     runs: list[dict[str, Any]] | None = None,
     title: str = "descentlab: a tour of optimization phenomena",
+    selected: list[Any] | None = None,
 ) -> str:
     """The HTML text of the page: header with a table of contents, one section per study (lecture order), the
-    benchmark section, and the runs table. Self-contained: no external resources."""
+    selected runs (curves), the benchmark section, and the runs table. Self-contained: no external resources."""
     try:
         from descentlab import studies as registry
 
@@ -713,17 +859,22 @@ def build_page(
         st = _study_status(s)
         badge = "failed" if s.failed else f"{s.claims_held}/{len(s.claims)}"
         toc.append(f'<li><a class="{st}" href="#{_section_id(s.name)}">{_esc(s.name)} · {badge}</a></li>')
+    if selected:
+        toc.append('<li><a href="#selected-runs">selected runs</a></li>')
     if bench is not None:
         toc.append('<li><a href="#bench">benchmark</a></li>')
     if runs is not None:
         toc.append('<li><a href="#runs">runs</a></li>')
     body = [_study_html(s, describe) for s in ordered]
+    if selected:
+        body.append(_selected_runs_html(selected))
     if bench is not None:
         body.append(_bench_html(bench))
     if runs is not None:
         body.append(_runs_html(runs))
     script = f"<script>{_RACE_JS}</script>" if any('id="race"' in b for b in body) else ""
     stamp = time.strftime("%Y-%m-%d %H:%M")
+    picked = f" · {len(selected)} selected runs" if selected else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -736,7 +887,7 @@ def build_page(
 <body>
 <header>
 <h1>{_esc(title)}</h1>
-<p>{len(ordered)} studies ({failed} failed) · {held}/{total} claims hold · generated {stamp}</p>
+<p>{len(ordered)} studies ({failed} failed) · {held}/{total} claims hold{picked} · generated {stamp}</p>
 <nav><ul>{"".join(toc)}</ul></nav>
 </header>
 <main>
@@ -755,21 +906,33 @@ def write_report(
     store: str | Path | None = None,
     title: str = "descentlab: a tour of optimization phenomena",
     extra: list[StudySection] | None = None,
+    run_ids: list[str] | None = None,
 ) -> Path:
-    """Build the page from existing outputs (study folders or folders of them, a bench report folder, a store)
-    and write ``<out>/index.html``; returns its path. ``extra`` adds sections built elsewhere (e.g. failures)."""
+    """Build the page from existing outputs (study folders or folders of them, a bench report folder or scores
+    JSON, a store) and write ``<out>/index.html``; returns its path. ``run_ids`` (ids or globs) selects runs of
+    ``store`` (default: the default store) for a curves section and restricts the runs table to them. ``extra``
+    adds sections built elsewhere."""
     folders: list[Path] = []
     for s in studies or []:
         folders.extend(find_study_folders(s))
     sections = [load_study(f) for f in folders] + list(extra or [])
-    if not sections and bench is None and store is None:
-        raise ValueError("nothing to report: give --study DIR (repeatable), --bench DIR or --store PATH")
+    if not sections and bench is None and store is None and not run_ids:
+        raise ValueError(
+            "nothing to report: give --study DIR (repeatable), --runs ID, --bench DIR or --store PATH"
+        )
     bench_sec = load_bench(bench) if bench is not None else None
-    runs = load_runs(store) if store is not None else None
+    selected = None
+    if run_ids:
+        from descentlab.store import default_path
+
+        selected = select_runs(store if store is not None else default_path(), list(run_ids))
+        runs = [r.to_dict() for r in reversed(selected)]
+    else:
+        runs = load_runs(store) if store is not None else None
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {str(out_dir)!r} is a file; give a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / "index.html"
-    page.write_text(build_page(sections, bench_sec, runs, title), encoding="utf-8")
+    page.write_text(build_page(sections, bench_sec, runs, title, selected=selected), encoding="utf-8")
     return page

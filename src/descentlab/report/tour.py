@@ -40,6 +40,7 @@ class TourEntry:
     claims_total: int = 0
     error: str = ""
     note: str = ""
+    failed_claims: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -148,10 +149,18 @@ def run_tour(
                 continue
             secs = time.perf_counter() - t0
             held = sum(bool(c["holds"]) for c in res.claims)
-            entries.append(TourEntry(name, "ok", secs, held, len(res.claims)))
+            misses = [f"{c['claim']} ({c.get('evidence', '')})" for c in res.claims if not c["holds"]]
+            entries.append(TourEntry(name, "ok", secs, held, len(res.claims), failed_claims=misses))
             colour = "green" if held == len(res.claims) else "yellow"
             say(f"    [{colour}]✓ {held}/{len(res.claims)} claims hold[/{colour}] · {secs:.1f} s")
         bench_dir: Path | None = None
+        if bench:
+            try:
+                import descentlab.bench  # noqa: F401
+            except ImportError as exc:  # the benchmark package is optional for the page
+                bench = False
+                entries.append(TourEntry("benchmark", "skipped", 0.0, note=f"not importable: {exc}"))
+                say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is not importable ({exc})")
         if bench:
             bench_dir = out_dir / "bench"
             if bench_dir.exists():
@@ -184,11 +193,13 @@ def summary_table(result: TourResult) -> Any:
     table.add_column("seconds", justify="right")
     table.add_column("claims held / result", justify="right")
     for e in result.entries:
-        status = "[green]ok[/green]" if e.status == "ok" else "[red]failed[/red]"
+        status = {"ok": "[green]ok[/green]", "skipped": "[yellow]skipped[/yellow]"}.get(
+            e.status, "[red]failed[/red]"
+        )
         claims = (
             f"{e.claims_held}/{e.claims_total}"
             if e.claims_total
-            else ((e.note or "—") if e.status == "ok" else e.error[:60])
+            else ((e.note or "—")[:60] if e.status != "failed" else e.error[:60])
         )
         if e.claims_total and e.claims_held < e.claims_total:
             claims = f"[yellow]{claims}[/yellow]"
