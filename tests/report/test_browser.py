@@ -44,6 +44,7 @@ def test_report_renders_and_race_responds(browser, fabricated: dict[str, Path]) 
         [fabricated["studies"]],
         bench=fabricated["bench"],
         store=fabricated["store"],
+        run_ids=["run-*"],
     )
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
@@ -59,15 +60,18 @@ def test_report_renders_and_race_responds(browser, fabricated: dict[str, Path]) 
         "study-methods-race",
         "study-lookahead",
         "study-broken-study",
+        "selected-runs",
         "bench",
         "runs",
     ):
         box = page.locator(f"section#{sid}").bounding_box()
         assert box is not None and box["height"] > 50 and box["width"] > 300, (sid, box)
     assert page.locator("section#study-broken-study .error").inner_text().startswith("RuntimeError: boom")
+    heights = page.eval_on_selector_all("section", "els => els.map(e => e.getBoundingClientRect().height)")
+    assert len(heights) == 7 and min(heights) > 50, heights  # no other section, none collapsed
 
     widths = page.eval_on_selector_all("img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
-    assert len(widths) == 5 and all(w > 0 for w in widths), widths  # 4 PNG figures + 1 GIF
+    assert len(widths) == 6 and all(w > 0 for w in widths), widths  # 4 PNG figures, 1 GIF, the runs' curves
 
     # the race viewer: contour image loaded, default methods drawn, a click on an optimizer changes the paths
     paths = page.locator("#race-paths .traj-path")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -228,8 +229,11 @@ def test_bench_scores_json(fabricated: dict[str, Path]) -> None:
     path.write_text(json.dumps({"times": {}}))
     with pytest.raises(ValueError, match="no 'scores'"):
         write_report(fabricated["tmp"] / "bj", bench=path)
-    with pytest.raises(ValueError, match="neither a folder"):
+    with pytest.raises(ValueError, match="does not exist"):
         write_report(fabricated["tmp"] / "bj", bench=fabricated["tmp"] / "missing.json")
+    (fabricated["tmp"] / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="neither a folder"):
+        write_report(fabricated["tmp"] / "bj", bench=fabricated["tmp"] / "notes.txt")
 
 
 def test_single_function_trajectories_are_wrapped(fabricated: dict[str, Path]) -> None:
@@ -242,3 +246,19 @@ def test_single_function_trajectories_are_wrapped(fabricated: dict[str, Path]) -
     assert rh.normalize_trajectories({"runs": []}) is None and rh.normalize_trajectories([1]) is None
     text = write_report(fabricated["tmp"] / "flat", [folder]).read_text(encoding="utf-8")
     assert 'id="race-data"' in text
+
+
+def test_train_command_round_trips_through_the_cli_parser() -> None:
+    from descentlab.cli import parse_sets
+
+    cfg = {"task": "logreg", "optimizer": "sgd", "lr": 0.1 * 3, "steps": 300, "batch_size": 1, "seed": 2,
+           "schedule": "strongly_convex", "schedule_kw": {"mu": 1.0}, "hparams": {"betas": [0.9, 0.98]},
+           "task_kw": {"m": 200, "n": 10}, "averaging": None}  # fmt: skip
+    argv = shlex.split(rh.train_command(cfg))
+    assert argv[:4] == ["descentlab", "train", "--task", "logreg"]
+    opts = dict(zip(argv[4::2], argv[5::2]))
+    assert opts["--optimizer"] == "sgd" and opts["--lr"] == "0.3" and opts["--seed"] == "2"
+    assert opts["--schedule"] == "strongly_convex" and parse_sets([opts["--schedule-set"]]) == {"mu": 1.0}
+    assert parse_sets([opts["--set"]]) == {"betas": (0.9, 0.98)}
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--task-set"]
+    assert parse_sets(sets) == {"m": 200, "n": 10}

@@ -144,4 +144,39 @@ def test_tour_skips_benchmark_when_not_importable(
     assert [(e.name, e.status) for e in res.entries] == [("fake-good", "ok"), ("benchmark", "skipped")]
     text = res.page.read_text(encoding="utf-8")
     assert 'id="bench"' not in text and not (tmp_path / "t" / "bench").exists()
-    assert "skipped" in str(tour_mod.summary_table(res).columns[1]._cells)
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=140).print(tour_mod.summary_table(res))
+    assert "skipped" in buf.getvalue() and "not importable" in buf.getvalue()
+
+
+def test_interrupt_keeps_what_ran_and_progress_bars_nest(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from descentlab import studies
+
+    run = studies.run
+
+    def interrupted_second(name: str, **kw: Any) -> Any:
+        if name == "fake-good":
+            raise KeyboardInterrupt
+        return run(name, **kw)
+
+    monkeypatch.setattr(studies, "run", interrupted_second)
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, force_terminal=True)
+    with pytest.raises(KeyboardInterrupt):
+        tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, console=console, progress=True)
+    text = (tmp_path / "t" / "index.html").read_text(encoding="utf-8")  # the page of what ran is written
+    assert 'id="study-fake-bad" data-status="failed"' in text
+    assert 'id="study-fake-good" data-status="failed"' in text and "interrupted (Ctrl-C)" in text
+    assert not (tmp_path / "t" / "bench").exists()  # the benchmark did not start after the interrupt
+    out = buf.getvalue()
+    assert "tour" in out and "interrupted; the page of what ran" in out

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import descentlab.studies as studies
-from descentlab.studies.muon_vs_adamw import UpdateSpectrum, bulk_ratio, tracked_matrix
+from descentlab.studies.muon_vs_adamw import UpdateSpectrum, bulk_ratio, first_step_below, tracked_matrix
 from descentlab.train import StepContext
 
 
@@ -42,3 +42,10 @@ def test_bulk_ratio():
     assert bulk_ratio(np.linspace(1, 10, 1001)) == np.percentile(
         np.linspace(1, 10, 1001), 90
     ) / np.percentile(np.linspace(1, 10, 1001), 10)
+
+
+def test_first_step_below():
+    series = [(0, 2.0), (10, 1.0), (20, 0.5), (30, 0.7)]
+    assert first_step_below(series, 0.6) == 20
+    assert first_step_below(series, 1.0) == 10
+    assert first_step_below(series, 0.1) == float("inf")

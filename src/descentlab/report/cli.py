@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich import get_console
 
-console = Console()
+console = get_console()
 
 
 def tour(

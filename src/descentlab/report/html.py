@@ -176,6 +176,8 @@ def load_bench(folder: str | Path) -> BenchSection:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"bench JSON {str(path)!r} is unreadable: {exc}") from None
         return BenchSection(path, markdown=bench_json_markdown(data, repr(str(path))))
+    if not path.exists():
+        raise ValueError(f"bench {str(path)!r} does not exist")
     if not path.is_dir():
         raise ValueError(
             f"bench {str(path)!r} is neither a folder (`descentlab bench report --out`) nor a .json file "
@@ -294,8 +296,11 @@ def seed_order(slide: str) -> int:
 
 
 def _set_arg(v: Any) -> str:
+    """A value as the command line writes it (floats to 12 significant digits: 0.1 * 3 is written 0.3)."""
+    if isinstance(v, float):
+        return f"{v:.12g}"
     if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float, str)) for x in v):
-        return ",".join(str(x) for x in v)
+        return ",".join(_set_arg(x) for x in v)
     if isinstance(v, (dict, list, tuple)):
         return json.dumps(v)
     return str(v).lower() if isinstance(v, bool) or v is None else str(v)
@@ -774,34 +779,65 @@ def _run_label(run: Any) -> str:
 
 def runs_curves_png(runs: list[Any]) -> str | None:
     """Metric histories of the selected runs (validation loss, training loss, accuracy vs step; log scale for
-    losses) as a PNG data URI; None when no run recorded any of them."""
+    losses) as a PNG data URI; None when no run recorded any of them. A diverged run is drawn until it leaves the
+    window set by the others (losses up to 10x the largest starting loss)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(k, t) for k, t in _CURVE_METRICS if any(len(r.metrics(k)) > 1 for r in runs)]
+    shown = runs[:_MAX_CURVES]
+    panels = [(k, t) for k, t in _CURVE_METRICS if any(len(r.metrics(k)) > 1 for r in shown)]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    handles: list[Any] = []
     for ax, (key, title) in zip(axes[0], panels):
-        positive = True
-        for r in runs[:_MAX_CURVES]:
+        drawn = []
+        for r in shown:
             pts = [(st, v) for st, v in r.metrics(key) if math.isfinite(v)]
             if len(pts) > 1:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.4, label=_run_label(r))
-                positive &= min(p[1] for p in pts) > 0
-        if key.endswith("loss") and positive:
+                label = _run_label(r) + (f" ({r.status})" if r.status != "finished" else "")
+                (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.3, label=label)
+                drawn.append(pts)
+                if ax is axes[0][0]:
+                    handles.append(line)
+        values = [v for pts in drawn for _, v in pts]
+        if key.endswith("loss") and values and min(values) > 0:
             ax.set_yscale("log")
+            top = 10 * max(pts[0][1] for pts in drawn)
+            ax.set_ylim(min(values) / 1.5, min(max(values) * 1.5, top))
         ax.set_xlabel("step")
         ax.set_ylabel(title)
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=7)
+    if len(handles) <= 4:
+        axes[0][0].legend(fontsize=7)
+    else:  # many runs: one legend under the panels instead of covering them
+        fig.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7, frameon=False
+        )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def train_command(config: dict[str, Any]) -> str:
+    """The ``descentlab train`` command for a stored run's configuration (task, optimizer, lr, steps, batch size,
+    schedule, seed and their ``--set``/``--task-set``/``--schedule-set`` options). Settings the command line cannot
+    express (averaging, callbacks, a custom optimizer object) are not included."""
+    parts = ["descentlab", "train", "--task", str(config.get("task", "?"))]
+    flags = (("optimizer", "--optimizer"), ("lr", "--lr"), ("steps", "--steps"), ("batch_size", "--batch-size"),
+             ("schedule", "--schedule"), ("seed", "--seed"), ("eval_every", "--eval-every"),
+             ("time_budget", "--time-budget"))  # fmt: skip
+    for key, flag in flags:
+        if config.get(key) is not None:
+            parts += [flag, _set_arg(config[key])]
+    for key, flag in (("hparams", "--set"), ("task_kw", "--task-set"), ("schedule_kw", "--schedule-set")):
+        for k, v in (config.get(key) or {}).items():
+            parts += [flag, f"{k}={_set_arg(v)}"]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _selected_runs_html(runs: list[Any]) -> str:
@@ -831,7 +867,11 @@ def _selected_runs_html(runs: list[Any]) -> str:
         + "".join(body)
         + "</tbody></table></div>"
     )
-    parts.append(f'<pre class="cmd"><code>descentlab runs show {_esc(runs[0].id)}</code></pre></section>')
+    shown = runs[:5]
+    cmds = "\n".join(f"# {r.id}\n{train_command(r.config or {})}" for r in shown)
+    if len(runs) > len(shown):
+        cmds += f"\n# … {len(runs) - len(shown)} more: descentlab runs show ID"
+    parts.append(f'<pre class="cmd"><code>{_esc(cmds)}</code></pre></section>')
     return "\n".join(parts)
 
 

@@ -120,21 +120,39 @@ def run_tour(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {str(out_dir)!r} is a file; give a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    say = console.print if console is not None else (lambda *a, **k: None)
+    bench_note = ""
+    if bench:
+        try:
+            import descentlab.bench  # noqa: F401
+        except ImportError as exc:  # the benchmark package is optional for the page
+            bench, bench_note = False, f"not importable: {exc}"
     t_start = time.perf_counter()
     entries: list[TourEntry] = []
     folders: list[Path] = []
-    with Store(out_dir / "tour.db") as store:
+    bench_dir: Path | None = None
+    interrupted = False
+    with _TourBar(len(names) + int(bench), console, progress) as bar, Store(out_dir / "tour.db") as store:
+        say = bar.say
         for i, name in enumerate(names, 1):
             folder = out_dir / "studies" / name
             if folder.exists():
                 shutil.rmtree(folder)  # stale figures or summaries of an earlier tour must not show up
             folder.mkdir(parents=True)
             folders.append(folder)
+            bar.step(name)
             say(f"[bold][{i}/{len(names)}][/bold] {name}: {studies.get(name).description}")
             t0 = time.perf_counter()
             try:
                 res = studies.run(name, quick=quick, out=folder, store=store, progress=progress)
+            except KeyboardInterrupt:  # keep what ran: the page is still written, then the interrupt goes on
+                secs = time.perf_counter() - t0
+                (folder / FAILED_FILE).write_text(
+                    json.dumps({"study": name, "error": "interrupted (Ctrl-C)", "seconds": round(secs, 2)})
+                )
+                entries.append(TourEntry(name, "interrupted", secs, error="interrupted (Ctrl-C)"))
+                say(f"    [red]✗ interrupted[/red] after {secs:.1f} s; writing the page with what ran")
+                interrupted = True
+                break
             except Exception as exc:  # a broken study must not stop the tour
                 secs = time.perf_counter() - t0
                 err = f"{type(exc).__name__}: {exc}"
@@ -146,6 +164,7 @@ def run_tour(
                 )
                 entries.append(TourEntry(name, "failed", secs, error=err))
                 say(f"    [red]✗ failed[/red] after {secs:.1f} s: {err}")
+                bar.advance()
                 continue
             secs = time.perf_counter() - t0
             held = sum(bool(c["holds"]) for c in res.claims)
@@ -153,20 +172,17 @@ def run_tour(
             entries.append(TourEntry(name, "ok", secs, held, len(res.claims), failed_claims=misses))
             colour = "green" if held == len(res.claims) else "yellow"
             say(f"    [{colour}]✓ {held}/{len(res.claims)} claims hold[/{colour}] · {secs:.1f} s")
-        bench_dir: Path | None = None
-        if bench:
-            try:
-                import descentlab.bench  # noqa: F401
-            except ImportError as exc:  # the benchmark package is optional for the page
-                bench = False
-                entries.append(TourEntry("benchmark", "skipped", 0.0, note=f"not importable: {exc}"))
-                say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is not importable ({exc})")
-        if bench:
+            bar.advance()
+        if bench_note:
+            entries.append(TourEntry("benchmark", "skipped", 0.0, note=bench_note))
+            say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is {bench_note}")
+        if bench and not interrupted:
             bench_dir = out_dir / "bench"
             if bench_dir.exists():
                 shutil.rmtree(bench_dir)
             bench_dir.mkdir(parents=True)
             cfg = QUICK_BENCH if quick else FULL_BENCH
+            bar.step("benchmark")
             say(f"[bold]benchmark[/bold]: {' vs '.join(cfg['algorithms'])} on {', '.join(cfg['workloads'])} "
                 f"({cfg['tuning']} tuning, {cfg['trials']} trials; AlgoPerf rules)")  # fmt: skip
             t0 = time.perf_counter()
@@ -174,13 +190,69 @@ def run_tour(
                 note = _run_bench(bench_dir, store, quick, progress)
                 entries.append(TourEntry("benchmark", "ok", time.perf_counter() - t0, note=note))
                 say(f"    [green]✓ {note}[/green] · {time.perf_counter() - t0:.1f} s")
+            except KeyboardInterrupt:
+                (bench_dir / FAILED_FILE).write_text(json.dumps({"error": "interrupted (Ctrl-C)"}))
+                entries.append(TourEntry("benchmark", "interrupted", time.perf_counter() - t0))
+                interrupted = True
             except Exception as exc:
                 err = f"{type(exc).__name__}: {exc}"
                 (bench_dir / FAILED_FILE).write_text(json.dumps({"error": err}))
                 entries.append(TourEntry("benchmark", "failed", time.perf_counter() - t0, error=err))
                 say(f"    [red]✗ benchmark failed[/red]: {err}")
+            bar.advance()
     page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
+    if interrupted:
+        if console is not None:
+            console.print(f"interrupted; the page of what ran: {page.resolve()}")
+        raise KeyboardInterrupt
     return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start)
+
+
+class _TourBar:
+    """The tour's overall progress bar (one unit per study and one for the benchmark), shown above each study's
+    own bar; with ``enabled=False`` only the result lines are printed (when a console is given)."""
+
+    def __init__(self, total: int, console: Any, enabled: bool):
+        self.total, self.console, self.enabled = total, console, enabled
+        self._progress: Any = None
+
+    def __enter__(self) -> _TourBar:
+        if self.enabled:
+            from rich import get_console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold cyan]tour"),
+                BarColumn(bar_width=30),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.console if self.console is not None else get_console(),
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def say(self, text: str) -> None:
+        """Print a result line (above the live bars when they are shown)."""
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False)
+        elif self.console is not None:
+            self.console.print(text, highlight=False)
+
+    def step(self, what: str) -> None:
+        """Name what runs now."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=what)
+
+    def advance(self) -> None:
+        """One more step done."""
+        if self._progress is not None:
+            self._progress.advance(self._task)
 
 
 def summary_table(result: TourResult) -> Any:
@@ -193,9 +265,11 @@ def summary_table(result: TourResult) -> Any:
     table.add_column("seconds", justify="right")
     table.add_column("claims held / result", justify="right")
     for e in result.entries:
-        status = {"ok": "[green]ok[/green]", "skipped": "[yellow]skipped[/yellow]"}.get(
-            e.status, "[red]failed[/red]"
-        )
+        status = {
+            "ok": "[green]ok[/green]",
+            "skipped": "[yellow]skipped[/yellow]",
+            "interrupted": "[red]interrupted[/red]",
+        }.get(e.status, "[red]failed[/red]")
         claims = (
             f"{e.claims_held}/{e.claims_total}"
             if e.claims_total

@@ -171,7 +171,9 @@ def run(
         )
     for k, v in overrides.items():
         base = config[k]
-        if isinstance(base, (list, tuple)):  # `--set alphas=0.1,0.05` gives a tuple, `--set alphas=0.1` a scalar
+        if isinstance(
+            base, (list, tuple)
+        ):  # `--set alphas=0.1,0.05` gives a tuple, `--set alphas=0.1` a scalar
             config[k] = list(v) if isinstance(v, (list, tuple)) else [v]
         elif isinstance(base, bool) or base is None:
             config[k] = v

@@ -4,22 +4,76 @@ Seed 002 (Kunstner et al. 2024, "Heavy-Tailed Class Imbalance and Why Adam Outpe
 Models"): with Zipf-distributed class frequencies, gradient descent reduces the loss of the frequent classes and
 stalls on the rare ones, which hold a large share of the data in total; Adam makes progress on all of them. Seed 002's
 AdaGrad notes: coordinates that are rarely active get few, small gradient steps from SGD, while AdaGrad's step
-alpha / sqrt(sum of squared gradients) stays large for them. Both are shown with each optimizer at its best
-learning rate (lowest final training loss over a small grid).
+alpha / sqrt(sum of squared gradients) stays large for them. Three parts: the Zipf-imbalanced ``imbalance`` task
+(loss per class-frequency group), the character GPT ``charlm`` (loss per character-frequency group: the heavy tail
+of a real text) and a sparse linear problem with Zipf-rare features (SGD vs AdaGrad). Each optimizer runs at its
+best learning rate (lowest final training loss over a small grid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from descentlab import tasks
 from descentlab.studies import Claim, Study, StudyContext, register
 from descentlab.tasks.base import Task, seeded_generator
+from descentlab.tasks.charlm import CharLMTask, windows
+from descentlab.tasks.imbalance import frequency_groups
+
+
+@dataclasses.dataclass
+class CharGroupsTask(CharLMTask):
+    """``charlm`` whose evaluation adds ``train_loss_g{j}``: the next-character loss on fixed training windows
+    averaged over the targets whose character is in frequency group ``j`` (group 0 = most frequent characters,
+    each group ~1/groups of the text; Kunstner et al. 2024, Fig. 1, with characters for tokens)."""
+
+    char_group: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    group_windows: int = 256
+
+    @torch.no_grad()
+    def loss_by_group(self, model: nn.Module) -> dict[int, float]:
+        """Mean cross-entropy per character-frequency group of the target, on ``group_windows`` evenly spaced
+        training windows."""
+        tokens = self.train_data[0]
+        starts = torch.linspace(0, len(tokens) - self.context - 1, self.group_windows).long()
+        x, y = windows(tokens, starts, self.context)
+        logits = model(x.to(next(model.parameters()).device)).cpu()
+        per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+        g = self.char_group[y.reshape(-1)]
+        return {int(j): float(per[g == j].mean()) for j in torch.unique(g)}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """The ``charlm`` metrics plus ``train_loss_g{j}`` per character-frequency group."""
+        out = super().evaluate(model)
+        was_training = model.training
+        model.eval()
+        try:
+            out.update({f"train_loss_g{j}": v for j, v in self.loss_by_group(model).items()})
+        finally:
+            model.train(was_training)
+        return out
+
+
+def char_groups_task(groups: int = 10, group_windows: int = 256, **charlm_kw: Any) -> CharGroupsTask:
+    """The ``charlm`` task (``charlm_kw``) with its characters cut into ``groups`` frequency groups of ~equal
+    share of the training text (:func:`descentlab.tasks.imbalance.frequency_groups` on the character counts)."""
+    base = tasks.get("charlm", **charlm_kw)
+    if not isinstance(base, CharLMTask):
+        raise TypeError(f"expected the charlm task to be a CharLMTask, got {type(base).__name__}")
+    if group_windows < 1:
+        raise ValueError(f"group_windows must be >= 1, got {group_windows!r}")
+    vocab = int(base.make_model(0)(base.train_data[0][:2].unsqueeze(0)).shape[-1])
+    counts = torch.bincount(base.train_data[0], minlength=vocab)
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    fields["name"] = "charlm-groups"
+    return CharGroupsTask(**fields, char_group=frequency_groups(counts, groups), group_windows=group_windows)
 
 
 def sparse_features_task(
@@ -75,6 +129,48 @@ def _best(runs: dict[float, Any]) -> float:
     return min(runs, key=score)
 
 
+def _plot_groups(
+    axes: Any,
+    runs: dict[str, Any],
+    groups: list[int],
+    level: float,
+    level_label: str,
+    what: str,
+    numbers: dict[str, Any],
+    prefix: str,
+) -> None:
+    """One panel per optimizer: the training loss of every frequency group against steps."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    first, last = groups[0], groups[-1]
+    for ax, opt in zip(axes, ("sgd", "adam")):
+        for j in groups:
+            series = runs[opt].metrics(f"train_loss_g{j}")
+            tag = " (most frequent)" if j == first else " (rarest)" if j == last else ""
+            ax.plot(
+                [s for s, _ in series],
+                [v for _, v in series],
+                color=cmap(j / max(1, last)),
+                label=f"group {j}{tag}",
+            )
+        name = "SGD" if opt == "sgd" else "Adam"
+        task = "charlm" if prefix else "imbalance"
+        ax.set_title(
+            f"{task}, {name} (best lr {numbers[f'{prefix}{opt}_best_lr']:g}): loss per {what}-frequency group"
+        )
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss of the group")
+        ax.axhline(level, color="gray", ls=":", lw=1, label=level_label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    ymax = max(
+        max(v for _, v in runs[o].metrics(f"train_loss_g{j}")) for o in ("sgd", "adam") for j in groups
+    )
+    for ax in axes:
+        ax.set_ylim(0, ymax * 1.05)
+
+
 def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Claim]]:
     """Part 1: SGD vs Adam per frequency group on `imbalance`; part 2: SGD vs AdaGrad on rare features."""
     import matplotlib.pyplot as plt
@@ -116,6 +212,38 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
     }
     numbers["rare_minus_frequent_gap"] = gap
     start = best_runs["sgd"].metrics(f"train_loss_g{rare}")[0][1]
+    numbers["rarest_group_drop"] = {
+        opt: r.metrics(f"train_loss_g{rare}")[0][1] - r.final[f"train_loss_g{rare}"]
+        for opt, r in best_runs.items()
+    }
+
+    # Part 1b: the heavy tail of a real text, characters of the charlm corpus in frequency groups.
+    char_task = char_groups_task(
+        depth=int(cfg["charlm_depth"]), width=int(cfg["charlm_width"]), context=int(cfg["charlm_context"])
+    )
+    char_common = {
+        "steps": int(cfg["charlm_steps"]),
+        "batch_size": 32,
+        "eval_every": max(1, int(cfg["charlm_steps"]) // 10),
+        "device": "cpu",
+    }
+    char_best = {}
+    for opt in ("sgd", "adam"):
+        lrs = [float(v) for v in cfg[f"charlm_{opt}_lrs"]]
+        runs = {lr: ctx.train(char_task, optimizer=opt, lr=lr, seed=0, **char_common) for lr in lrs}
+        lr = _best(runs)
+        char_best[opt] = runs[lr]
+        numbers[f"charlm_{opt}_best_lr"] = lr
+    char_groups = sorted(int(j) for j in torch.unique(char_task.char_group))
+    c_rare, c_freq = char_groups[-1], char_groups[0]
+    c_start, c_end = {}, {}
+    for opt, r in char_best.items():
+        c_start[opt] = {j: r.metrics(f"train_loss_g{j}")[0][1] for j in char_groups}
+        c_end[opt] = {j: r.final[f"train_loss_g{j}"] for j in char_groups}
+        numbers[f"charlm_{opt}_group_loss"] = {str(j): c_end[opt][j] for j in char_groups}
+        numbers[f"charlm_{opt}_train_loss"] = r.final["train_loss"]
+    c_drop = {opt: c_start[opt][c_rare] - c_end[opt][c_rare] for opt in char_best}
+    numbers["charlm_rarest_group_drop"] = c_drop
 
     # Part 2: rare features.
     sparse = sparse_features_task(n=int(cfg["sparse_n"]), d=int(cfg["sparse_d"]), seed=0)
@@ -142,32 +270,34 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         numbers[f"sparse_{opt}_frequent_error"] = float(((w - w_star)[freq_idx] ** 2).sum())
         numbers[f"sparse_{opt}_train_loss"] = runs[lr].final["train_loss"]
 
-    # Figure: loss per frequency group (Kunstner et al. Fig. 1), and the sparse problem.
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
-    cmap = plt.get_cmap("viridis")
-    for ax, opt in zip(axes[:2], ("sgd", "adam")):
-        r = best_runs[opt]
-        for j in groups:
-            series = r.metrics(f"train_loss_g{j}")
-            ax.plot(
-                [s for s, _ in series],
-                [v for _, v in series],
-                color=cmap(j / max(1, groups[-1])),
-                label=f"group {j}"
-                + (" (most frequent)" if j == frequent else " (rarest)" if j == rare else ""),
-            )
-        ax.set_title(
-            f"{'SGD' if opt == 'sgd' else 'Adam'} (best lr {numbers[f'{opt}_best_lr']:g}): loss per class-frequency group"
-        )
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss of the group")
-        ax.axhline(chance, color="gray", ls=":", lw=1, label="log C (uniform prediction)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    ymax = max(max(v for _, v in best_runs[o].metrics(f"train_loss_g{j}")) for o in best_runs for j in groups)
-    for ax in axes[:2]:
-        ax.set_ylim(0, ymax * 1.05)
-    ax = axes[2]
+    # Figure: loss per frequency group (Kunstner et al. Fig. 1) on both tasks, and the sparse problem.
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.2))
+    rows = (
+        (best_runs, groups, chance, "class", "log C (uniform prediction)", ""),
+        (
+            char_best,
+            char_groups,
+            math.log(char_task.char_group.numel()),
+            "character",
+            "log V (uniform)",
+            "charlm_",
+        ),
+    )
+    for (runs_, grps, level, what, level_label, pre), row in zip(rows, axes):
+        _plot_groups(row[:2], runs_, grps, level, level_label, what, numbers, pre)
+    ax = axes[1][2]
+    width = 0.4
+    xs = np.arange(len(char_groups))
+    for k, (opt, color) in enumerate((("sgd", "C3"), ("adam", "C0"))):
+        drops = [c_start[opt][j] - c_end[opt][j] for j in char_groups]
+        ax.bar(xs + (k - 0.5) * width, drops, width, color=color, label="SGD" if opt == "sgd" else "Adam")
+    ax.set_xticks(xs, [str(j) for j in char_groups])
+    ax.set_xlabel("character-frequency group (0 = most frequent)")
+    ax.set_ylabel("loss decrease, step 0 → end")
+    ax.set_title(f"charlm: how much each group's loss fell in {cfg['charlm_steps']} steps")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax = axes[0][2]
     for opt, color in (("sgd", "C3"), ("adagrad", "C0")):
         w = sparse_best[opt].model.weight.detach().reshape(-1)
         err = ((w - w_star) ** 2).numpy()
@@ -189,21 +319,48 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
     ctx.save_figure(fig, "heavy_tail")
 
     g_sgd, g_adam = numbers["sgd_group_loss"], numbers["adam_group_loss"]
-    ratio = gap["sgd"] / max(gap["adam"], 1e-12)
+    c_ratio = c_drop["adam"] / max(c_drop["sgd"], 1e-3)
+    numbers["charlm_rarest_drop_ratio_adam_over_sgd"] = c_ratio
+    numbers["imbalance_rarest_drop_ratio_adam_over_sgd"] = numbers["rarest_group_drop"]["adam"] / max(
+        numbers["rarest_group_drop"]["sgd"], 1e-3
+    )
     rare_ratio = numbers["sparse_sgd_rare_error"] / max(numbers["sparse_adagrad_rare_error"], 1e-12)
+    # Adam's lead over SGD (SGD's loss minus Adam's) on the rarest and on the most frequent group: Kunstner et al.'s
+    # picture is a lead concentrated in the tail (both optimizers do about as well on the frequent classes).
+    lead = {
+        "rare": g_sgd[str(rare)] - g_adam[str(rare)],
+        "frequent": g_sgd[str(frequent)] - g_adam[str(frequent)],
+    }
+    c_lead = {
+        "rare": c_end["sgd"][c_rare] - c_end["adam"][c_rare],
+        "frequent": c_end["sgd"][c_freq] - c_end["adam"][c_freq],
+    }
+    numbers["adam_lead"], numbers["charlm_adam_lead"] = lead, c_lead
+    margin = float(cfg["min_lead"])
+    i_ratio = numbers["imbalance_rarest_drop_ratio_adam_over_sgd"]
     claims = [
         Claim(
-            "On heavy-tailed classes SGD stalls on the rare classes while Adam makes progress on them.",
-            ratio >= float(cfg["min_ratio"]),
-            f"rarest minus most frequent group's loss at the end: SGD {gap['sgd']:.2f}, Adam {gap['adam']:.2f} "
-            f"(SGD's gap is {ratio:.2f}x Adam's); rarest group: SGD {g_sgd[str(rare)]:.2f}, Adam "
-            f"{g_adam[str(rare)]:.2f} (from {start:.2f} at step 0)",
+            "On heavy-tailed classes SGD stalls on the rare classes while Adam makes progress on all: at equal steps "
+            "Adam is ahead on the rarest group, not on the most frequent.",
+            lead["rare"] >= margin and lead["rare"] >= lead["frequent"] + margin,
+            f"Adam's lead (SGD's loss − Adam's): rarest group {lead['rare']:.2f}, most frequent {lead['frequent']:.2f} "
+            f"(margin {margin:g}); rarest group: SGD {g_sgd[str(rare)]:.2f}, Adam {g_adam[str(rare)]:.2f} from "
+            f"{start:.2f} at step 0 (Adam's decrease {i_ratio:.2f}x SGD's); rarest − most frequent: SGD "
+            f"{gap['sgd']:.2f}, Adam {gap['adam']:.2f}",
         ),
         Claim(
             "SGD does make progress on the frequent classes (its problem is the tail, not the head).",
             g_sgd[str(frequent)] < 0.5 * chance and g_sgd[str(frequent)] <= 1.2 * g_adam[str(frequent)],
             f"most frequent group's loss: SGD {g_sgd[str(frequent)]:.3f}, Adam {g_adam[str(frequent)]:.3f} "
             f"(log C = {chance:.2f})",
+        ),
+        Claim(
+            "On a language model's heavy-tailed tokens (characters of charlm), Adam's loss on the rarest group falls "
+            "further than SGD's, while both do about as well on the most frequent group.",
+            c_lead["rare"] >= margin and c_lead["rare"] >= c_lead["frequent"] + margin,
+            f"rarest character group's loss: SGD {c_start['sgd'][c_rare]:.2f} → {c_end['sgd'][c_rare]:.2f}, Adam "
+            f"{c_start['adam'][c_rare]:.2f} → {c_end['adam'][c_rare]:.2f} (Adam's decrease is {c_ratio:.1f}x SGD's); "
+            f"most frequent group: SGD {c_end['sgd'][c_freq]:.2f}, Adam {c_end['adam'][c_freq]:.2f}",
         ),
         Claim(
             "AdaGrad's per-coordinate steps beat SGD on rarely active features.",
@@ -223,13 +380,16 @@ _COMMON = {
     "noise": 3.0,
     "batch_size": 512,
     "eval_every": 25,
-    "sgd_lrs": [1.0, 3.0, 10.0],
-    "adam_lrs": [3e-3, 1e-2, 3e-2],
-    "min_ratio": 1.5,
-    "sparse_n": 2000,
-    "sparse_d": 100,
-    "sparse_sgd_lrs": [0.01, 0.03, 0.1, 0.3],
-    "sparse_adagrad_lrs": [0.1, 0.3, 1.0],
+    "sgd_lrs": [0.3, 1.0, 3.0, 10.0],
+    "adam_lrs": [3e-3, 1e-2, 3e-2, 1e-1],
+    "min_lead": 0.25,
+    "sparse_n": 4000,
+    "sparse_d": 300,
+    "sparse_sgd_lrs": [0.3, 1.0, 2.0, 3.0],
+    "sparse_adagrad_lrs": [0.3, 1.0, 3.0],
+    "charlm_depth": 1,
+    "charlm_width": 64,
+    "charlm_context": 32,
 }
 
 register(
@@ -238,8 +398,24 @@ register(
         description="SGD vs Adam per class-frequency group on Zipf classes; SGD vs AdaGrad on rare features.",
         slide="seed 002: Kunstner et al. 2024, 'Heavy-Tailed Class Imbalance and Why Adam Outperforms Gradient "
         "Descent on Language Models'; AdaGrad on rare features",
-        quick={**_COMMON, "steps": 300, "sparse_steps": 600, "seeds": 1},
-        full={**_COMMON, "steps": 1000, "sparse_steps": 2000, "seeds": 1},
+        quick={
+            **_COMMON,
+            "steps": 300,
+            "sparse_steps": 600,
+            "charlm_steps": 400,
+            "charlm_sgd_lrs": [1.0],
+            "charlm_adam_lrs": [1e-2],
+            "seeds": 1,
+        },
+        full={
+            **_COMMON,
+            "steps": 1000,
+            "sparse_steps": 2000,
+            "charlm_steps": 1500,
+            "charlm_sgd_lrs": [0.3, 1.0, 2.0],
+            "charlm_adam_lrs": [3e-3, 1e-2, 3e-2],
+            "seeds": 1,
+        },
         run=run,
     )
 )

@@ -134,7 +134,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
             if seeds > 1:
                 ax.fill_between(steps_axis, vals.min(0), vals.max(0), color=colors[init], alpha=0.2)
         ax.axhline(chance, color="gray", ls=":", lw=1, label="chance: log 10")
-        ax.set_title(f"{depth}-layer ReLU MLP (SGD + momentum, lr {cfg['lr']})")
+        band = f"\nmean of {seeds} seeds, band min–max" if seeds > 1 else ""
+        ax.set_title(f"{depth}-layer ReLU MLP (SGD + momentum, lr {cfg['lr']}){band}", fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.grid(alpha=0.3)
@@ -165,6 +166,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
     s_std = numbers["activation_std"][f"{d_deep}/small"]
     k_ratio = k_std[-1] / k_std[0]
     s_ratio = s_std[-1] / s_std[0]
+    small_moved = float(np.abs(curves[(d_deep, "small")] - chance).max())
+    numbers["small_init_max_distance_from_chance"] = small_moved
     claims = [
         Claim(
             f"{d_small}-layer ReLU net: good (Kaiming) init converges faster than Xavier.",
@@ -173,11 +176,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
             f"{st[f'{d_small}/xavier']:g}; final loss {fl[f'{d_small}/kaiming']:.3f} vs {fl[f'{d_small}/xavier']:.3f}",
         ),
         Claim(
-            f"{d_deep}-layer ReLU net: good init is able to converge, the others are not.",
-            fl[f"{d_deep}/kaiming"] < 0.25 * chance
-            and min(fl[f"{d_deep}/xavier"], fl[f"{d_deep}/small"]) > 0.8 * chance,
+            f"{d_deep}-layer ReLU net: good (Kaiming) init is able to converge; with N(0, 0.01²) the loss does not "
+            "move from log(classes).",
+            fl[f"{d_deep}/kaiming"] < 0.25 * chance and small_moved < 0.05 * chance,
             f"final training loss: Kaiming {fl[f'{d_deep}/kaiming']:.3f}, Xavier {fl[f'{d_deep}/xavier']:.3f}, "
-            f"N(0, 0.01²) {fl[f'{d_deep}/small']:.3f} (chance log 10 = {chance:.3f})",
+            f"N(0, 0.01²) {fl[f'{d_deep}/small']:.3f} (chance log 10 = {chance:.3f}; the small init's curve stays "
+            f"within {small_moved:.2g} of it at every evaluation)",
         ),
         Claim(
             "Kaiming keeps the activations' scale through depth; a small init makes them vanish.",
