@@ -12,8 +12,13 @@ from descentlab.studies.mode_connectivity import plane_basis
 
 
 def test_quick_claims_hold(tmp_path):
-    studies.run("mode-connectivity", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
+    res = studies.run("mode-connectivity", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
+    n = res.summary["numbers"]
+    # before training (stage 0) the Bezier curve, its bend at (w1 + w2) / 2, is the straight line itself
+    assert n["stage_max_loss"]["0"] == pytest.approx(n["straight_max_loss"], rel=1e-4)
+    assert n["bezier_max_loss"] < n["straight_max_loss"] and n["polychain_max_loss"] < n["straight_max_loss"]
+    assert 0 <= n["polychain_max_error"] <= 1
     assert len(summary["claims"]) == 2
     for claim in summary["claims"]:
         assert claim["holds"], claim

@@ -33,7 +33,6 @@ def plane_basis(w1: torch.Tensor, theta: torch.Tensor, w2: torch.Tensor) -> tupl
 def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Claim]]:
     """Train two endpoints, connect them, evaluate the paths and the plane, plot and check the claims."""
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
 
     task = tasks.get("mnist1d_mlp")
     crit = task.outputs_loss
@@ -116,9 +115,10 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     ax = axes[0]
     A, B = np.meshgrid(plane.alphas, plane.betas, indexing="ij")
-    levels = np.geomspace(max(float(plane.loss.min()), 1e-3), float(plane.loss.max()), 25)
-    cs = ax.contourf(A, B, plane.loss, levels=levels, cmap="viridis", norm=LogNorm())
-    fig.colorbar(cs, ax=ax, label="training loss (log scale)")
+    log_loss = np.log10(np.maximum(plane.loss, 1e-3))
+    cs = ax.contourf(A, B, log_loss, levels=np.linspace(log_loss.min(), log_loss.max(), 25), cmap="viridis")
+    ax.contour(A, B, log_loss, levels=cs.levels[::3], colors="k", linewidths=0.3)
+    fig.colorbar(cs, ax=ax, label="log₁₀ training loss", format="%.1f")
     ax.plot(pu, pv, "w-", lw=2, label="Bezier curve")
     ax.plot([0, length], [0, 0], "r--", lw=1.5, label="straight line")
     ax.plot([0, float((theta - w1) @ u), length], [0, float((theta - w1) @ v), 0], "wo", ms=6)
