@@ -25,11 +25,11 @@ from descentlab import tasks
 from descentlab.studies import Claim, Study, StudyContext, register
 from descentlab.tasks.base import Task, seeded_generator
 from descentlab.tasks.charlm import CharLMTask, windows
-from descentlab.tasks.imbalance import frequency_groups
+from descentlab.tasks.imbalance import GroupLossMixin, frequency_groups, mean_by_group
 
 
 @dataclasses.dataclass
-class CharGroupsTask(CharLMTask):
+class CharGroupsTask(GroupLossMixin, CharLMTask):
     """``charlm`` whose evaluation adds ``train_loss_g{j}``: the next-character loss on fixed training windows
     averaged over the targets whose character is in frequency group ``j`` (group 0 = most frequent characters,
     each group ~1/groups of the text; Kunstner et al. 2024, Fig. 1, with characters for tokens)."""
@@ -47,18 +47,8 @@ class CharGroupsTask(CharLMTask):
         logits = model(x.to(next(model.parameters()).device)).cpu()
         per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
         g = self.char_group[y.reshape(-1)]
-        return {int(j): float(per[g == j].mean()) for j in torch.unique(g)}
+        return mean_by_group(per, g)
 
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """The ``charlm`` metrics plus ``train_loss_g{j}`` per character-frequency group."""
-        out = super().evaluate(model)
-        was_training = model.training
-        model.eval()
-        try:
-            out.update({f"train_loss_g{j}": v for j, v in self.loss_by_group(model).items()})
-        finally:
-            model.train(was_training)
-        return out
 
 
 def char_groups_task(groups: int = 10, group_windows: int = 256, **charlm_kw: Any) -> CharGroupsTask:

@@ -40,8 +40,28 @@ def frequency_groups(counts: Tensor, groups: int = 10) -> Tensor:
     return out
 
 
+def mean_by_group(values: Tensor, groups: Tensor) -> dict[int, float]:
+    """Mean of ``values`` over each group index present in ``groups`` (same shape)."""
+    return {int(j): float(values[groups == j].mean()) for j in torch.unique(groups)}
+
+
+class GroupLossMixin:
+    """Adds ``train_loss_g{j}`` (from the task's ``loss_by_group(model)``) to a Task's ``evaluate``."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """The base metrics plus ``train_loss_g{j}`` (training loss of frequency group ``j``)."""
+        out = super().evaluate(model)  # type: ignore[misc]
+        was_training = model.training
+        model.eval()
+        try:
+            out.update({f"train_loss_g{j}": v for j, v in self.loss_by_group(model).items()})  # type: ignore[attr-defined]
+        finally:
+            model.train(was_training)
+        return out
+
+
 @dataclass
-class ImbalanceTask(Task):
+class ImbalanceTask(GroupLossMixin, Task):
     """Zipf-imbalanced classification; ``class_counts`` (train) and ``class_group`` (class -> frequency group)."""
 
     class_counts: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
@@ -55,18 +75,8 @@ class ImbalanceTask(Task):
         dev = next(model.parameters()).device
         per = F.cross_entropy(model(x.to(dev)), y.to(dev), reduction="none").cpu()
         g = self.class_group[y.cpu()]
-        return {int(j): float(per[g == j].mean()) for j in torch.unique(g)}
+        return mean_by_group(per, g)
 
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """The base metrics plus ``train_loss_g{j}`` (training loss of frequency group ``j``)."""
-        out = super().evaluate(model)
-        was_training = model.training
-        model.eval()
-        try:
-            out.update({f"train_loss_g{j}": v for j, v in self.loss_by_group(model).items()})
-        finally:
-            model.train(was_training)
-        return out
 
 
 def make_imbalance(
