@@ -76,3 +76,20 @@ def test_learns_small_addition_table() -> None:
         task.loss(model, next(stream)).backward()
         opt.step()
     assert task.evaluate(model)["train_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(("tq", "t", "causal"), [(4, 4, True), (1, 4, False), (8, 8, True), (16, 16, True), (1, 12, False)])
+def test_short_attention_equals_fused_kernel_and_its_gradients(tq: int, t: int, causal: bool) -> None:
+    """The explicit short-sequence attention equals torch's fused kernel, values and gradients (float64)."""
+    import torch.nn.functional as F
+
+    from descentlab.tasks.modular import attention
+
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(3, 2, tq, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    k, v = (torch.randn(3, 2, t, 8, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(2))
+    ours, ref = attention(q, k, v, causal), F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
