@@ -4,6 +4,11 @@ Every part of descentlab that trains a model (studies, the benchmark, the CLI) g
 the model and optimizer, runs the steps with a closure (so L-BFGS and SAM work unchanged), evaluates every
 ``eval_every`` steps outside the training clock, detects divergence, writes metrics to the store, and checkpoints
 atomically so that a killed run resumes exactly (``resume(run_id)``).
+
+``train(..., distributed=True)`` runs the same loop data-parallel inside an initialized ``torch.distributed`` process
+group (one process per rank, e.g. launched by ``torchrun``): the model is wrapped in ``DistributedDataParallel``,
+every rank draws the same global batch and trains on its own contiguous shard of it, and rank 0 alone evaluates and
+writes the store (docs/benchmark.md, "Multi-GPU trials").
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from descentlab import optim as optim_registry
@@ -150,6 +156,27 @@ def _finite_params(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
+def _dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the initialized default process group; ValueError when there is none."""
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError(
+            "distributed=True needs an initialized torch.distributed process group: launch with torchrun and call "
+            "torch.distributed.init_process_group() first (or use `descentlab bench trial` under torchrun)"
+        )
+    return int(dist.get_rank()), int(dist.get_world_size())
+
+
+def _shard(batch: tuple[torch.Tensor, ...], rank: int, world: int) -> tuple[torch.Tensor, ...]:
+    """Rank ``rank``'s contiguous slice of every tensor of a global batch (tensors without a batch axis pass whole)."""
+    n = int(batch[0].shape[0])
+    if n % world:
+        raise ValueError(f"a batch of {n} examples cannot be split evenly across world size {world}")
+    per = n // world
+    return tuple(
+        t[rank * per : (rank + 1) * per] if t.dim() > 0 and int(t.shape[0]) == n else t for t in batch
+    )
+
+
 def _check_positive(name: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -187,6 +214,7 @@ def train(
     stop_when: Callable[[Mapping[str, float]], bool] | None = None,
     schedule_steps: int | None = None,
     _resume_from: dict[str, Any] | None = None,
+    distributed: bool = False,
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
 
@@ -198,6 +226,12 @@ def train(
     is evaluated beside the raw one (metrics prefixed ``avg_``). The trained model is kept as ``run.model``.
     ``stop_when(metrics)`` is asked after every evaluation and ends the run (as finished) when it returns True,
     e.g. at a benchmark target; ``schedule_steps`` is the length the schedule spans (default ``steps``).
+
+    ``distributed=True`` (inside an initialized ``torch.distributed`` process group, every rank calling ``train`` with
+    the same arguments) trains data-parallel: ``batch_size`` is the *global* batch (it must divide by the world size),
+    each rank takes its contiguous shard of it, ``DistributedDataParallel`` averages the gradients, the logged loss is
+    the mean over ranks, a step's time is the slowest rank's, and rank 0 alone evaluates, decides when to stop
+    (``stop_when``, divergence) and writes the store and checkpoints. On GPUs each rank uses ``cuda:$LOCAL_RANK``.
     """
     hparams = dict(hparams or {})
     task_kw = dict(task_kw or {})
@@ -219,8 +253,19 @@ def train(
         steps = task_obj.default_steps
     if averaging not in (None, "ema", "swa"):
         raise ValueError(f"averaging must be None, 'ema' or 'swa', got {averaging!r}")
+    if not isinstance(distributed, bool):
+        raise ValueError(f"distributed must be True or False, got {distributed!r}")
+    rank, world = _dist_rank_world() if distributed else (0, 1)
     dev = _resolve_device(device)
+    if distributed and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
+    if distributed and dev.type == "cuda":
+        torch.cuda.set_device(dev)
     batch_size = batch_size or task_obj.default_batch_size
+    if distributed and batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} (the global batch) is not divisible by the world size {world}"
+        )
     eval_every = eval_every or task_obj.default_eval_every
     if lr is None and isinstance(optimizer, str):
         lr = hparams.pop("lr", None) or task_obj.default_lr
@@ -243,11 +288,13 @@ def train(
         "checkpoint_every": checkpoint_every,
         "schedule_steps": schedule_steps,
     }
+    if distributed:
+        config["distributed"] = {"world_size": world, "backend": str(dist.get_backend())}
 
     # Store and run id.
     own_store = False
     st: Store | None
-    if store is False:
+    if store is False or rank != 0:  # in a distributed run only rank 0 touches the store
         st = None
     elif isinstance(store, Store):
         st = store
@@ -256,7 +303,7 @@ def train(
         own_store = True
     if run_id is None:
         run_id = new_run_id(task_obj.name)
-    if checkpoint_every and st is None:
+    if checkpoint_every and store is False:
         raise ValueError(
             "checkpoint_every needs a store (checkpoints live beside it); pass store=None or a path"
         )
@@ -278,6 +325,11 @@ def train(
         schedule_registry.create(schedule, opt, total_steps, **dict(schedule_kw or {})) if schedule else None
     )
     stream = task_obj.batches(batch_size, seed)
+    if distributed and int(getattr(stream, "batch_size", batch_size)) % world:
+        raise ValueError(
+            f"the task's batches hold {getattr(stream, 'batch_size', batch_size)} examples (batch_size "
+            f"{batch_size} clipped to the data), not divisible by the world size {world}"
+        )
     avg_model = None
     if averaging == "ema":
         decay = float(config["averaging_kw"].get("decay", 0.999))
@@ -306,6 +358,26 @@ def train(
             st.set_status(run_id, "running")
     elif st is not None:
         st.create_run(run_id, config)
+
+    train_model: nn.Module = model  # what the loss sees: the model itself, or its DDP wrapper
+    comm_dev = torch.device("cpu")
+    closure_calls = [0]  # closure calls within the current step (distributed runs only)
+    sam_local_first = False
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        from descentlab.optim.sam import SAM
+
+        # SAM's documented DDP protocol: its first backward runs unsynchronized and first_step averages the
+        # gradient itself (or keeps it local with local_perturbation=True); the second backward is DDP's.
+        sam_local_first = isinstance(opt, SAM)
+
+        if dist.get_backend() == "nccl":
+            comm_dev = dev
+        box = [run_id]
+        dist.broadcast_object_list(box, src=0)  # one run id on every rank (rank 0's)
+        run_id = str(box[0])
+        train_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     cbs = [c if isinstance(c, Callback) else Callback(c, eval_every) for c in callbacks]
     ck_dir = checkpoint_dir(st, run_id) if st is not None else None
@@ -344,6 +416,9 @@ def train(
 
     def evaluate() -> dict[str, float]:
         _call_mode(opt, "eval")
+        if rank != 0:  # every rank switches modes (parameters stay identical); only rank 0 evaluates
+            _call_mode(opt, "train")
+            return {}
         res = dict(task_obj.evaluate(model))
         if avg_model is not None and step > avg_start:
             res.update({f"avg_{k}": v for k, v in task_obj.evaluate(avg_model.module).items()})
@@ -355,10 +430,21 @@ def train(
         record("lr", opt.param_groups[0]["lr"])
         return res
 
+    def grad_sync() -> contextlib.AbstractContextManager[Any]:
+        closure_calls[0] += 1
+        if sam_local_first and closure_calls[0] == 1:
+            return train_model.no_sync()  # type: ignore[operator]
+        return contextlib.nullcontext()
+
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = task_obj.loss(model, batch)
-        loss.backward()
+        with grad_sync() if distributed else contextlib.nullcontext():
+            loss = task_obj.loss(train_model, batch)
+            loss.backward()
+        if distributed:  # every rank (and a line search) sees the global batch's mean loss
+            loss = loss.detach().clone()
+            dist.all_reduce(loss)
+            loss = loss / world
         return loss
 
     status, note, last_eval = "running", "", {}
@@ -366,7 +452,10 @@ def train(
     model.train()
     _call_mode(opt, "train")
     bar = _progress(
-        progress, total=steps, description=f"{task_obj.name} · {config['optimizer']}", completed=step
+        progress and rank == 0,
+        total=steps,
+        description=f"{task_obj.name} · {config['optimizer']}",
+        completed=step,
     )
     try:
         with bar:
@@ -379,6 +468,9 @@ def train(
                     break
                 t0 = time.perf_counter()
                 batch = next(stream)
+                if distributed:
+                    batch = _shard(batch, rank, world)
+                    closure_calls[0] = 0
                 loss = opt.step(closure)
                 if sched is not None:
                     sched.step()
@@ -386,7 +478,12 @@ def train(
                 loss_value = float(loss.detach()) if loss is not None else math.nan
                 if avg_model is not None and step > avg_start:
                     avg_model.update_parameters(model)
-                train_time += time.perf_counter() - t0
+                if distributed:  # a step takes as long as its slowest rank: one clock on every rank
+                    elapsed = torch.tensor([time.perf_counter() - t0], dtype=torch.float64, device=comm_dev)
+                    dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+                    train_time += float(elapsed)
+                else:
+                    train_time += time.perf_counter() - t0
                 record("batch_loss", loss_value)
                 if not math.isfinite(loss_value):
                     raise Diverged(f"loss became {loss_value} at step {step}")
@@ -400,13 +497,33 @@ def train(
                     if not _finite_params(model):
                         raise Diverged(f"parameters became non-finite at step {step}")
                     last_eval = evaluate()
-                    for key in ("loss", "train_loss"):
-                        if not math.isfinite(last_eval.get(key, 0.0)):
-                            raise Diverged(f"evaluation {key} became {last_eval[key]} at step {step}")
-                    flush()
-                    if stop_when is not None and stop_when(last_eval):
-                        note = f"stopped at step {step}: stop_when was met"
-                        break
+                    if distributed:  # rank 0 judged the evaluation; every rank follows its verdict
+                        bad = next(
+                            (k for k in ("loss", "train_loss") if not math.isfinite(last_eval.get(k, 0.0))),
+                            None,
+                        )
+                        stop = (
+                            rank == 0 and bad is None and stop_when is not None and bool(stop_when(last_eval))
+                        )
+                        verdict = torch.tensor([bad is not None, stop], dtype=torch.float64, device=comm_dev)
+                        dist.broadcast(verdict, src=0)
+                        if bool(verdict[0]):
+                            what = (
+                                f"{bad} became {last_eval[bad]}" if bad is not None else "on rank 0 diverged"
+                            )
+                            raise Diverged(f"evaluation {what} at step {step}")
+                        flush()
+                        if bool(verdict[1]):
+                            note = f"stopped at step {step}: stop_when was met"
+                            break
+                    else:
+                        for key in ("loss", "train_loss"):
+                            if not math.isfinite(last_eval.get(key, 0.0)):
+                                raise Diverged(f"evaluation {key} became {last_eval[key]} at step {step}")
+                        flush()
+                        if stop_when is not None and stop_when(last_eval):
+                            note = f"stopped at step {step}: stop_when was met"
+                            break
                 for cb in cbs:
                     if step % cb.every == 0:
                         ctx = StepContext(step, model, opt, task_obj)

@@ -109,6 +109,89 @@ def run_cmd(
     _print_scores(result)
 
 
+@bench_app.command("trial")
+def trial_cmd(
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help="One algorithm name."),
+    workload: str = typer.Option(
+        ..., "--workload", "-w", help="One workload name (its batch size is global)."
+    ),
+    tuning: str = typer.Option(
+        "self", "--tuning", help="self (the default point, 1.5x budget) or external (--hparams, 1x budget)."
+    ),
+    hparams: str = typer.Option(
+        None, "--hparams", help="Search-space point as JSON, e.g. '{\"lr\": 0.003}'."
+    ),
+    seed: int = _SEED,
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu or cuda (each rank uses cuda:$LOCAL_RANK)."
+    ),
+    backend: str = typer.Option(None, "--backend", help="nccl or gloo (default: nccl on GPUs, gloo on CPU)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+) -> None:
+    """Run one trial, data-parallel over the ranks when launched by torchrun; rank 0 alone writes the store.
+
+    `torchrun --nproc_per_node=G --no-python descentlab bench trial -a adamw -w mnist1d_mlp`
+    """
+    import os
+
+    from descentlab.bench import get_algorithm, get_workload
+    from descentlab.bench.runner import SELF_TUNING_FACTOR, run_id_for, write_result
+    from descentlab.bench.trial import _execute, make_spec, run_distributed_trial
+    from descentlab.store import Store
+
+    alg, wl = get_algorithm(algorithm), get_workload(workload)
+    budget = wl.budget * _scale(scale)
+    if tuning == "self":
+        if hparams is not None:
+            raise ValueError(
+                "--hparams goes with --tuning external (self-tuning uses the algorithm's default)"
+            )
+        spec = make_spec(wl, alg, alg.default, seed, budget=budget * SELF_TUNING_FACTOR,
+                         step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR)), tuning="self")  # fmt: skip
+    elif tuning == "external":
+        if hparams is None:
+            raise ValueError("--tuning external needs --hparams (a search-space point as JSON)")
+        try:
+            point = json.loads(hparams)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"malformed --hparams {hparams!r}: {exc.msg}") from None
+        if not isinstance(point, dict):
+            raise ValueError(f"--hparams must be a JSON object, got {hparams!r}")
+        spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external")
+    else:
+        raise ValueError(f"tuning must be 'self' or 'external', got {tuning!r}")
+    if "WORLD_SIZE" in os.environ:  # launched by torchrun: one rank of a data-parallel trial
+        res = run_distributed_trial(spec, device=device, backend=backend)
+        world = int(os.environ["WORLD_SIZE"])
+    else:
+        res, world = _execute(spec, None, device, False), 1
+    if res is None:  # not rank 0: rank 0 reports and writes
+        return
+    st = Store(store)
+    try:
+        write_result(st, res)
+    finally:
+        st.close()
+    ttt = float(res["time_to_target"])
+    summary = {
+        "run_id": run_id_for(res["key"]), "key": res["key"], "algorithm": alg.name, "workload": wl.name,
+        "world_size": world, "status": res["status"], "reached": res["reached"],
+        "time_to_target": ttt if math.isfinite(ttt) else None, "error": res["error"],
+    }  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    what = (
+        f"target reached after {ttt:.3f} s of training time"
+        if math.isfinite(ttt)
+        else f"{res['status']}, missed"
+    )
+    console.print(f"{alg.name} on {wl.name} ({world} process{'es' if world > 1 else ''}): {what}; "
+                  f"stored as {summary['run_id']}" + (f" [red]{res['error']}[/red]" if res["error"] else ""))  # fmt: skip
+
+
 @bench_app.command("score")
 def score_cmd(
     algorithms: str = _ALGS,

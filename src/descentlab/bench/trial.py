@@ -4,6 +4,10 @@
 function runs in-process, in a spawned worker or as a Ray task) and stops at the first evaluation that meets the
 target, at ``step_hint`` steps or at the budget. Time-to-target is ``train_time`` (train()'s clock, evaluation
 excluded) at the first evaluation meeting the target, ``inf`` when none does (divergence included).
+
+``run_distributed_trial(spec)`` runs the same trial data-parallel on several devices, one process per rank under
+``torchrun`` (``train(..., distributed=True)``): the workload's batch size is the global batch, rank 0 alone
+evaluates and returns the result (``None`` on the other ranks), so the result is produced once.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import traceback
 from collections.abc import Mapping
@@ -98,6 +103,55 @@ def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, 
 
     ``threads`` sets ``torch.set_num_threads`` in this process first (executors pass cores // workers).
     """
+    return _execute(spec, threads, "cpu", False)
+
+
+def run_distributed_trial(
+    spec: Mapping[str, Any], device: str = "auto", backend: str | None = None, threads: int | None = None
+) -> dict[str, Any] | None:
+    """Run one trial data-parallel on every rank of a process group; the result on rank 0, ``None`` elsewhere.
+
+    Call it on every rank. Without a process group it joins the one ``torchrun`` describes in the environment
+    (``backend``: ``nccl`` when the device is a GPU, ``gloo`` otherwise) and leaves it at the end. ValueError when
+    there is no group to join or the workload's batch size does not divide by the world size.
+    """
+    import torch
+    import torch.distributed as dist
+
+    created = False
+    if not dist.is_initialized():
+        missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise ValueError(
+                f"no process group and no torchrun environment ({', '.join(missing)} unset): launch with "
+                "`torchrun --nproc_per_node=N --no-python descentlab bench trial ...`"
+            )
+        gpu = device != "cpu" and torch.cuda.is_available()
+        backend = backend or ("nccl" if gpu else "gloo")
+        if backend not in ("nccl", "gloo"):
+            raise ValueError(f"backend must be 'nccl' or 'gloo', got {backend!r}")
+        if backend == "nccl" and not gpu:
+            raise ValueError(f"backend 'nccl' needs GPUs, but the device is {device!r} (use backend 'gloo')")
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+        created = True
+    try:
+        world = dist.get_world_size()
+        batch = int(spec["workload"]["batch_size"])
+        if batch % world:
+            raise ValueError(
+                f"workload {spec['workload']['name']!r}: batch_size {batch} (the global batch) is not divisible "
+                f"by the world size {world}"
+            )
+        result = _execute(spec, threads, device, True)
+        return result if dist.get_rank() == 0 else None
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distributed: bool) -> dict[str, Any]:
     import torch
 
     from descentlab.train import train
@@ -131,8 +185,9 @@ def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, 
             eval_every=wl.eval_every,
             store=False,
             progress=False,
-            device="cpu",
+            device=device,
             keep_model=False,
+            distributed=distributed,
             stop_when=lambda metrics: wl.reached(metrics.get(wl.metric, math.nan)),
             **kwargs,
         )
