@@ -68,20 +68,69 @@ def _band_over(matrices: list[torch.Tensor]) -> tuple[float, float]:
     return min(b[0] for b in bands), max(b[1] for b in bands)
 
 
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def torch_newton_schulz_fp32(grad: torch.Tensor, ns_coefficients, ns_steps: int, eps: float) -> torch.Tensor:
+    """torch.optim.Muon's Newton–Schulz (same addmm form and operation order) without its cast to bf16."""
+    a, b, c = ns_coefficients
+    X = grad.float()
+    tall = X.size(0) > X.size(1)
+    if tall:
+        X = X.T
+    X = X / X.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        A = X @ X.T
+        X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)
+    return X.T if tall else X
+
+
 def muon_vs_torch(reps: int) -> list[dict]:
-    """descentlab Muon vs torch.optim.Muon (same hyper-parameters, default precision of each) on MUON_SHAPES."""
+    """descentlab Muon (fp32) vs torch.optim.Muon with its NS run in fp32 (same hyper-parameters) on MUON_SHAPES.
+
+    torch.optim.Muon hard-codes bf16 for its NS; on a CPU without native bf16 matmuls (no AVX512-BF16/AMX) that is
+    30-100x slower than fp32 (see ``torch_bf16_cost``), so the fair anchor runs torch's own step with its NS in fp32.
+    Where the CPU has fast bf16 both sides run bf16 and the anchor is torch.optim.Muon unchanged.
+    """
+    from unittest import mock
+
+    import torch.optim._muon as torch_muon
+
+    from descentlab.optim.orthogonalize import _cpu_has_fast_bf16
+
     ours_params, torch_params = _muon_params(), _muon_params()
     ours = Muon(ours_params, lr=0.02, momentum=0.95, weight_decay=0.0)
     anchor = torch.optim.Muon(torch_params, lr=0.02, momentum=0.95, weight_decay=0.0, adjust_lr_fn="original")
-    t_ours, t_torch = paired_median_times(ours.step, anchor.step, reps)
-    grads = [p.grad for p in ours_params]
-    from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
+    fast_bf16 = _cpu_has_fast_bf16()
+    anchor_ns = torch_muon._zeropower_via_newtonschulz if fast_bf16 else torch_newton_schulz_fp32
 
+    def anchor_step() -> None:
+        with mock.patch.object(torch_muon, "_zeropower_via_newtonschulz", anchor_ns):
+            anchor.step()
+
+    t_ours, t_torch = paired_median_times(ours.step, anchor_step, reps)
+    grads = [p.grad for p in ours_params]
     band_ours = _band_over([orthogonalize(g) for g in grads])
-    band_torch = _band_over([torch_ns(g, (3.4445, -4.7750, 2.0315), 5, 1e-7) for g in grads])
-    note = f"band ours [{band_ours[0]:.3f}, {band_ours[1]:.3f}] vs torch [{band_torch[0]:.3f}, {band_torch[1]:.3f}]"
+    band_torch = _band_over([anchor_ns(g, NS_COEFFICIENTS, 5, 1e-7) for g in grads])
+    prec = "both bf16" if fast_bf16 else "both fp32"
+    note = (f"{prec}; band ours [{band_ours[0]:.3f}, {band_ours[1]:.3f}] vs torch "
+            f"[{band_torch[0]:.3f}, {band_torch[1]:.3f}]")  # fmt: skip
     return [dict(name="muon step (11.5M params) vs torch.optim.Muon", ours_s=t_ours, anchor_s=t_torch,
                  ratio=t_ours / t_torch, note=note)]  # fmt: skip
+
+
+def torch_bf16_cost(reps: int) -> list[dict]:
+    """torch.optim.Muon's own NS (bf16) vs the same NS in fp32 on one 512x512 matrix: the price of bf16 here."""
+    from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
+
+    G = torch.randn(512, 512)
+    t_bf16, t_fp32 = paired_median_times(
+        lambda: torch_ns(G, NS_COEFFICIENTS, 5, 1e-7),
+        lambda: torch_newton_schulz_fp32(G, NS_COEFFICIENTS, 5, 1e-7),
+        min(reps, 2),
+    )
+    return [dict(name="torch NS 512x512: bf16 (as shipped) vs fp32", ours_s=t_bf16, anchor_s=t_fp32,
+                 ratio=t_bf16 / t_fp32, note="not ours: torch's bf16 cast vs fp32 on this CPU")]  # fmt: skip
 
 
 def _distributed_worker(rank: int, world: int, init_file: str, reps: int, out_dir: str) -> None:
@@ -95,37 +144,55 @@ def _distributed_worker(rank: int, world: int, init_file: str, reps: int, out_di
             dist.barrier()
         opt.step()
 
-    t = median_time(step, reps)
-    if rank == 0:
-        with open(os.path.join(out_dir, f"t{world}"), "w") as f:
-            f.write(repr(t))
+    step()
+    walls, cpus = [], []
+    for _ in range(reps):
+        w, c = time.perf_counter(), time.process_time()
+        step()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    with open(os.path.join(out_dir, f"t{world}_{rank}"), "w") as f:
+        f.write(f"{statistics.median(walls)!r} {statistics.median(cpus)!r}")
     if world > 1:
         dist.destroy_process_group()
 
 
 def muon_distributed(reps: int) -> list[dict]:
-    """Muon step on 2 gloo ranks vs 1 process, one torch thread per process."""
-    times = {}
+    """Muon step on 2 gloo ranks vs 1 process, one torch thread per process: wall time (needs 2 idle cores to mean
+    anything) and the busiest rank's CPU time (the share of the work each rank does, less sensitive to load)."""
+    wall, cpu = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for world in (1, 2):
             init_file = os.path.join(tmp, f"init{world}")
             mp.spawn(_distributed_worker, args=(world, init_file, reps, tmp), nprocs=world, join=True)
-            with open(os.path.join(tmp, f"t{world}")) as f:
-                times[world] = float(f.read())
-    return [dict(name="muon step, 2 gloo ranks vs 1 process (1 thread each)", ours_s=times[2], anchor_s=times[1],
-                 ratio=times[2] / times[1], note="each rank orthogonalizes half of each shape bucket")]  # fmt: skip
+            per_rank = []
+            for rank in range(world):
+                with open(os.path.join(tmp, f"t{world}_{rank}")) as f:
+                    per_rank.append(tuple(float(x) for x in f.read().split()))
+            wall[world] = max(w for w, _ in per_rank)
+            cpu[world] = max(c for _, c in per_rank)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return [
+        dict(name="muon step, 2 gloo ranks vs 1 process (1 thread each), wall", ours_s=wall[2], anchor_s=wall[1],
+             ratio=wall[2] / wall[1], note=f"each rank orthogonalizes half of each shape bucket; load {load:.1f}"),
+        dict(name="muon step, 2 gloo ranks vs 1 process, busiest rank's CPU time", ours_s=cpu[2], anchor_s=cpu[1],
+             ratio=cpu[2] / cpu[1], note="work per rank (incl. all_gather); wall approaches this on idle cores"),
+    ]  # fmt: skip
 
 
 def orthogonalize_vs_torch_ns(reps: int) -> list[dict]:
     """orthogonalize (Gram iteration) vs torch.optim.Muon's Newton–Schulz on one 512x2048 matrix."""
     from torch.optim._muon import _zeropower_via_newtonschulz as torch_ns
 
+    from descentlab.optim.orthogonalize import _cpu_has_fast_bf16
+
+    anchor_ns = torch_ns if _cpu_has_fast_bf16() else torch_newton_schulz_fp32
     G = torch.randn(512, 2048)
     t_ours, t_torch = paired_median_times(
-        lambda: orthogonalize(G), lambda: torch_ns(G, (3.4445, -4.7750, 2.0315), 5, 1e-7), reps
+        lambda: orthogonalize(G), lambda: anchor_ns(G, NS_COEFFICIENTS, 5, 1e-7), reps
     )
     return [dict(name="orthogonalize 512x2048 vs torch NS", ours_s=t_ours, anchor_s=t_torch, ratio=t_ours / t_torch,
-                 note="Gram iteration on the 512 side, bf16 with one restart")]  # fmt: skip
+                 note="Gram iteration on the 512 side; fp32 both here (bf16 with a restart where bf16 is fast)")]  # fmt: skip
 
 
 def singular_value_bands(seed: int = 0) -> list[str]:
@@ -159,6 +226,7 @@ COMPARISONS: dict[str, Callable[[int], list[dict]]] = {
     "muon_vs_torch": muon_vs_torch,
     "orthogonalize_vs_torch_ns": orthogonalize_vs_torch_ns,
     "muon_distributed": muon_distributed,
+    "torch_bf16_cost": torch_bf16_cost,
 }
 
 

@@ -132,3 +132,28 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 def test_vector_is_rejected():
     with pytest.raises(ValueError, match="2 dimensions"):
         orthogonalize(torch.randn(5))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (400, 1000), (1000, 400)])
+@pytest.mark.parametrize("gram", [False, True])
+def test_blocked_symmetric_products_match_the_written_out_quintic(shape, gram):
+    # rows >= 384 take the strip-wise symmetric products (400 rows: 3 uneven strips)
+    G = random_matrix(*shape, cond=20, seed=6)
+    ref = quintic_reference(G.numpy(), [JORDAN] * 5)
+    ours64 = orthogonalize(G, method="newton_schulz", steps=5, dtype=torch.float64, gram=gram)
+    assert np.allclose(ours64.numpy(), ref, atol=1e-10)
+    ours32 = orthogonalize(G.float(), method="newton_schulz", steps=5, dtype=torch.float32, gram=gram)
+    assert np.allclose(ours32.double().numpy(), ref, atol=2e-5)
+
+
+def test_sym_mm_is_the_product_and_symmetric():
+    from descentlab.optim.orthogonalize import _sym_mm
+
+    X = torch.randn(450, 700, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    A = _sym_mm(X, X.mT)
+    tol = 1e-12 * A.abs().max()
+    assert torch.allclose(A, A.mT, rtol=0, atol=tol) and torch.allclose(A, X @ X.T, rtol=0, atol=tol)
+    B = _sym_mm(A, A, A, beta=-0.5, alpha=2.0)
+    tol = 1e-12 * B.abs().max()
+    assert torch.allclose(B, B.mT, rtol=0, atol=tol)
+    assert torch.allclose(B, -0.5 * A + 2.0 * A @ A, rtol=0, atol=tol)

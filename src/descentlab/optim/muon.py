@@ -199,7 +199,8 @@ class Muon(torch.optim.Optimizer):
                        group["ns_dtype"])  # fmt: skip
                 buckets[key].append((p, d, group))
         for (matrix_shape, _, _, method, steps, eps, ns_dtype), items in buckets.items():
-            stacked = torch.stack([d.reshape(matrix_shape) for _, d, _ in items])
+            mats = [d.reshape(matrix_shape) for _, d, _ in items]
+            stacked = mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
             ortho = _orthogonalize_shared(stacked, method, steps, eps, ns_dtype)
             for (p, _, group), o in zip(items, ortho.unbind(0)):
                 lr = group["lr"]
