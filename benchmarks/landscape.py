@@ -4,7 +4,8 @@ Workload: an MLP 40-100-100-10 (ReLU) on mnist1d data generated with ``make_data
 (4000 training samples), trained briefly with Adam so the Hessian is that of a partly trained model.
 The anchors are benchmark-only extras: ``.venv/bin/pip install pyhessian loss-landscapes``.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/landscape.py [--reps 3] [--plane-reps 2]``
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/landscape.py [--reps 5] [--plane-reps 1] [--with-vmap]``
+Tools are timed round-robin in one process (medians of wall and CPU time), so a busy machine hits all alike.
 """
 
 from __future__ import annotations
@@ -41,13 +42,23 @@ def workload(seed: int = 0, train_steps: int = 300) -> tuple[nn.Module, torch.Te
     return model.eval(), x, y
 
 
-def timed(fn, reps: int):  # noqa: ANN001, ANN201
-    times, out = [], None
+def interleaved(fns: dict, reps: int) -> tuple[dict, dict, dict]:  # noqa: ANN001
+    """Run the callables round-robin ``reps`` times (fair under a shared, noisy machine).
+
+    Returns median wall seconds, median CPU seconds (``time.process_time``; robust when other processes steal the
+    cores) and the last result, each a dict by name.
+    """
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    out = {}
     for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        for k, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            out[k] = fn()
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - t)
+    med = statistics.median
+    return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}, out
 
 
 def bench_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int) -> None:
@@ -57,9 +68,6 @@ def bench_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int)
         f"\n== top Hessian eigenvalue, {sum(p.numel() for p in model.parameters())} params, {len(y)} samples"
     )
     print(f"reference (Lanczos, tol 1e-9): {reference:.6f}")
-    t_ours, ours = timed(lambda: hessian_eigenvalues(model, crit, (x, y), k=1, tol=1e-2), reps)
-    err = abs(ours.values[0] - reference) / abs(reference)
-    print(f"descentlab lanczos tol=1e-2 : {t_ours:7.3f} s  hvps={ours.hvps:3d}  rel.err={err:.1e}")
 
     op = HessianOperator(model, crit, (x, y))
     lin = scipy.sparse.linalg.LinearOperator(
@@ -71,72 +79,105 @@ def bench_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int)
         f"scipy eigsh (ARPACK) tol=1e-3: hvps={op.hvps:3d}  rel.err={abs(val - reference) / abs(reference):.1e}"
     )
 
+    fns = {
+        "ours": lambda: hessian_eigenvalues(model, crit, (x, y), k=1, tol=1e-2),
+        "ours, random start": lambda: hessian_eigenvalues(
+            model, crit, (x, y), k=1, tol=1e-2, start_with_gradient=False
+        ),
+    }
+    count = {"n": 0}
     try:
         import pyhessian  # noqa: F401  (its package attribute `hessian` is the class; take the module)
 
         ph = sys.modules["pyhessian.hessian"]
+        original = ph.hessian_vector_product
+
+        def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            count["n"] += 1
+            return original(*args, **kwargs)
+
+        ph.hessian_vector_product = counted
+
+        def run_pyhessian() -> float:
+            count["n"] = 0
+            torch.manual_seed(0)
+            comp = ph.hessian(model, crit, data=(x, y), cuda=False)
+            return comp.eigenvalues(maxIter=100, tol=1e-3, top_n=1)[0][0]
+
+        fns["PyHessian"] = run_pyhessian
     except Exception as err:  # noqa: BLE001
         print(f"PyHessian not available ({type(err).__name__}: {err}); skipped")
-        return
-    count = {"n": 0}
-    original = ph.hessian_vector_product
-
-    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        count["n"] += 1
-        return original(*args, **kwargs)
-
-    ph.hessian_vector_product = counted
-
-    def run_pyhessian() -> float:
-        count["n"] = 0
-        torch.manual_seed(0)
-        comp = ph.hessian(model, crit, data=(x, y), cuda=False)
-        return comp.eigenvalues(maxIter=100, tol=1e-3, top_n=1)[0][0]
-
-    t_ph, val = timed(run_pyhessian, reps)
-    err_ph = abs(val - reference) / abs(reference)
-    print(f"PyHessian power tol=1e-3    : {t_ph:7.3f} s  hvps={count['n']:3d}  rel.err={err_ph:.1e}")
-    print(
-        f"time ratio descentlab / PyHessian = {t_ours / t_ph:.2f}  (goal <= 0.5); hvps {ours.hvps} (goal <= 30)"
-    )
+    wall, cpu, out = interleaved(fns, reps)
+    print(f"\n| top eigenvalue ({reps} interleaved reps, medians) | wall s | CPU s | HVPs | rel. error |")
+    print("|---|---|---|---|---|")
+    for k in fns:
+        if k == "PyHessian":
+            label, hvps, value = "PyHessian power iteration, tol 1e-3", count["n"], out[k]
+        else:
+            label, hvps, value = f"descentlab Lanczos, tol 1e-2 ({k})", out[k].hvps, out[k].values[0]
+        err = abs(value - reference) / abs(reference)
+        print(f"| {label} | {wall[k]:.3f} | {cpu[k]:.3f} | {hvps} | {err:.1e} |")
+    if "PyHessian" in fns:
+        print(
+            f"\ntime ratio descentlab / PyHessian = {wall['ours'] / wall['PyHessian']:.2f} wall, "
+            f"{cpu['ours'] / cpu['PyHessian']:.2f} CPU (goal <= 0.5); hvps {out['ours'].hvps} (goal <= 30)"
+        )
 
 
-def bench_plane(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int) -> None:
+def bench_plane(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int, with_vmap: bool = False
+) -> None:
     crit = nn.CrossEntropyLoss()
     print(f"\n== 51x51 plane over {len(y)} samples")
-    t_ours, res = timed(lambda: plane(model, crit, (x, y), points=(51, 51)), reps)
-    print(f"descentlab plane (vmap)     : {t_ours:7.3f} s")
-    t_loop, loop = timed(lambda: plane(model, crit, (x, y), points=(51, 51), vectorize=False), reps)
-    print(
-        f"descentlab plane (loop)     : {t_loop:7.3f} s  max |vmap - loop| = {np.abs(res.loss - loop.loss).max():.1e}"
-    )
+    fns = {
+        "descentlab `plane` (default)": lambda: plane(model, crit, (x, y), points=(51, 51)),
+        "descentlab `plane`, plain loop (`vectorize=False`)": lambda: plane(
+            model, crit, (x, y), points=(51, 51), vectorize=False
+        ),
+    }
+    if with_vmap:
+        fns["descentlab `plane`, vmap (`vectorize=True`)"] = lambda: plane(
+            model, crit, (x, y), points=(51, 51), vectorize=True
+        )
     try:
         import loss_landscapes
         import loss_landscapes.metrics
+
+        metric = loss_landscapes.metrics.Loss(crit, x, y)
+        fns["loss-landscapes `random_plane`"] = lambda: loss_landscapes.random_plane(
+            model, metric, distance=1, steps=51, normalization="filter", deepcopy_model=True
+        )
     except Exception as err:  # noqa: BLE001
         print(f"loss-landscapes not available ({type(err).__name__}: {err}); skipped")
-        return
-    metric = loss_landscapes.metrics.Loss(crit, x, y)
-    t_ll, _ = timed(
-        lambda: loss_landscapes.random_plane(model, metric, distance=1, steps=51, normalization="filter",
-                                             deepcopy_model=True),
-        reps,
-    )  # fmt: skip
-    print(f"loss-landscapes random_plane: {t_ll:7.3f} s")
-    print(f"speed-up loss-landscapes / descentlab = {t_ll / t_ours:.2f}x (goal >= 10x)")
+    wall, cpu, out = interleaved(fns, reps)
+    names = list(fns)
+    print(
+        f"\n| 51x51 plane ({reps} interleaved reps, medians) | wall s | CPU s | max abs diff to plain loop |"
+    )
+    print("|---|---|---|---|")
+    for k in names:
+        diff = "" if k.startswith("loss-") else f"{np.abs(out[k].loss - out[names[1]].loss).max():.1e}"
+        print(f"| {k} | {wall[k]:.2f} | {cpu[k]:.2f} | {diff} |")
+    ll = "loss-landscapes `random_plane`"
+    if ll in fns:
+        print(
+            f"\nspeed-up loss-landscapes / descentlab = {wall[ll] / wall[names[0]]:.2f}x wall, "
+            f"{cpu[ll] / cpu[names[0]]:.2f}x CPU (goal >= 10x)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the eigenvalue timings (median)")
     parser.add_argument("--plane-reps", type=int, default=1, help="repetitions of the plane timings (median)")
+    parser.add_argument("--with-vmap", action="store_true", help="also time the plane with vmap forced")
     parser.add_argument("--skip-plane", action="store_true", help="only the eigenvalue comparison")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     model, x, y = workload()
     bench_hessian(model, x, y, args.reps)
     if not args.skip_plane:
-        bench_plane(model, x, y, args.plane_reps)
+        bench_plane(model, x, y, args.plane_reps, args.with_vmap)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,108 @@ def _activation_bytes(model: nn.Module, params: dict, buffers: dict, x: Tensor) 
     return counter.bytes
 
 
+def _no_hooks(*modules: nn.Module) -> bool:
+    from torch.nn.modules import module as module_mod
+
+    if any(getattr(module_mod, n, None) for n in ("_global_forward_hooks", "_global_forward_pre_hooks")):
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+_PREFIX_MIN_INPUTS = 128  # below this the first layer's GEMM is about as cheap as the per-point additions
+
+
+class _AffinePrefix:
+    """Exact shortcut for a model ``nn.Sequential(nn.Linear, ...)``: the first layer's output is affine in c.
+
+    At ``w = base + c @ directions`` the first layer gives ``x W(c)^T + b(c) = Z_0 + sum_k c_k Z_k`` with
+    ``Z_0 = x W^T + b`` and ``Z_k = x D_k^T + db_k``; these K + 1 products are computed once per batch, so each
+    point pays a few additions instead of a matmul. Only the rest of the model runs per point. Used when the
+    layer has >= ``_PREFIX_MIN_INPUTS`` inputs: with fewer, its GEMM costs about as much as the additions.
+    """
+
+    def __init__(self, rest: nn.Module, keep: list[int], tables: list[Tensor]):
+        self.rest, self.keep, self.tables = rest, keep, tables
+        self._partial: dict[int, tuple[list[float], Tensor]] = {}
+        self._out: dict[int, Tensor] = {}
+
+    @classmethod
+    def build(
+        cls, model: nn.Module, flat: FlatParams, base: Tensor, directions: Tensor, batches: list[Batch],
+        budget: float,
+    ) -> _AffinePrefix | None:  # fmt: skip
+        """The shortcut, or None when it does not apply exactly (other model types, hooks, tied weights, ...)."""
+        if type(model) is not nn.Sequential or len(model) < 2:
+            return None
+        key = next(iter(model._modules))
+        first = model._modules[key]
+        if (
+            type(first) is not nn.Linear
+            or first.in_features < _PREFIX_MIN_INPUTS
+            or not _no_hooks(model, first)
+        ):
+            return None
+        own = {id(p) for p in first.parameters()}
+        if sum(id(p) in own for _, p in model.named_parameters(remove_duplicate=False)) != len(own):
+            return None  # a first-layer tensor is shared with another layer
+        for x, _ in batches:
+            if (
+                not x.is_floating_point()
+                or x.dtype != base.dtype
+                or x.device != base.device
+                or x.ndim < 1
+                or x.shape[-1] != first.in_features
+            ):
+                return None
+        k = int(directions.shape[0])
+        rows = sum(int(x.numel() // first.in_features) for x, _ in batches)
+        if (k + 1) * rows * first.out_features * base.element_size() > budget:
+            return None
+        index = {n: i for i, n in enumerate(flat.names)}
+
+        def part(name: str, vec: Tensor, default: Tensor | None) -> Tensor | None:
+            if name in index:
+                i = index[name]
+                start = sum(flat.sizes[:i])
+                return vec[..., start : start + flat.sizes[i]].reshape(*vec.shape[:-1], *flat.shapes[i])
+            return default
+
+        w0 = part(f"{key}.weight", base, first.weight.detach())
+        b0 = part(f"{key}.bias", base, None if first.bias is None else first.bias.detach())
+        dw = part(
+            f"{key}.weight",
+            directions,
+            torch.zeros_like(first.weight.detach()).expand(k, *first.weight.shape),
+        )
+        db = None if first.bias is None else part(f"{key}.bias", directions, None)
+        tables = []
+        with torch.no_grad():
+            for x, _ in batches:
+                z = [nn.functional.linear(x, w0.to(x), None if b0 is None else b0.to(x))]
+                z += [nn.functional.linear(x, dw[j], None if db is None else db[j]) for j in range(k)]
+                tables.append(torch.stack(z))  # (K + 1, *batch, out)
+        prefix = f"{key}."
+        keep = [i for i, n in enumerate(flat.names) if not n.startswith(prefix)]
+        return cls(model[1:], keep, tables)
+
+    def first_layer(self, b: int, c: Tensor) -> Tensor:
+        """Output of the first layer for batch ``b`` at coefficients ``c`` (K,) or (P, K)."""
+        z = self.tables[b]
+        if c.ndim == 1:  # Z_0 + c_1 Z_1 + ... cached up to the last term: one pass per point along a row
+            cs = c.tolist()
+            key, part = self._partial.get(b, (None, None))
+            if key != cs[:-1]:
+                part = z[0]
+                for j, cj in enumerate(cs[:-1]):
+                    part = torch.add(part, z[j + 1], alpha=cj)
+                self._partial[b] = (cs[:-1], part)
+            buf = self._out.get(b)
+            if buf is None:
+                buf = self._out[b] = torch.empty_like(z[0])
+            return torch.add(part, z[-1], alpha=cs[-1], out=buf)  # reused: no fresh allocation per point
+        return z[0] + torch.tensordot(c, z[1:], dims=([-1], [0]))
+
+
 def evaluate_points(
     model: nn.Module,
     criterion: Criterion,
@@ -180,9 +282,13 @@ def evaluate_points(
     """Loss and accuracy at the points ``base + coefficients @ directions`` (P points, K directions).
 
     Float buffers listed in ``buffer_directions`` move the same way (``buf + c @ dbuf``); others stay fixed.
-    ``vectorize``: None tries vmap and falls back to a loop, True forces vmap, False forces the loop.
+    ``vectorize``: None picks the fastest exact path, True forces vmap, False forces the plain loop (one
+    ``functional_call`` of the whole model per point). None on CPU loops point by point when a point's
+    activations exceed 1 MiB (one large GEMM per layer beats vmap's batched GEMMs there) and uses vmap
+    otherwise, falling back to the loop for models vmap cannot take; for ``nn.Sequential(nn.Linear, ...)``
+    models with a wide first layer that layer is evaluated once per batch for all points (``_AffinePrefix``).
     Chunks of points are sized so that stacked parameters plus activations fit in ``memory_budget`` bytes
-    (default: 64 MiB on CPU, where small cache-friendly chunks are fastest, 1 GiB on accelerators).
+    (default: 64 MiB on CPU, 1 GiB on accelerators).
     """
     if memory_budget is None:
         memory_budget = 2**26 if base.device.type == "cpu" else 2**30
@@ -221,15 +327,52 @@ def evaluate_points(
         loop()
         return losses, (correct / total if classify else None)
 
+    prefix = None
+    if not moving and memory_budget >= 2**20:
+        prefix = _AffinePrefix.build(model, flat, base, directions, batches, memory_budget / 4)
     biggest = max(batches, key=lambda b: b[0].shape[0])[0]
     act = _activation_bytes(model, flat.to_dict(base), buffers, biggest)
+    if vectorize is None and base.device.type == "cpu" and act > 2**20:
+        if prefix is None:
+            loop()
+            return losses, (correct / total if classify else None)
+        # the rest of the model, one point at a time; its parameters are a slice of the flat vector
+        names = [flat.names[i] for i in prefix.keep]
+        sizes = [flat.sizes[i] for i in prefix.keep]
+        shapes = [flat.shapes[i] for i in prefix.keep]
+        kept = set(prefix.keep)
+        mask = torch.cat([torch.full((s,), i in kept, device=base.device) for i, s in enumerate(flat.sizes)])
+        rest_base, rest_dirs = base[mask], directions[:, mask]
+        with torch.no_grad():
+            for i in range(n_points):
+                c = coefficients[i]
+                w = rest_base + c @ rest_dirs
+                params = {n: t.view(s) for n, t, s in zip(names, torch.split(w, sizes), shapes)}
+                for b, (_, y) in enumerate(batches):
+                    out = functional_call(
+                        prefix.rest,
+                        (params, fixed),
+                        (prefix.first_layer(b, c),),
+                        tie_weights=True,
+                        strict=False,
+                    )
+                    n = int(y.shape[0])
+                    losses[i] += float(criterion(out, y)) * n
+                    classify = classify and is_classification(out, y)
+                    if classify:
+                        correct[i] += float((out.argmax(-1) == y).sum())
+        losses /= total
+        return losses, (correct / total if classify else None)
+
     per_point = act + 2 * base.numel() * base.element_size()
     chunk = int(max(1, min(n_points, memory_budget // max(per_point, 1))))
+    run_model = model if prefix is None else prefix.rest
 
     def one(w: Tensor, bufs: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        out = functional_call(
-            model, ({**flat.to_dict(w), **bufs}, fixed), (x,), tie_weights=True, strict=False
-        )
+        params = flat.to_dict(w)
+        if prefix is not None:
+            params = {n: params[n] for n in (flat.names[i] for i in prefix.keep)}
+        out = functional_call(run_model, ({**params, **bufs}, fixed), (x,), tie_weights=True, strict=False)
         loss = criterion(out, y)
         if is_classification(out, y):
             hits = (out.argmax(-1) == y).sum().to(loss.dtype)
@@ -237,15 +380,16 @@ def evaluate_points(
             hits = torch.full_like(loss, float("nan"))
         return loss, hits
 
-    batched = torch.vmap(one, in_dims=(0, 0, None, None))
+    batched = torch.vmap(one, in_dims=(0, 0, None if prefix is None else 0, None))
     try:
         with torch.no_grad():
             for start in range(0, n_points, chunk):
                 c = coefficients[start : start + chunk]
                 w = base + c @ directions
                 bufs = point_buffers(c)
-                for x, y in batches:
-                    loss, hits = batched(w, bufs, x, y)
+                for b, (x, y) in enumerate(batches):
+                    inputs = x if prefix is None else prefix.first_layer(b, c)
+                    loss, hits = batched(w, bufs, inputs, y)
                     n = int(y.shape[0])
                     losses[start : start + chunk] += loss.double().numpy(force=True) * n
                     h = hits.double().numpy(force=True)
@@ -422,6 +566,7 @@ def plane(
 
     ``directions=None`` draws two filter-normalized Gaussian directions; otherwise give two directions, each a
     model (d = other - model), a name -> tensor dict or a flat tensor. Evaluated in eval mode.
+    ``vectorize``: None (fastest exact path), True (vmap) or False (plain per-point loop); see ``evaluate_points``.
     """
     check_model(model)
     batches = as_batches(data)
