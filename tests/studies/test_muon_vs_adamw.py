@@ -49,3 +49,27 @@ def test_first_step_below():
     assert first_step_below(series, 0.6) == 20
     assert first_step_below(series, 1.0) == 10
     assert first_step_below(series, 0.1) == float("inf")
+
+
+def test_reach_counts_directions_of_the_muon_input_above_the_ns_reach():
+    """The reach is the number of singular values of Muon's Newton-Schulz input >= NS_REACH of its norm."""
+    from descentlab.optim import Muon
+    from descentlab.studies.muon_vs_adamw import NS_REACH, optimizer_direction
+
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    w = tracked_matrix(model)
+    opt = Muon([w], lr=0.01, momentum=0.9, nesterov=True)
+    spec = UpdateSpectrum([2])
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.randn(4, 1, generator=g), torch.randn(1, 5, generator=g)
+    tiny = 1e-5 * torch.randn(4, 5, generator=g)  # a rank-1 gradient plus noise far below the reach
+    for step in (1, 2):
+        w.grad = u @ v + tiny
+        opt.step()
+        spec(StepContext(step, model, opt, None))  # type: ignore[arg-type]
+    d = optimizer_direction(opt, w)
+    buf = opt.state[w]["momentum_buffer"]
+    torch.testing.assert_close(d, w.grad + 0.9 * (buf - w.grad))
+    sv = torch.linalg.svdvals(d.double())
+    assert spec.reach[2] == int((sv >= NS_REACH * sv.norm()).sum()) == 1
+    assert len(spec.spectra[2]) == 4
