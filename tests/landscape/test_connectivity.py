@@ -74,7 +74,7 @@ def test_connect_bn_model_recomputes_statistics_and_leaves_models_untouched(tmp_
 
 
 def test_connect_rejects_bad_arguments():
-    for kwargs in ({"curve": "spline"}, {"bends": 2}, {"lr": 0.0}, {"steps": -1}):
+    for kwargs in ({"curve": "spline"}, {"bends": 2}, {"lr": 0.0}, {"steps": -1}, {"lr_schedule": "cosine"}):
         with pytest.raises(ValueError):
             connect(A, B, mean_loss, DATA, **kwargs)
 
@@ -95,3 +95,32 @@ def test_plots_write_png(tmp_path):
         assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError):
         plot_plane(res, tmp_path / "x.png", kind="heatmap")
+
+
+def test_garipov_schedule_is_the_papers():
+    """lr factor: 1 for the first half, linear to 0.01 at 90 %, then 0.01 (Garipov et al. 2018)."""
+    from descentlab.landscape.connectivity import garipov_lr_factor
+
+    assert garipov_lr_factor(0.0) == garipov_lr_factor(0.5) == 1.0
+    assert garipov_lr_factor(0.7) == pytest.approx(1.0 - 0.99 * 0.5)
+    assert garipov_lr_factor(0.9) == pytest.approx(0.01)
+    assert garipov_lr_factor(0.95) == 0.01
+
+
+def test_connect_schedule_sets_the_lr_the_optimizer_used(monkeypatch):
+    """With the schedule the SGD steps use lr * factor(step / steps); 'constant' keeps lr."""
+    import descentlab.landscape.connectivity as conn
+
+    seen: dict[str, list[float]] = {"garipov": [], "constant": []}
+    real_step = torch.optim.SGD.step
+
+    for schedule in seen:
+
+        def spy(self, *a, _s=schedule, **k):  # noqa: ANN001
+            seen[_s].append(self.param_groups[0]["lr"])
+            return real_step(self, *a, **k)
+
+        monkeypatch.setattr(torch.optim.SGD, "step", spy)
+        conn.connect(A, B, mean_loss, DATA, steps=10, lr=0.1, lr_schedule=schedule, weight_decay=0.0)
+    assert seen["constant"] == [0.1] * 10
+    assert seen["garipov"] == pytest.approx([0.1 * conn.garipov_lr_factor(i / 10) for i in range(10)])

@@ -158,6 +158,16 @@ class Curve:
         return float(res.loss.max() - 0.5 * (res.loss[0] + res.loss[-1]))
 
 
+def garipov_lr_factor(progress: float) -> float:
+    """Garipov et al.'s curve-training schedule at ``progress`` in [0, 1): 1 up to 0.5, then linear to 0.01 at 0.9,
+    then 0.01."""
+    if progress <= 0.5:
+        return 1.0
+    if progress <= 0.9:
+        return 1.0 - 0.99 * (progress - 0.5) / 0.4
+    return 0.01
+
+
 def connect(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -171,6 +181,7 @@ def connect(
     weight_decay: float = 5e-4,
     bn_batches: int = 4,
     seed: int = 0,
+    lr_schedule: str = "garipov",
 ) -> Curve:
     """Train a low-loss curve between two models by minimizing E_{t ~ U(0,1)} L(phi_theta(t)) (Garipov et al.).
 
@@ -178,6 +189,8 @@ def connect(
     start on the straight line. Each step draws t ~ U(0, 1) and one mini-batch (cycling through ``data``) and
     takes an SGD step (``lr``, ``momentum``) on the free points of loss + weight_decay/2 ||phi(t)||^2. Modules are
     in training mode while training (BatchNorm uses batch statistics; running statistics are discarded).
+    ``lr_schedule``: ``"garipov"`` (the paper's: ``lr`` for the first half of the steps, then linearly down to
+    ``lr / 100`` at 90 % and held there; :func:`garipov_lr_factor`) or ``"constant"``.
     """
     check_model(model_a, "model_a")
     check_model(model_b, "model_b")
@@ -191,6 +204,8 @@ def connect(
         raise ValueError(f"lr must be positive, got {lr!r}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if lr_schedule not in ("garipov", "constant"):
+        raise ValueError(f"lr_schedule must be 'garipov' or 'constant', got {lr_schedule!r}")
     batches = as_batches(data)
     flat_a, flat_b = FlatParams(model_a), FlatParams(model_b)
     if flat_a.names != flat_b.names or flat_a.shapes != flat_b.shapes:
@@ -205,6 +220,8 @@ def connect(
     buffers = buffers_of(model_a)
     with training_mode(template, True):
         for step in range(steps):
+            if lr_schedule == "garipov":
+                opt.param_groups[0]["lr"] = lr * garipov_lr_factor(step / steps)
             x, y = batches[step % len(batches)]
             t = torch.rand((), generator=gen, dtype=torch.float64)
             coeff = _basis(curve, bends, t)[0].to(wa)
