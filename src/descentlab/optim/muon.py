@@ -198,10 +198,15 @@ class Muon(torch.optim.Optimizer):
                 key = (matrix_shape, d.dtype, d.device, group["ns_method"], group["ns_steps"], group["eps"],
                        group["ns_dtype"])  # fmt: skip
                 buckets[key].append((p, d, group))
+        # Distributed: every bucket's all_gather is started asynchronously and awaited only after the last bucket
+        # is orthogonalized, so communication overlaps the next bucket's Newton-Schulz work.
+        pending = []
         for (matrix_shape, _, _, method, steps, eps, ns_dtype), items in buckets.items():
             mats = [d.reshape(matrix_shape) for _, d, _ in items]
             stacked = mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
-            ortho = _orthogonalize_shared(stacked, method, steps, eps, ns_dtype)
+            pending.append((matrix_shape, items, _orthogonalize_shared(stacked, method, steps, eps, ns_dtype)))
+        for matrix_shape, items, result in pending:
+            ortho = result()
             for (p, _, group), o in zip(items, ortho.unbind(0)):
                 lr = group["lr"]
                 ratio = muon_lr_ratio(group["adjust_lr"], *matrix_shape)
@@ -213,20 +218,33 @@ class Muon(torch.optim.Optimizer):
 
 def _orthogonalize_shared(
     stacked: Tensor, method: str, steps: int, eps: float, ns_dtype: torch.dtype | None
-) -> Tensor:
-    """orthogonalize a stacked batch; under torch.distributed each rank does a contiguous share, then all_gather."""
+) -> Callable[[], Tensor]:
+    """Orthogonalize a stacked batch; returns a function giving the result. Under torch.distributed each rank does a
+    contiguous share and an asynchronous all_gather is started; the returned function waits for it."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return orthogonalize(stacked, method=method, steps=steps, eps=eps, dtype=ns_dtype)
+        out = orthogonalize(stacked, method=method, steps=steps, eps=eps, dtype=ns_dtype)
+        return lambda: out
     world, rank = dist.get_world_size(), dist.get_rank()
     n = stacked.shape[0]
     chunk = -(-n // world)
     mine = stacked[rank * chunk : min(n, (rank + 1) * chunk)]
-    local = torch.zeros((chunk, *stacked.shape[1:]), dtype=stacked.dtype, device=stacked.device)
-    if mine.shape[0]:
-        local[: mine.shape[0]] = orthogonalize(mine, method=method, steps=steps, eps=eps, dtype=ns_dtype)
-    gathered = [torch.empty_like(local) for _ in range(world)]
-    dist.all_gather(gathered, local)
-    return torch.cat(gathered)[:n]
+    gathered = torch.empty((world * chunk, *stacked.shape[1:]), dtype=stacked.dtype, device=stacked.device)
+    parts = list(gathered.chunk(world))
+    k = int(mine.shape[0])
+    done = orthogonalize(mine, method=method, steps=steps, eps=eps, dtype=ns_dtype) if k else None
+    if done is not None and k == chunk:
+        local = done.contiguous()
+    else:  # the last rank's share may be short (or empty): pad with zeros to the common chunk
+        local = torch.zeros_like(parts[rank])
+        if done is not None:
+            local[:k] = done
+    inflight = (dist.all_gather(parts, local, async_op=True), local)  # the input stays alive until the wait
+
+    def result() -> Tensor:
+        inflight[0].wait()
+        return gathered[:n]
+
+    return result
 
 
 def _head_modules(model: nn.Module, head: HeadSpec) -> list[nn.Module]:
