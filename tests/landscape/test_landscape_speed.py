@@ -103,3 +103,12 @@ def test_affine_prefix_frozen_first_layer_and_when_it_does_not_apply(data64, mon
         fast = plane(other, CE, (x, y), **kw)
         ref = plane(other, CE, (x, y), vectorize=False, **kw)
         np.testing.assert_allclose(fast.loss, ref.loss, rtol=1e-12)
+
+
+def test_new_options_reject_bad_values(data64):
+    """vectorize must be None/True/False and start_with_gradient a bool: a clear ValueError naming the value."""
+    model, data = tiny_mlp(), data64
+    with pytest.raises(ValueError, match="vectorize must be None, True or False, got 'yes'"):
+        line(model, CE, data, points=3, vectorize="yes")
+    with pytest.raises(ValueError, match="start_with_gradient must be True or False, got 1"):
+        hessian_eigenvalues(model, CE, data, start_with_gradient=1)

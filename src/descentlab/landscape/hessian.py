@@ -288,6 +288,8 @@ def hessian_eigenvalues(
         raise ValueError(f"method must be one of {EIGEN_METHODS}, got {method!r}")
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol!r}")
+    if not isinstance(start_with_gradient, bool):
+        raise ValueError(f"start_with_gradient must be True or False, got {start_with_gradient!r}")
     op = HessianOperator(model, criterion, data)
     if k > op.size:
         raise ValueError(f"k={k} exceeds the number of parameters {op.size}")

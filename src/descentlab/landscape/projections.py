@@ -294,6 +294,8 @@ def evaluate_points(
         memory_budget = 2**26 if base.device.type == "cpu" else 2**30
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    if not isinstance(vectorize, (bool, type(None))):
+        raise ValueError(f"vectorize must be None, True or False, got {vectorize!r}")
     coefficients = coefficients.to(base)
     n_points = int(coefficients.shape[0])
     buffer_directions = buffer_directions or {}
