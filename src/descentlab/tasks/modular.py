@@ -74,6 +74,13 @@ class Transformer(nn.Module):
 
     ``forward(tokens [B, T]) -> logits``: ``[B, outputs]`` from the last position when ``last_only``, else
     ``[B, T, outputs]``.
+
+    With ``last_only`` and short sequences (``T <= SHORT_CONTEXT``) the forward shares work between sequences
+    (``share_prefixes``, on by default): in a causal model the state at position ``t`` depends only on the prefix
+    ``tokens[:, :t+1]``, so every block computes position ``t`` once per *distinct* prefix in the batch, and the first
+    block's ``ln1``/``qkv`` once per distinct (token, position). The values are the plain forward's (tested to 1e-12
+    in float64, gradients included); only the work shrinks. On the modular task (``[a, op, b, =]``: positions 0-1
+    take at most ``p`` distinct prefixes, position 3 a single token) this removes ~45 % of a step's matmul work.
     """
 
     def __init__(
@@ -95,17 +102,80 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp or 4 * width) for _ in range(depth))
         self.ln = nn.LayerNorm(width)
         self.head = nn.Linear(width, outputs)
+        self.share_prefixes = True
 
     def forward(self, tokens: Tensor) -> Tensor:
         t = tokens.shape[1]
         if t > self.context:
             raise ValueError(f"sequence length {t} exceeds the context {self.context}")
+        if self.last_only and self.share_prefixes and t <= SHORT_CONTEXT and len(self.blocks) > 0:
+            return self._forward_shared_prefixes(tokens)
         h = self.tok(tokens) + self.pos(torch.arange(t, device=tokens.device))
         for i, blk in enumerate(self.blocks):
             h = blk(h, last_only=self.last_only and i == len(self.blocks) - 1)
         if self.last_only:
             h = h[:, -1]
         return self.head(self.ln(h))
+
+
+    def _forward_shared_prefixes(self, tokens: Tensor) -> Tensor:
+        """The ``last_only`` forward computed once per distinct prefix (see the class docstring)."""
+        b, t = tokens.shape
+        dev = tokens.device
+        vocab = self.tok.num_embeddings
+        # Distinct prefixes per position: inv[i] maps each sequence to its prefix's row, rep[i] names one sequence
+        # per row; ranks keep the keys small (key = previous prefix's rank * vocab + token < b * vocab).
+        ar = torch.arange(b, device=dev)
+        invs: list[Tensor] = []
+        reps: list[Tensor] = []
+        rank = torch.zeros(b, dtype=torch.long, device=dev)
+        for i in range(t):
+            _, rank = torch.unique(rank * vocab + tokens[:, i], return_inverse=True)
+            n = int(rank.max()) + 1
+            invs.append(rank)
+            reps.append(torch.full((n,), b, dtype=torch.long, device=dev).scatter_reduce_(0, rank, ar, "amin"))
+        sizes = [len(r) for r in reps]
+        starts = [sum(sizes[:i]) for i in range(t)]
+        # gather[i]: [U_i, i+1] rows (in the concatenation over positions) of the keys position i attends to.
+        gather = [
+            torch.stack([invs[j][reps[i]] + starts[j] for j in range(i + 1)], dim=1) for i in range(t)
+        ]
+        toks = torch.cat([tokens[reps[i], i] for i in range(t)])
+        pos = torch.cat([torch.full((n,), i, dtype=torch.long, device=dev) for i, n in enumerate(sizes)])
+        # The first block's input depends only on (token, position): its ln1 and qkv run once per distinct pair.
+        first_key, first_inv = torch.unique(pos * vocab + toks, return_inverse=True)
+        h = self.tok(toks) + self.pos(pos)
+        h_first = self.tok(first_key % vocab) + self.pos(first_key // vocab)
+        last = len(self.blocks) - 1
+        for li, blk in enumerate(self.blocks):
+            d = h.shape[1]
+            heads, dh = blk.heads, d // blk.heads
+            w, bias = blk.qkv.weight, blk.qkv.bias
+            z = blk.ln1(h_first) if li == 0 else blk.ln1(h)
+            if li == last:  # keys and values everywhere, the query only at the read-out position
+                kv = nn.functional.linear(z, w[d:], bias[d:])
+                if li == 0:
+                    kv = kv.index_select(0, first_inv)
+                zq = z.index_select(0, first_inv[starts[-1] :]) if li == 0 else z[starts[-1] :]
+                queries = [(t - 1, nn.functional.linear(zq, w[:d], bias[:d]))]
+            else:
+                qkv = blk.qkv(z)
+                if li == 0:
+                    qkv = qkv.index_select(0, first_inv)
+                q, kv = qkv[:, :d], qkv[:, d:]
+                queries = [(i, q[starts[i] : starts[i] + sizes[i]]) for i in range(t)]
+            outs = []
+            for i, qi in queries:
+                # index_select, not advanced indexing: its backward (index_add_) is much faster on the CPU.
+                kvi = kv.index_select(0, gather[i].reshape(-1)).view(sizes[i], i + 1, 2, heads, dh)
+                kk, vv = kvi[:, :, 0], kvi[:, :, 1]
+                s = (qi.reshape(sizes[i], 1, heads, dh) * kk).sum(-1) * dh**-0.5  # [U_i, i+1, heads]
+                outs.append((s.softmax(1).unsqueeze(-1) * vv).sum(1).reshape(sizes[i], d))
+            if li == last:
+                h = h[starts[-1] :]
+            h = h + blk.proj(torch.cat(outs) if len(outs) > 1 else outs[0])
+            h = h + blk.mlp(blk.ln2(h))
+        return self.head(self.ln(h)).index_select(0, invs[-1])
 
 
 def modular_table(p: int, op: str) -> tuple[Tensor, Tensor]:
