@@ -1,6 +1,7 @@
 """Run every benchmark in this folder and rewrite docs/performance.md with their printed tables.
 
-Run: make bench   (or .venv/bin/python benchmarks/run_all.py [--only NAME ...])
+Run: make bench   (or .venv/bin/python benchmarks/run_all.py [--only NAME ...]: re-runs those scripts and replaces
+just their sections, marked "re-run alone" with the machine and date)
 Each script prints Markdown (tables of measured times and ratios against an anchor measured in the same run);
 this collects them under one heading each, with the machine, the versions and the command.
 """
@@ -59,11 +60,21 @@ def main() -> None:
             print("\n".join(tail), file=sys.stderr)
         sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` ({took:.0f} s)\n\n"
                         f"{body}\n")
-    if args.no_write or args.only:
+    if args.no_write:
         return
-    intro = DOC.read_text().split("<!-- generated -->")[0] if DOC.exists() else "# Performance\n\n"
-    DOC.write_text(intro.rstrip() + "\n\n<!-- generated -->\n\n"
-                   f"Machine: {machine()}. Regenerate with `make bench`.\n\n" + "\n".join(sections))
+    text = DOC.read_text() if DOC.exists() else "# Performance\n\n"
+    intro, _, generated = text.partition("<!-- generated -->")
+    if args.only and generated:
+        # Replace just the sections that ran; the others (and the machine line) stay as the last full run left them.
+        head, *old = generated.split("\n## ")
+        kept = {sec.split()[0]: "## " + sec.rstrip() + "\n" for sec in old}
+        for sec in sections:
+            stem = sec.split("\n", 1)[0][3:].strip()
+            kept[stem] = sec.replace("\n\n", f"\n\nRe-run alone on {machine()}.\n\n", 1)
+        body = head.strip() + "\n\n" + "\n".join(kept[k] for k in sorted(kept))
+    else:
+        body = f"Machine: {machine()}. Regenerate with `make bench`.\n\n" + "\n".join(sections)
+    DOC.write_text(intro.rstrip() + "\n\n<!-- generated -->\n\n" + body)
     print(f"wrote {DOC}")
 
 

@@ -144,3 +144,24 @@ def test_grokking_quick(tmp_path) -> None:
     summary = _check(tmp_path, res)
     row = summary["numbers"]["variants"]["wd = 1"]["seeds"][0]
     assert row["delay_ratio"] >= 3
+
+
+def test_grokfast_recipe_is_adam_with_coupled_l2_inside_the_filter() -> None:
+    """Lee et al.'s recipe: one step equals Adam (L2 folded into the gradient) on g + lambda * e, written plainly."""
+    from descentlab.studies.grokking import grokfast_factory
+
+    model, x, y = _quadratic_setup(2)
+    ref = [p.detach().clone() for p in model.parameters()]
+    opt = grokfast_factory(lr=1e-2, l2=5e-3)(model)
+    assert isinstance(opt, GrokfastEMA) and isinstance(opt.base_optimizer, torch.optim.Adam)
+    assert opt.base_optimizer.defaults["weight_decay"] == 5e-3 and opt.base_optimizer.defaults["betas"] == (0.9, 0.98)
+    opt.zero_grad()
+    ((model(x) - y) ** 2).mean().backward()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    opt.step()
+    for p, p0, g in zip(model.parameters(), ref, grads):
+        e = g  # the EMA starts at the first gradient
+        d = g + 2.0 * e + 5e-3 * p0  # filtered gradient, then Adam's coupled L2
+        m, v = 0.1 * d, 0.02 * d * d
+        expected = p0 - 1e-2 * (m / 0.1) / ((v / 0.02).sqrt() + 1e-8)
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)

@@ -93,6 +93,7 @@ class Transformer(nn.Module):
         depth: int = 2,
         mlp: int | None = None,
         last_only: bool = False,
+        share_prefixes: bool = True,
     ):
         super().__init__()
         self.context = context
@@ -102,7 +103,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp or 4 * width) for _ in range(depth))
         self.ln = nn.LayerNorm(width)
         self.head = nn.Linear(width, outputs)
-        self.share_prefixes = True
+        self.share_prefixes = bool(share_prefixes)
 
     def forward(self, tokens: Tensor) -> Tensor:
         t = tokens.shape[1]
