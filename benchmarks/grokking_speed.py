@@ -85,14 +85,16 @@ def naive_loop(steps: int) -> tuple[float | None, float | None, int | None]:
 
 
 def per_step(n: int, threads: int) -> dict[str, float]:
-    """Seconds per training step (median of 3 blocks of n steps) for fp32, bf16 autocast and torch.compile."""
+    """Seconds per training step (median of 3 blocks of n steps) for fp32 (shared-prefix forward), fp32 with the plain
+    forward (``share_prefixes=False``), bf16 autocast and torch.compile."""
     task = tasks.get("modular", seed=0, **TASK_KW)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     out: dict[str, float] = {}
     try:
-        for mode in ("fp32", "bf16-autocast", "compile"):
+        for mode in ("fp32", "fp32-plain-forward", "bf16-autocast", "compile"):
             model = task.make_model(0)
+            model.share_prefixes = mode != "fp32-plain-forward"
             opt = adamw_factory(1.0)(model)
             fwd = torch.compile(model) if mode == "compile" else model
             stream = task.batches(512, 0)
@@ -129,6 +131,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--per-step", type=int, default=0, help="also time N steps of fp32 / bf16 / compile")
     p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-study", action="store_true", help="only the --per-step table")
     a = p.parse_args()
     print(
         f"# grokking speed: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
@@ -138,7 +141,7 @@ def main() -> None:
         for k, v in per_step(a.per_step, a.threads).items():
             print(f"per-step {k:28s} {v:8.4f} s")
     rows = []
-    for r in range(a.reps):
+    for r in range(0 if a.skip_study else a.reps):
         c0 = time.process_time()
         s = study_config(a.steps, a.threads)
         cs = time.process_time() - c0

@@ -7,7 +7,11 @@ its MLP and ~94 % for its CNN.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import os
 import random
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,8 +20,58 @@ from torch import nn
 from descentlab.tasks.base import Task, seeded_generator
 
 
+def cache_dir() -> Path | None:
+    """Where generated datasets are kept between processes: ``$DESCENTLAB_CACHE``, else
+    ``$XDG_CACHE_HOME/descentlab`` (``~/.cache/descentlab``); ``DESCENTLAB_CACHE=0`` turns the disk cache off."""
+    env = os.environ.get("DESCENTLAB_CACHE")
+    if env is not None:
+        return None if env.strip() in ("", "0", "off", "none") else Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "descentlab"
+
+
+_ARRAYS = ("x", "y", "x_test", "y_test")
+
+
 @functools.lru_cache(maxsize=8)
 def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The MNIST-1D arrays for ``(num_samples, seed)``: from the disk cache when present, else generated.
+
+    Generating costs ~4 s (plus ~2.4 s to import ``mnist1d.data``) in every fresh process — each benchmark worker,
+    each CLI command. The arrays are a pure function of the generator's version and arguments, so they are kept as
+    ``.npz`` (loaded with ``allow_pickle=False``; written atomically) under :func:`cache_dir`, keyed by the
+    ``mnist1d`` version, ``num_samples`` and ``seed``. An unreadable or malformed file is regenerated.
+    """
+    folder = cache_dir()
+    path = None
+    if folder is not None:
+        try:
+            ver = importlib.metadata.version("mnist1d")
+        except importlib.metadata.PackageNotFoundError:
+            ver = "unknown"
+        path = folder / f"mnist1d-{ver}-n{int(num_samples)}-s{int(seed)}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                out = tuple(f[k] for k in _ARRAYS)
+            n_train = int(round(0.8 * num_samples))
+            if out[0].shape == (n_train, 40) and out[2].shape == (num_samples - n_train, 40):
+                return out  # type: ignore[return-value]
+        except (OSError, ValueError, KeyError):
+            pass
+    out = _make(num_samples, seed)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **dict(zip(_ARRAYS, out)))
+            os.replace(tmp, path)
+        except OSError:  # a read-only home is not an error: the data are still returned
+            pass
+    return out
+
+
+def _make(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``mnist1d.data.make_dataset`` with the given size and seed (global RNG states are restored afterwards)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
