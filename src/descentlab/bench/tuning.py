@@ -68,7 +68,8 @@ def halton_points(
     if not isinstance(space, Mapping):
         return [dict(p) for p in list(space)[:n]]
     varying = [k for k, v in space.items() if isinstance(v, Mapping)]
-    from scipy.stats import qmc  # imported here: scipy.stats costs ~1.5 s, paid by every benchmark worker at import
+    # imported here: scipy.stats costs ~1.5 s, paid by every benchmark worker at import
+    from scipy.stats import qmc
 
     u = qmc.Halton(d=len(varying), scramble=True, seed=int(seed)).random(n) if varying else np.zeros((n, 0))
     points = []
