@@ -60,7 +60,7 @@ _CTRL_C = textwrap.dedent(
 
     def interrupt(ctx):
         if ctx.step == 17:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # in this (the main) thread: os.kill may land on a worker thread
 
     run = descentlab.train("digits_mlp", optimizer="adam", steps=40, eval_every=10, batch_size=32, store=sys.argv[1],
                            run_id="ctrlc", callbacks=[Callback(interrupt, every=1)], progress=False, device="cpu")
