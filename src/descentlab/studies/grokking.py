@@ -372,7 +372,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Cl
         ]
         claims.append(
             Claim(
-                f"Grokfast-EMA (Lee et al.'s recipe: Adam, L2 {variants[-1][1]:g}, alpha 0.98, lambda 2) makes "
+                f"Grokfast-EMA (Lee et al.'s recipe: Adam, L2 {numbers['variants'][gf_labels[0]]['weight_decay']:g}, "
+                "alpha 0.98, lambda 2) makes "
                 f"validation accuracy reach 99 % sooner than the baseline ({base_label}).",
                 all(faster),
                 "; ".join(

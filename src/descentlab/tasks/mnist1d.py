@@ -60,14 +60,16 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
             pass
     out = _make(num_samples, seed)
     if path is not None:
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **dict(zip(_ARRAYS, out)))
             os.replace(tmp, path)
-        except OSError:  # a read-only home is not an error: the data are still returned
-            pass
+        except OSError:  # a read-only or full disk is not an error: the data are still returned
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
     return out
 
 

@@ -78,8 +78,8 @@ class Transformer(nn.Module):
     With ``last_only`` and short sequences (``T <= SHORT_CONTEXT``) the forward shares work between sequences
     (``share_prefixes``, on by default): in a causal model the state at position ``t`` depends only on the prefix
     ``tokens[:, :t+1]``, so every block computes position ``t`` once per *distinct* prefix in the batch, and the first
-    block's ``ln1``/``qkv`` once per distinct (token, position). The values are the plain forward's (tested to 1e-12
-    in float64, gradients included); only the work shrinks. On the modular task (``[a, op, b, =]``: positions 0-1
+    block's ``ln1``/``qkv`` once per distinct (token, position). The values are the plain forward's (tested to 1e-10
+    in float64, gradients and Hessian-vector products included); only the work shrinks. On the modular task (``[a, op, b, =]``: positions 0-1
     take at most ``p`` distinct prefixes, position 3 a single token) this removes ~45 % of a step's matmul work.
     """
 
@@ -117,7 +117,6 @@ class Transformer(nn.Module):
         if self.last_only:
             h = h[:, -1]
         return self.head(self.ln(h))
-
 
     def _forward_shared_prefixes(self, tokens: Tensor) -> Tensor:
         """The ``last_only`` forward computed once per distinct prefix (see the class docstring)."""
