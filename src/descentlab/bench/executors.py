@@ -8,6 +8,7 @@ worker = ``cores // workers`` (at least 1), so two workers on two cores do not o
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -58,7 +59,8 @@ class ProcessExecutor:
         self.threads = threads_per_worker(workers)
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
-        """Submit every item; yield results as they complete (pending ones are cancelled on Ctrl-C)."""
+        """Submit every item; yield results as they complete. On Ctrl-C (or when the consumer stops early) the
+        pending items are cancelled and the running ones get SIGINT."""
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -72,6 +74,11 @@ class ProcessExecutor:
             futures = [pool.submit(fn, item) for item in items]
             for fut in as_completed(futures):
                 yield fut.result()
+        except BaseException:  # Ctrl-C in the driver, or the consumer left: interrupt the running items too
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                if proc.is_alive() and proc.pid is not None:
+                    os.kill(proc.pid, signal.SIGINT)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -24,12 +24,18 @@ def tour(
         None, "--skip", help="Comma-separated study names to leave out (e.g. grokking)."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        "-j",
+        help="Studies run at once, each in its own process with cores/jobs torch threads (longest first).",
+    ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""
     from descentlab.report.tour import run_tour, summary_table
 
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
-                      progress=not no_progress)  # fmt: skip
+                      progress=not no_progress, jobs=jobs)  # fmt: skip
     console.print(summary_table(result))
     for e in result.entries:
         for claim in e.failed_claims:

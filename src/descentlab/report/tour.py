@@ -7,6 +7,7 @@ Layout of the output folder: ``studies/<name>/`` (figures, summary.json, or fail
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 import traceback
@@ -101,6 +102,161 @@ def _run_bench(out: Path, store: Any, quick: bool, progress: bool) -> str:
     )
 
 
+def _fresh_folder(out_dir: Path, name: str) -> Path:
+    """``<out>/studies/<name>``, emptied: stale figures or summaries of an earlier tour must not show up."""
+    folder = out_dir / "studies" / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _run_study(name: str, quick: bool, folder: Path, store: Any, progress: bool, **overrides: Any) -> TourEntry:
+    """Run one study into ``folder``; an exception or Ctrl-C becomes a failed / interrupted entry and failed.json."""
+    from descentlab import studies
+
+    t0 = time.perf_counter()
+    try:
+        res = studies.run(name, quick=quick, out=folder, store=store, progress=progress, **overrides)
+    except KeyboardInterrupt:  # keep what ran: the page is still written, then the interrupt goes on
+        secs = time.perf_counter() - t0
+        (folder / FAILED_FILE).write_text(
+            json.dumps({"study": name, "error": "interrupted (Ctrl-C)", "seconds": round(secs, 2)})
+        )
+        return TourEntry(name, "interrupted", secs, error="interrupted (Ctrl-C)")
+    except Exception as exc:  # a broken study must not stop the tour
+        secs = time.perf_counter() - t0
+        err = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc(limit=4)
+        (folder / FAILED_FILE).write_text(
+            json.dumps({"study": name, "error": f"{err}\n\n{tb}", "seconds": round(secs, 2)}, indent=2)
+        )
+        return TourEntry(name, "failed", secs, error=err)
+    secs = time.perf_counter() - t0
+    held = sum(bool(c["holds"]) for c in res.claims)
+    misses = [f"{c['claim']} ({c.get('evidence', '')})" for c in res.claims if not c["holds"]]
+    return TourEntry(name, "ok", secs, held, len(res.claims), failed_claims=misses)
+
+
+def _bench_entry(out_dir: Path, store: Any, quick: bool, progress: bool) -> TourEntry:
+    """Run the tour's benchmark into ``<out>/bench`` (emptied first); failures and Ctrl-C become its entry."""
+    bench_dir = out_dir / "bench"
+    if bench_dir.exists():
+        shutil.rmtree(bench_dir)
+    bench_dir.mkdir(parents=True)
+    t0 = time.perf_counter()
+    try:
+        note = _run_bench(bench_dir, store, quick, progress)
+        return TourEntry("benchmark", "ok", time.perf_counter() - t0, note=note)
+    except KeyboardInterrupt:
+        (bench_dir / FAILED_FILE).write_text(json.dumps({"error": "interrupted (Ctrl-C)"}))
+        return TourEntry("benchmark", "interrupted", time.perf_counter() - t0, error="interrupted (Ctrl-C)")
+    except Exception as exc:
+        err = f"{type(exc).__name__}: {exc}"
+        (bench_dir / FAILED_FILE).write_text(json.dumps({"error": err}))
+        return TourEntry("benchmark", "failed", time.perf_counter() - t0, error=err)
+
+
+def _entry_line(e: TourEntry) -> str:
+    """The result line printed when a study (or the benchmark) ends."""
+    if e.status == "interrupted":
+        return f"    [red]✗ {e.name} interrupted[/red] after {e.seconds:.1f} s; writing the page with what ran"
+    if e.status == "failed":
+        return f"    [red]✗ {e.name} failed[/red] after {e.seconds:.1f} s: {e.error}"
+    if e.name == "benchmark":
+        return f"    [green]✓ {e.note}[/green] · {e.seconds:.1f} s"
+    colour = "green" if e.claims_held == e.claims_total else "yellow"
+    return f"    [{colour}]✓ {e.name}: {e.claims_held}/{e.claims_total} claims hold[/{colour}] · {e.seconds:.1f} s"
+
+
+BENCH_SECONDS = (44.0, 100.0)
+"""Measured (quick, full) wall seconds of the tour's benchmark on the reference 2-core CPU (for ``--jobs``)."""
+
+
+def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
+    """One unit of a parallel tour, run in a worker process: a study (``kind`` "study") or the benchmark.
+
+    The worker opens the tour's store itself (SQLite WAL, several writers wait for each other) and caps a
+    study's own ``threads`` setting at the worker's share of the cores."""
+    import signal
+
+    from descentlab import studies
+    from descentlab.store import Store
+
+    kind, name, quick, out, store_path, threads = job
+    out_dir = Path(out)
+    with Store(store_path) as store:
+        if kind == "bench":
+            entry = _bench_entry(out_dir, store, quick, False)
+        else:
+            cfg = studies.get(name).quick if quick else studies.get(name).full
+            own = cfg.get("threads") if isinstance(cfg, dict) else None
+            overrides = {"threads": threads} if isinstance(own, int) and (own <= 0 or own > threads) else {}
+            entry = _run_study(name, quick, _fresh_folder(out_dir, name), store, False, **overrides)
+    if entry.status == "interrupted":  # the pool is going down: a second SIGINT must not cut the way back
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return entry
+
+
+def _job_cost(name: str, quick: bool) -> float:
+    """Expected seconds of a study (or "benchmark"); unknown costs come first (they might be long)."""
+    from descentlab import studies
+
+    if name == "benchmark":
+        return BENCH_SECONDS[0 if quick else 1]
+    secs = getattr(studies.get(name), "seconds", None)
+    return math.inf if not secs else float(secs[0 if quick else 1])
+
+
+def _run_parallel(
+    names: list[str],
+    out_dir: Path,
+    store_path: Path,
+    quick: bool,
+    bench: bool,
+    jobs: int,
+    bar: _TourBar,
+    entries: list[TourEntry],
+    folders: list[Path],
+) -> bool:
+    """Run the studies (and the benchmark) in ``jobs`` worker processes, longest first; fill ``entries`` and
+    ``folders`` in lecture order. Returns whether the tour was interrupted."""
+    from descentlab.bench.executors import ProcessExecutor
+
+    todo = names + (["benchmark"] if bench else [])
+    order = sorted(todo, key=lambda n: -_job_cost(n, quick))
+    pool = ProcessExecutor(jobs)
+    work = [("bench" if n == "benchmark" else "study", n, quick, str(out_dir), str(store_path), pool.threads)
+            for n in order]  # fmt: skip
+    for n in names:  # stale outputs of an earlier tour go now; a study not reached must not show old results
+        shutil.rmtree(out_dir / "studies" / n, ignore_errors=True)
+    shutil.rmtree(out_dir / "bench", ignore_errors=True)
+    bar.say(f"[bold]{len(todo)} jobs[/bold] in {jobs} processes ({pool.threads} torch thread(s) each), "
+            f"longest first: {', '.join(order)}")  # fmt: skip
+    bar.step(f"{jobs} at once")
+    done: dict[str, TourEntry] = {}
+    interrupted = False
+    try:
+        for entry in pool.map(_tour_job, work):
+            done[entry.name] = entry
+            bar.say(_entry_line(entry))
+            bar.advance()
+            interrupted = interrupted or entry.status == "interrupted"
+    except KeyboardInterrupt:
+        interrupted = True
+    for n in todo:  # what an interrupt left: a started study has its folder, one not started has none
+        folder = out_dir / ("bench" if n == "benchmark" else f"studies/{n}")
+        if n not in done and folder.is_dir():
+            done[n] = TourEntry(n, "interrupted", 0.0, error="interrupted (Ctrl-C)")
+            if not (folder / FAILED_FILE).exists() and not (folder / "summary.json").exists():
+                (folder / FAILED_FILE).write_text(json.dumps({"study": n, "error": "interrupted (Ctrl-C)"}))
+        if n in done:
+            entries.append(done[n])
+            if n != "benchmark":
+                folders.append(folder)
+    return interrupted
+
+
 def run_tour(
     out: str | Path = "runs/tour",
     quick: bool = True,
@@ -109,12 +265,18 @@ def run_tour(
     skip: str | list[str] | None = None,
     console: Any = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> TourResult:
     """Run the selected studies (quick or full variants) and, if ``bench``, the small benchmark, all into one store
-    ``<out>/tour.db``; a study that raises is recorded as failed and the tour goes on. Writes ``<out>/index.html``."""
+    ``<out>/tour.db``; a study that raises is recorded as failed and the tour goes on. Writes ``<out>/index.html``.
+
+    ``jobs`` > 1 runs that many studies at once in spawned processes (torch threads = cores // jobs each, longest
+    studies first by their measured ``Study.seconds``); the page and the entries keep lecture order."""
     from descentlab import studies
     from descentlab.store import Store
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     names = select_studies(only, skip)
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -133,72 +295,35 @@ def run_tour(
     interrupted = False
     with _TourBar(len(names) + int(bench), console, progress) as bar, Store(out_dir / "tour.db") as store:
         say = bar.say
-        for i, name in enumerate(names, 1):
-            folder = out_dir / "studies" / name
-            if folder.exists():
-                shutil.rmtree(folder)  # stale figures or summaries of an earlier tour must not show up
-            folder.mkdir(parents=True)
+        if jobs > 1:
+            interrupted = _run_parallel(names, out_dir, store.path, quick, bench, jobs, bar, entries, folders)
+            bench = False  # ran in the pool (its entry is in `entries`)
+            bench_dir = out_dir / "bench" if (out_dir / "bench").is_dir() else None
+        for i, name in enumerate(names if jobs == 1 else [], 1):
+            folder = _fresh_folder(out_dir, name)
             folders.append(folder)
             bar.step(name)
             say(f"[bold][{i}/{len(names)}][/bold] {name}: {studies.get(name).description}")
-            t0 = time.perf_counter()
-            try:
-                res = studies.run(name, quick=quick, out=folder, store=store, progress=progress)
-            except KeyboardInterrupt:  # keep what ran: the page is still written, then the interrupt goes on
-                secs = time.perf_counter() - t0
-                (folder / FAILED_FILE).write_text(
-                    json.dumps({"study": name, "error": "interrupted (Ctrl-C)", "seconds": round(secs, 2)})
-                )
-                entries.append(TourEntry(name, "interrupted", secs, error="interrupted (Ctrl-C)"))
-                say(f"    [red]✗ interrupted[/red] after {secs:.1f} s; writing the page with what ran")
+            entry = _run_study(name, quick, folder, store, progress)
+            entries.append(entry)
+            say(_entry_line(entry))
+            if entry.status == "interrupted":
                 interrupted = True
                 break
-            except Exception as exc:  # a broken study must not stop the tour
-                secs = time.perf_counter() - t0
-                err = f"{type(exc).__name__}: {exc}"
-                tb = traceback.format_exc(limit=4)
-                (folder / FAILED_FILE).write_text(
-                    json.dumps(
-                        {"study": name, "error": f"{err}\n\n{tb}", "seconds": round(secs, 2)}, indent=2
-                    )
-                )
-                entries.append(TourEntry(name, "failed", secs, error=err))
-                say(f"    [red]✗ failed[/red] after {secs:.1f} s: {err}")
-                bar.advance()
-                continue
-            secs = time.perf_counter() - t0
-            held = sum(bool(c["holds"]) for c in res.claims)
-            misses = [f"{c['claim']} ({c.get('evidence', '')})" for c in res.claims if not c["holds"]]
-            entries.append(TourEntry(name, "ok", secs, held, len(res.claims), failed_claims=misses))
-            colour = "green" if held == len(res.claims) else "yellow"
-            say(f"    [{colour}]✓ {held}/{len(res.claims)} claims hold[/{colour}] · {secs:.1f} s")
             bar.advance()
         if bench_note:
             entries.append(TourEntry("benchmark", "skipped", 0.0, note=bench_note))
             say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is {bench_note}")
         if bench and not interrupted:
-            bench_dir = out_dir / "bench"
-            if bench_dir.exists():
-                shutil.rmtree(bench_dir)
-            bench_dir.mkdir(parents=True)
             cfg = QUICK_BENCH if quick else FULL_BENCH
             bar.step("benchmark")
             say(f"[bold]benchmark[/bold]: {' vs '.join(cfg['algorithms'])} on {', '.join(cfg['workloads'])} "
                 f"({cfg['tuning']} tuning, {cfg['trials']} trials; AlgoPerf rules)")  # fmt: skip
-            t0 = time.perf_counter()
-            try:
-                note = _run_bench(bench_dir, store, quick, progress)
-                entries.append(TourEntry("benchmark", "ok", time.perf_counter() - t0, note=note))
-                say(f"    [green]✓ {note}[/green] · {time.perf_counter() - t0:.1f} s")
-            except KeyboardInterrupt:
-                (bench_dir / FAILED_FILE).write_text(json.dumps({"error": "interrupted (Ctrl-C)"}))
-                entries.append(TourEntry("benchmark", "interrupted", time.perf_counter() - t0))
-                interrupted = True
-            except Exception as exc:
-                err = f"{type(exc).__name__}: {exc}"
-                (bench_dir / FAILED_FILE).write_text(json.dumps({"error": err}))
-                entries.append(TourEntry("benchmark", "failed", time.perf_counter() - t0, error=err))
-                say(f"    [red]✗ benchmark failed[/red]: {err}")
+            entry = _bench_entry(out_dir, store, quick, progress)
+            entries.append(entry)
+            say(_entry_line(entry))
+            bench_dir = out_dir / "bench"
+            interrupted = entry.status == "interrupted"
             bar.advance()
     page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
     if interrupted:

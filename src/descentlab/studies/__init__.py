@@ -45,6 +45,9 @@ class Study:
     quick: dict[str, Any]
     full: dict[str, Any]
     run: Callable[[StudyContext, dict[str, Any]], tuple[dict[str, Any], list[Claim]]]
+    seconds: tuple[float, float] | None = None
+    """Measured (quick, full) wall seconds on the reference 2-core CPU, or None; ``tour --jobs`` starts the longest
+    studies first."""
 
 
 @dataclass

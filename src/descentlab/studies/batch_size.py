@@ -185,6 +185,7 @@ register(
         name="batch-size",
         description="Mini-batch SGD on logreg for B = 1..m: error vs iterations and vs gradient evaluations; Var ∝ 1/B.",
         slide="seed 003, 'The convergence of mini-batch SGD', Theorem 1",
+        seconds=(11, 62),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "m": 200,
             "n": 10,

@@ -336,6 +336,7 @@ register(
         name="double-descent",
         description="Test risk peaks at the interpolation threshold and descends again: polynomials, MLP widths.",
         slide="seeds 000/002/004: 'Double Descent' ('Polynomial Fitting', 'Modular Division (training on 50% of data)')",
+        seconds=(47, 856),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "seeds": 1,
             "poly_n": 15,

@@ -404,6 +404,7 @@ register(
         name="grokking",
         description="Grokking on modular arithmetic: validation jumps to 100 % long after training; weight decay needed.",
         slide="seeds 000/002/004: 'Grokking', 'Modular Division (training on 50% of data)'",
+        seconds=(98, 1575),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             **_COMMON,
             "p": 97,

@@ -388,6 +388,7 @@ register(
         description="SGD vs Adam per class-frequency group on Zipf classes; SGD vs AdaGrad on rare features.",
         slide="seed 002: Kunstner et al. 2024, 'Heavy-Tailed Class Imbalance and Why Adam Outperforms Gradient "
         "Descent on Language Models'; AdaGrad on rare features",
+        seconds=(51, 214),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             **_COMMON,
             "steps": 300,

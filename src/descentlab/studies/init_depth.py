@@ -200,6 +200,7 @@ register(
         description="Deep plain ReLU MLPs (22, 30 layers): Kaiming vs Xavier vs N(0, 0.01²) initialization.",
         slide="seeds 002/003: Kaiming He et al. 2015, '22-layer ReLU net: good init converges faster; "
         "30-layer: good init is able to converge'",
+        seconds=(32, 204),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "depths": [22, 30],
             "width": 64,

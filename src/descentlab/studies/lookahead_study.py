@@ -167,6 +167,7 @@ register(
         name="lookahead",
         description="SGD vs Lookahead(SGD) and Adam vs Lookahead(Adam) across learning rates on the MNIST-1D MLP.",
         slide="seed 003, 'Lookahead Optimizer: k steps forward, 1 step back'",
+        seconds=(17, 203),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={**_BASE, "steps": 600, "seeds": 1},
         full={**_BASE, "steps": 3000, "seeds": 3},
         run=run,

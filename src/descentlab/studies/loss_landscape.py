@@ -335,6 +335,7 @@ register(
         name="loss-landscape",
         description="Li et al. line/plane projections around init and final point, dropout, 20-layer MLP ± skips.",
         slide="seed 002: 'Проекция функции потерь нейронной сети на прямую / на плоскость' (ResNet-56 ± skips)",
+        seconds=(69, 265),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "dropouts": [0.0, 0.2],
             "lr": 1e-2,

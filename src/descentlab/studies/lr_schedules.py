@@ -138,6 +138,7 @@ register(
         name="lr-schedules",
         description="Constant, step, exponential, cosine, linear, warmup+cosine and WSD schedules on the MNIST-1D MLP.",
         slide="seed 003, 'Learning Rate Schedules: Guiding the Descent'",
+        seconds=(17, 132),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={**_BASE, "steps": 1500, "seeds": 1},
         full={**_BASE, "steps": 4000, "seeds": 3},
         run=run,

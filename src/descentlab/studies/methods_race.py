@@ -464,6 +464,7 @@ register(
         name="methods-race",
         description="Nine optimizers race on Rosenbrock and an ill-conditioned quadratic; GD vs SGD on many minima.",
         slide="seed 002, 'Много методов' (Rosenbrock, adaptive methods) and 'Весёлые истории' (local minima)",
+        seconds=(57, 198),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={**_BASE, "seeds": 3},
         full={**_BASE, "rosenbrock_steps": 1500, "quadratic_steps": 300, "seeds": 8, "gif_frames": 60},
         run=run,

@@ -185,6 +185,7 @@ register(
         name="mode-connectivity",
         description="Two MNIST-1D MLPs from different seeds: straight-line barrier vs a trained Bezier/polychain curve.",
         slide="seeds 000/004: Garipov et al. 2018, 'Mode connectivity' (loss on the plane through w1, theta, w2)",
+        seconds=(23, 43),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "lr": 1e-2,
             "steps": 1500,

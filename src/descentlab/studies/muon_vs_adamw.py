@@ -263,6 +263,7 @@ register(
         name="muon-vs-adamw",
         description="Muon vs AdamW on softmax regression, an MLP (and a char GPT): loss vs steps/time, update spectra.",
         slide="seeds 000/004: 'Muon comparison with AdamW on LogReg'; seed 002: NanoGPT speedrun",
+        seconds=(25, 195),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "tasks": ["softmax_digits", "mnist1d_mlp"],
             "steps": {"softmax_digits": 300, "mnist1d_mlp": 600},

@@ -207,6 +207,7 @@ register(
         name="sgd-noise-floor",
         description="SGD on logreg: constant steps plateau ∝ α under the theorem's bound; decreasing steps, GD, divergence.",
         slide="seeds 001/002: 'Основные результаты сходимости SGD', 'Гладкий PL-случай с постоянным шагом'",
+        seconds=(30, 288),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={
             "m": 200,
             "n": 10,

@@ -278,6 +278,7 @@ register(
         name="weight-decay-vs-l2",
         description="Adam + L2 vs AdamW vs SGD + L2 vs decoupled SGD: per-coordinate decay, weight norms, accuracy.",
         slide="seed 003, 'Weight decay in SGD and Adam: why AdamW matters'; seed 002, 'AdamW'",
+        seconds=(9, 90),  # measured quick/full wall s on the 2-core CPU (tour scheduling)
         quick={**_BASE, "steps": 800, "seeds": 1},
         full={**_BASE, "steps": 3000, "seeds": 3},
         run=run,
