@@ -180,3 +180,107 @@ def test_interrupt_keeps_what_ran_and_progress_bars_nest(
     assert not (tmp_path / "t" / "bench").exists()  # the benchmark did not start after the interrupt
     out = buf.getvalue()
     assert "tour" in out and "interrupted; the page of what ran" in out
+
+
+class _InProcessPool:
+    """Stands in for ProcessExecutor: runs the jobs here, in the order given (the fakes live in this process)."""
+
+    threads = 1
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(self, fn: Any, items: Any) -> Any:
+        for item in items:
+            yield fn(item)
+
+
+def test_parallel_tour_runs_longest_first_and_keeps_lecture_order(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from descentlab import studies
+    from descentlab.bench import executors
+
+    monkeypatch.setattr(executors, "ProcessExecutor", _InProcessPool)
+    studies.get("fake-good").seconds = (50, 500)  # the longer one goes first ...
+    studies.get("fake-bad").seconds = (1, 10)
+    out = tmp_path / "t"
+    stale = out / "studies" / "fake-bad"
+    stale.mkdir(parents=True)
+    (stale / "summary.json").write_text("{}")
+    res = tour_mod.run_tour(out, quick=True, bench=False, progress=False, jobs=2)
+    assert fake_studies == ["fake-good", "fake-bad"]
+    # ... but entries and the page keep lecture order (seed 001 before 002)
+    assert [(e.name, e.status) for e in res.entries] == [("fake-bad", "failed"), ("fake-good", "ok")]
+    assert not (stale / "summary.json").exists() and (stale / "failed.json").is_file()
+    text = res.page.read_text(encoding="utf-8")
+    assert 'id="study-fake-bad" data-status="failed"' in text and 'id="study-fake-good" data-status="ok"' in text
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        tour_mod.run_tour(out, quick=True, bench=False, progress=False, jobs=0)
+
+
+def test_parallel_job_caps_a_studys_threads(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from descentlab import studies
+
+    seen: dict[str, Any] = {}
+    run = studies.run
+
+    def recording(name: str, **kw: Any) -> Any:
+        seen[name] = kw.pop("threads", None)
+        return run(name, **kw)
+
+    monkeypatch.setattr(studies, "run", recording)
+    studies.get("fake-good").quick = {"threads": 2}  # asks for 2 threads: capped at the worker's 1
+    entry = tour_mod._tour_job(("study", "fake-good", True, str(tmp_path), str(tmp_path / "s.db"), 1))
+    assert entry.status == "ok" and seen["fake-good"] == 1
+    studies.get("fake-good").quick = {"threads": 1}  # within the share: left alone
+    tour_mod._tour_job(("study", "fake-good", True, str(tmp_path), str(tmp_path / "s.db"), 2))
+    assert seen["fake-good"] is None
+
+
+def test_parallel_tour_interrupt_keeps_what_ran(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from descentlab import studies
+    from descentlab.bench import executors
+
+    monkeypatch.setattr(executors, "ProcessExecutor", _InProcessPool)
+    handler = signal.getsignal(signal.SIGINT)
+
+    def interrupted(name: str, **kw: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(studies, "run", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tour_mod.run_tour(tmp_path / "t", quick=True, bench=False, progress=False, jobs=2)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # the job ignores a second Ctrl-C once interrupted
+    text = (tmp_path / "t" / "index.html").read_text(encoding="utf-8")
+    assert "interrupted (Ctrl-C)" in text
+    assert json.loads((tmp_path / "t" / "studies" / "fake-bad" / "failed.json").read_text())["error"].startswith(
+        "interrupted"
+    )
+
+
+@pytest.mark.slow
+def test_real_parallel_quick_tour(tmp_path: Path) -> None:
+    """Two real quick studies in two spawned processes (about 20 s on 2 cores)."""
+    res = tour_mod.run_tour(
+        tmp_path / "t", quick=True, bench=False, only="batch-size,weight-decay-vs-l2", progress=False, jobs=2
+    )
+    assert [e.name for e in res.entries] == ["weight-decay-vs-l2", "batch-size"] or [
+        e.name for e in res.entries
+    ] == ["batch-size", "weight-decay-vs-l2"]
+    assert all(e.status == "ok" and e.claims_held == e.claims_total > 0 for e in res.entries)
+    summary = json.loads((tmp_path / "t" / "studies" / "batch-size" / "summary.json").read_text())
+    assert summary["runs"] and (tmp_path / "t" / "tour.db").is_file()
+    from descentlab.store import Store
+
+    with Store(tmp_path / "t" / "tour.db") as st:  # both workers wrote their runs into the one store
+        ids = {r.id for r in st.runs()}
+    assert set(summary["runs"]) <= ids

@@ -165,3 +165,16 @@ def test_grokfast_recipe_is_adam_with_coupled_l2_inside_the_filter() -> None:
         m, v = 0.1 * d, 0.02 * d * d
         expected = p0 - 1e-2 * (m / 0.1) / ((v / 0.02).sqrt() + 1e-8)
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_study_without_a_store(tmp_path, monkeypatch) -> None:
+    """store=False trains and summarises without writing any store (as train(store=False) does); a wrong type is a
+    TypeError naming it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_STORE", str(tmp_path / "default.db"))
+    res = studies.run("grokking", quick=True, out=tmp_path / "o", store=False, progress=False, p=11, width=16,
+                      steps=20, eval_every=10, threads=1, weight_decays=[1.0])  # fmt: skip
+    assert res.summary["numbers"]["variants"]["wd = 1"]["seeds"] and (tmp_path / "o" / "summary.json").is_file()
+    assert not list(tmp_path.rglob("*.db"))
+    with pytest.raises(TypeError, match="store must be a path, a Store, None or False, got int 3"):
+        studies.run("grokking", quick=True, out=tmp_path / "o", store=3, progress=False)

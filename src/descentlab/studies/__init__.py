@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -154,13 +155,14 @@ def run(
     quick: bool = False,
     out: str | Path | None = None,
     seeds: int | None = None,
-    store: Store | str | Path | None = None,
+    store: Store | str | Path | bool | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> StudyResult:
     """Run study ``name`` (its quick or full grid, with ``overrides``) and write figures and summary.json.
 
-    Output goes to ``out`` (default ``runs/studies/<name>/``); runs go to ``store`` (default: the default store).
+    Output goes to ``out`` (default ``runs/studies/<name>/``); runs go to ``store``: None or True -> the default
+    store, False -> no store (the runs are not kept), or a path / Store.
     """
     import matplotlib
 
@@ -190,8 +192,10 @@ def run(
         config["seeds"] = int(seeds)
     out_dir = Path(out) if out is not None else Path("runs/studies") / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    own = not isinstance(store, Store)
-    st = store if isinstance(store, Store) else Store(store)
+    if not (store is None or isinstance(store, (Store, str, os.PathLike, bool))):
+        raise TypeError(f"store must be a path, a Store, None or False, got {type(store).__name__} {store!r}")
+    own = not isinstance(store, Store) and store is not False
+    st = store if isinstance(store, Store) else None if store is False else Store(None if store is True else store)
     t0 = time.perf_counter()
     bar = _StudyBar(name, enabled=progress)
     ctx = StudyContext(name=name, out=out_dir, store=st, quick=quick, progress=bar)
@@ -199,7 +203,7 @@ def run(
         with bar:
             numbers, claims = study.run(ctx, config)
     finally:
-        if own:
+        if own and st is not None:
             st.close()
     summary = {
         "study": name,
