@@ -206,6 +206,8 @@ def test_torchrun_launch_writes_one_result(tmp_path):
     summary = json.loads(proc.stdout[start : proc.stdout.rindex("}") + 1])
     assert proc.stdout.count('"run_id"') == 1  # rank 0 alone reports
     assert summary["world_size"] == WORLD and summary["status"] == "finished" and summary["reached"]
+    one = _tiny_spec()["key"]
+    assert summary["key"] != one  # a 2-process trial never answers for the one-process trial in the cache
     st = Store(store)
     try:
         assert len(st.list_runs()) == 1
@@ -213,3 +215,41 @@ def test_torchrun_launch_writes_one_result(tmp_path):
         assert run.config["distributed"]["world_size"] == WORLD and run.final["reached"]
     finally:
         st.close()
+
+
+def _crash_on_rank1(rank: int, port: int) -> None:
+    torch.set_num_threads(1)
+    if rank == 1:  # this rank's training breaks before its first collective
+
+        def broken(*a, **k):
+            raise OSError("disk gone")
+
+        sys.modules["descentlab.train"].train = broken  # (`descentlab.train` the attribute is the function)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    try:
+        run_distributed_trial(_tiny_spec(), device="cpu")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_crash_on_one_rank_ends_the_trial_instead_of_hanging():
+    """Rank 1's crash ends its process with the cause (RuntimeError naming the rank), so the launcher sees a
+    failed worker and stops the others (torchrun does; with NCCL a rank left waiting would sit in a collective until
+    the timeout). Before, rank 1 returned a failed result and exited 0, and rank 0 reported gloo's lost connection
+    (checked: with the raise removed this test fails with "DID NOT RAISE")."""
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        ctx = mp.spawn(_crash_on_rank1, args=(_free_port(),), nprocs=WORLD, join=False)
+        deadline = time.monotonic() + 120
+        with pytest.raises(mp.ProcessRaisedException, match="rank 1: OSError: disk gone"):
+            while not ctx.join(timeout=1):
+                if time.monotonic() > deadline:
+                    for p in ctx.processes:
+                        p.kill()
+                    pytest.fail("the ranks did not end within 120 s of rank 1's crash")
+    finally:
+        if old is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = old

@@ -143,13 +143,18 @@ def trial_cmd(
 
     alg, wl = get_algorithm(algorithm), get_workload(workload)
     budget = wl.budget * _scale(scale)
+    try:  # launched by torchrun: one rank of a data-parallel trial, cached under its own key
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}") from None
     if tuning == "self":
         if hparams is not None:
             raise ValueError(
                 "--hparams goes with --tuning external (self-tuning uses the algorithm's default)"
             )
         spec = make_spec(wl, alg, alg.default, seed, budget=budget * SELF_TUNING_FACTOR,
-                         step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR)), tuning="self")  # fmt: skip
+                         step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR)), tuning="self",
+                         world_size=world)  # fmt: skip
     elif tuning == "external":
         if hparams is None:
             raise ValueError("--tuning external needs --hparams (a search-space point as JSON)")
@@ -159,14 +164,13 @@ def trial_cmd(
             raise ValueError(f"malformed --hparams {hparams!r}: {exc.msg}") from None
         if not isinstance(point, dict):
             raise ValueError(f"--hparams must be a JSON object, got {hparams!r}")
-        spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external")
+        spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external", world_size=world)
     else:
         raise ValueError(f"tuning must be 'self' or 'external', got {tuning!r}")
-    if "WORLD_SIZE" in os.environ:  # launched by torchrun: one rank of a data-parallel trial
+    if "WORLD_SIZE" in os.environ:
         res = run_distributed_trial(spec, device=device, backend=backend)
-        world = int(os.environ["WORLD_SIZE"])
     else:
-        res, world = _execute(spec, None, device, False), 1
+        res = _execute(spec, None, device, False)
     if res is None:  # not rank 0: rank 0 reports and writes
         return
     st = Store(store)

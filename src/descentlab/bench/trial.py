@@ -37,10 +37,17 @@ def _canonical(obj: Any) -> Any:
 
 
 def trial_key(
-    workload: Mapping[str, Any], algorithm: Mapping[str, Any], hparams: Mapping[str, Any], seed: int
+    workload: Mapping[str, Any],
+    algorithm: Mapping[str, Any],
+    hparams: Mapping[str, Any],
+    seed: int,
+    world_size: int = 1,
 ) -> str:
     """Stable cache key: SHA-256 of the canonical JSON (sorted keys, no spaces) of (workload, algorithm, hparams,
-    seed), where workload and algorithm are their full spec dicts (so changing a target or a space changes it)."""
+    seed), where workload and algorithm are their full spec dicts (so changing a target or a space changes it).
+    A data-parallel trial (``world_size`` > 1) has its own key: its time-to-target is not a one-process one."""
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
     payload = {
         "version": KEY_VERSION,
         "workload": _canonical(workload),
@@ -48,6 +55,8 @@ def trial_key(
         "hparams": _canonical(hparams),
         "seed": int(seed),
     }
+    if world_size > 1:  # one-process keys stay as they were (existing caches remain valid)
+        payload["world_size"] = world_size
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -62,8 +71,10 @@ def make_spec(
     study: int = 0,
     trial: int = 0,
     tuning: str = "external",
+    world_size: int = 1,
 ) -> dict[str, Any]:
-    """A JSON-ready trial specification (with its ``key``); ``budget``/``step_hint`` override the workload's."""
+    """A JSON-ready trial specification (with its ``key``); ``budget``/``step_hint`` override the workload's;
+    ``world_size`` > 1 marks a data-parallel trial (its own cache key, ``spec["world_size"]``)."""
     wspec = workload.spec()
     if budget is not None:
         wspec["budget"] = float(budget)
@@ -71,8 +82,8 @@ def make_spec(
         wspec["step_hint"] = int(step_hint)
     aspec = algorithm.spec()
     hp = dict(hparams)
-    return {
-        "key": trial_key(wspec, aspec, hp, seed),
+    spec = {
+        "key": trial_key(wspec, aspec, hp, seed, world_size),
         "workload": wspec,
         "algorithm": aspec,
         "hparams": hp,
@@ -81,6 +92,9 @@ def make_spec(
         "trial": int(trial),
         "tuning": tuning,
     }
+    if world_size > 1:
+        spec["world_size"] = world_size
+    return spec
 
 
 def _tuplify_betas(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +127,8 @@ def run_distributed_trial(
 
     Call it on every rank. Without a process group it joins the one ``torchrun`` describes in the environment
     (``backend``: ``nccl`` when the device is a GPU, ``gloo`` otherwise) and leaves it at the end. ValueError when
-    there is no group to join or the workload's batch size does not divide by the world size.
+    there is no group to join or the workload's batch size does not divide by the world size. A trial that crashes
+    on a rank raises RuntimeError there (failures are never cached), so the launcher can stop the other ranks.
     """
     import torch
     import torch.distributed as dist
@@ -145,6 +160,10 @@ def run_distributed_trial(
                 f"by the world size {world}"
             )
         result = _execute(spec, threads, device, True)
+        if result["status"] == "failed":  # a crashed rank ends its process (exit code != 0): the launcher
+            # (torchrun, mp.spawn) then stops the other ranks; with NCCL they could wait in a collective until the
+            # timeout, and a rank exiting 0 would hide the cause behind the others' lost-connection errors
+            raise RuntimeError(f"rank {dist.get_rank()}: {result['error']}")
         return result if dist.get_rank() == 0 else None
     finally:
         if created:
