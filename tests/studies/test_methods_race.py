@@ -64,3 +64,22 @@ def test_trajectories_json_shape(tmp_path):
     x, y = -1.2, 1.0
     gx, gy = -2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)
     assert path[1] == pytest.approx([x - 1e-3 * gx, y - 1e-3 * gy], abs=1e-4)
+
+
+def test_race_key_ranks_first_to_target_then_lowest_final():
+    """Hand-made loss curves (index = step): reaching the target earlier wins; among runs that never reach it the
+    lower final loss wins; a diverged run (NaN) places last."""
+    import math
+
+    import numpy as np
+
+    from descentlab.studies.methods_race import race_key
+
+    fast = race_key(np.array([4.0, 1.0, 0.05, 0.2]), 0.1)  # touches 0.1 at step 2, then bounces up
+    slow = race_key(np.array([4.0, 2.0, 0.5, 0.09]), 0.1)
+    never_low = race_key(np.array([4.0, 2.0, 0.3]), 0.1)
+    never_high = race_key(np.array([4.0, 3.0, 0.4]), 0.1)
+    diverged = race_key(np.array([4.0, 50.0, np.nan]), 0.1)
+    assert fast == (2.0, 0.2) and slow == (3.0, 0.09)
+    assert never_low == (math.inf, 0.3) and diverged == (math.inf, math.inf)
+    assert sorted([diverged, never_high, slow, never_low, fast]) == [fast, slow, never_low, never_high, diverged]
