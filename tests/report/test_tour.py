@@ -284,3 +284,32 @@ def test_real_parallel_quick_tour(tmp_path: Path) -> None:
     with Store(tmp_path / "t" / "tour.db") as st:  # both workers wrote their runs into the one store
         ids = {r.id for r in st.runs()}
     assert set(summary["runs"]) <= ids
+
+
+def test_cli_jobs_default_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from descentlab.bench import executors
+    from descentlab.report.cli import report, tour
+
+    monkeypatch.setattr(executors, "usable_cores", lambda: 16)
+    assert tour_mod.auto_jobs() == tour_mod.AUTO_JOBS_MAX == 4
+    monkeypatch.setattr(executors, "usable_cores", lambda: 2)
+    assert tour_mod.auto_jobs() == 2
+    seen: dict[str, Any] = {}
+
+    def fake_run_tour(out: Any, **kw: Any) -> Any:
+        seen.update(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(tour_mod, "run_tour", fake_run_tour)
+    app = typer.Typer()
+    app.command()(tour)
+    app.command()(report)
+    res = CliRunner().invoke(app, ["tour", "--quick"])
+    assert isinstance(res.exception, ValueError) and seen["jobs"] == 2  # 0 (the default) = one per core
+    CliRunner().invoke(app, ["tour", "-j", "1"])
+    assert seen["jobs"] == 1
+    bad = CliRunner().invoke(app, ["tour", "--jobs", "-1"])
+    assert isinstance(bad.exception, ValueError) and "--jobs must be >= 0" in str(bad.exception)

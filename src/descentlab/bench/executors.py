@@ -15,13 +15,18 @@ from typing import Any
 EXECUTORS = ("local", "processes", "ray")
 
 
+def usable_cores() -> int:
+    """The CPUs this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """``max(1, cores // workers)`` with ``cores`` = the CPUs this process may use."""
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - macOS/Windows
-            cores = os.cpu_count() or 1
+        cores = usable_cores()
     return max(1, int(cores) // max(1, int(workers)))
 
 

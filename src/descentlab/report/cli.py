@@ -25,14 +25,19 @@ def tour(
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
     jobs: int = typer.Option(
-        1,
+        0,
         "--jobs",
         "-j",
-        help="Studies run at once, each in its own process with cores/jobs torch threads (longest first).",
+        help="Studies run at once, each in its own process with cores/jobs torch threads, longest first "
+        "(0 = one per core, at most 4; 1 = one after another in this process, with each study's progress bar).",
     ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""
-    from descentlab.report.tour import run_tour, summary_table
+    from descentlab.report.tour import auto_jobs, run_tour, summary_table
+
+    if jobs < 0:
+        raise ValueError(f"--jobs must be >= 0 (0 = one per core), got {jobs}")
+    jobs = jobs or auto_jobs()
 
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
                       progress=not no_progress, jobs=jobs)  # fmt: skip

@@ -169,6 +169,18 @@ def _entry_line(e: TourEntry) -> str:
     return f"    [{colour}]✓ {e.name}: {e.claims_held}/{e.claims_total} claims hold[/{colour}] · {e.seconds:.1f} s"
 
 
+AUTO_JOBS_MAX = 4
+"""``descentlab tour`` without ``--jobs`` runs one study per usable core, at most this many (each worker process
+holds its own torch and data: ~0.5-1.5 GB)."""
+
+
+def auto_jobs() -> int:
+    """How many studies ``descentlab tour`` runs at once by default: one per usable core, at most AUTO_JOBS_MAX."""
+    from descentlab.bench.executors import usable_cores
+
+    return max(1, min(AUTO_JOBS_MAX, usable_cores()))
+
+
 BENCH_SECONDS = (44.0, 100.0)
 """Measured (quick, full) wall seconds of the tour's benchmark on the reference 2-core CPU (for ``--jobs``)."""
 
