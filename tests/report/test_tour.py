@@ -282,7 +282,7 @@ def test_real_parallel_quick_tour(tmp_path: Path) -> None:
     from descentlab.store import Store
 
     with Store(tmp_path / "t" / "tour.db") as st:  # both workers wrote their runs into the one store
-        ids = {r.id for r in st.runs()}
+        ids = set(st.run_ids())
     assert set(summary["runs"]) <= ids
 
 
