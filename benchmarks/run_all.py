@@ -18,6 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "performance.md"
+NEEDS_GPU = {"gpu"}
+"""Scripts that measure on CUDA only: skipped (with a line in the document) on a machine without a GPU."""
 
 
 def machine() -> str:
@@ -47,8 +49,15 @@ def main() -> None:
     if args.only:
         scripts = [s for s in scripts if s.stem in args.only]
     sections = []
+    import torch
+
     for script in scripts:
         print(f"== {script.name}", flush=True)
+        if script.stem in NEEDS_GPU and not torch.cuda.is_available():
+            print("skipped: no GPU here", flush=True)
+            sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` — skipped: this "
+                            "machine has no GPU (run it where the device tool lends one).\n")  # fmt: skip
+            continue
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         took = time.perf_counter() - t0
