@@ -313,3 +313,27 @@ def test_cli_jobs_default_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> None
     assert seen["jobs"] == 1
     bad = CliRunner().invoke(app, ["tour", "--jobs", "-1"])
     assert isinstance(bad.exception, ValueError) and "--jobs must be >= 0" in str(bad.exception)
+
+
+def test_parallel_tour_survives_a_dead_worker(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-tour (BrokenProcessPool) fails the studies without a result; the page is still written."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from descentlab.bench import executors
+
+    class DyingPool(_InProcessPool):
+        def map(self, fn: Any, items: Any) -> Any:
+            items = list(items)
+            yield fn(items[0])
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(executors, "ProcessExecutor", DyingPool)
+    res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=False, progress=False, jobs=2)
+    by_name = {e.name: e for e in res.entries}
+    assert by_name["fake-bad"].status == "failed" and "the study broke" in by_name["fake-bad"].error
+    assert by_name["fake-good"].status == "failed" and "BrokenProcessPool" in by_name["fake-good"].error
+    failed = json.loads((tmp_path / "t" / "studies" / "fake-good" / "failed.json").read_text())
+    assert "terminated abruptly" in failed["error"]
+    assert 'id="study-fake-good" data-status="failed"' in res.page.read_text(encoding="utf-8")

@@ -247,7 +247,7 @@ def _run_parallel(
             f"longest first: {', '.join(order)}")  # fmt: skip
     bar.step(f"{jobs} at once")
     done: dict[str, TourEntry] = {}
-    interrupted = False
+    interrupted, broken = False, ""
     try:
         for entry in pool.map(_tour_job, work):
             done[entry.name] = entry
@@ -256,12 +256,17 @@ def _run_parallel(
             interrupted = interrupted or entry.status == "interrupted"
     except KeyboardInterrupt:
         interrupted = True
-    for n in todo:  # what an interrupt left: a started study has its folder, one not started has none
+    except Exception as exc:  # a worker died (BrokenProcessPool: killed, out of memory) or could not start
+        broken = f"the tour's worker processes failed: {type(exc).__name__}: {exc}"
+        bar.say(f"    [red]✗ {broken}[/red]")
+    for n in todo:  # what an interrupt or a dead worker left: a started study has its folder, one not started none
         folder = out_dir / ("bench" if n == "benchmark" else f"studies/{n}")
-        if n not in done and folder.is_dir():
-            done[n] = TourEntry(n, "interrupted", 0.0, error="interrupted (Ctrl-C)")
+        if n not in done and (folder.is_dir() or broken):
+            status, err = ("failed", broken) if broken else ("interrupted", "interrupted (Ctrl-C)")
+            done[n] = TourEntry(n, status, 0.0, error=err)
+            folder.mkdir(parents=True, exist_ok=True)
             if not (folder / FAILED_FILE).exists() and not (folder / "summary.json").exists():
-                (folder / FAILED_FILE).write_text(json.dumps({"study": n, "error": "interrupted (Ctrl-C)"}))
+                (folder / FAILED_FILE).write_text(json.dumps({"study": n, "error": err}))
         if n in done:
             entries.append(done[n])
             if n != "benchmark":
