@@ -11,6 +11,18 @@ import descentlab.studies as studies
 from descentlab.studies.heavy_tail import char_groups_task, sparse_features_task
 
 
+def test_small_setting_runs_end_to_end(tmp_path):
+    """The whole study on a few steps (figure, summary, four claims evaluated); the claims themselves need the quick
+    variant below (a slow test; `make demo` checks them too)."""
+    res = studies.run("heavy-tail", quick=True, out=tmp_path, store=False, progress=False, steps=30,
+                      sparse_steps=40, charlm_steps=20, classes=64, samples=2048, eval_every=10,
+                      sgd_lrs=[1.0, 3.0], adam_lrs=[1e-2, 3e-2], sparse_n=500, sparse_d=50,
+                      sparse_sgd_lrs=[1.0], sparse_adagrad_lrs=[1.0], charlm_width=16)  # fmt: skip
+    assert len(res.claims) == 4 and all(c["evidence"] for c in res.claims)
+    assert (tmp_path / "heavy_tail.png").exists() and (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.slow  # ~80 s on 2 cores
 def test_quick_claims_hold(tmp_path):
     studies.run("heavy-tail", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())

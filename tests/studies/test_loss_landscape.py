@@ -18,6 +18,17 @@ from descentlab.studies.loss_landscape import (
 )
 
 
+def test_small_setting_runs_end_to_end(tmp_path):
+    """The whole study on a few steps and a coarse grid (figures, summary, three claims evaluated); the claims
+    themselves need the quick variant below (a slow test; `make demo` checks them too)."""
+    res = studies.run("loss-landscape", quick=True, out=tmp_path, store=False, progress=False, steps=30,
+                      deep_steps=30, blocks=2, width=16, samples=200, points=9, grid=5, deep_seeds=1)  # fmt: skip
+    assert len(res.claims) == 3 and all(c["evidence"] for c in res.claims)
+    for stem in ("loss_landscape_lines", "loss_landscape_planes", "loss_landscape_skip"):
+        assert (tmp_path / f"{stem}.png").exists()
+
+
+@pytest.mark.slow  # ~75 s on 2 cores
 def test_quick_claims_hold(tmp_path):
     res = studies.run("loss-landscape", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
