@@ -76,22 +76,28 @@ def _worker(rank: int, port: int, out: str) -> None:
 def ddp_out(tmp_path_factory):
     """Run the 2-process gloo workers once; yields the folder with their outputs."""
     out = tmp_path_factory.mktemp("ddp")
+    _spawn_ranks(_worker, (_free_port(), str(out)), seconds=300)
+    return out
+
+
+def _spawn_ranks(fn, args: tuple, seconds: float) -> None:
+    """Run ``fn(rank, *args)`` on WORLD spawned processes with OMP_NUM_THREADS=1 and join them; a hung collective
+    fails the test after ``seconds`` instead of hanging it. A rank's exception propagates (ProcessRaisedException)."""
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned children
     try:
-        ctx = mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=False)
-        deadline = time.monotonic() + 300  # a hung collective fails the test instead of hanging it
+        ctx = mp.spawn(fn, args=args, nprocs=WORLD, join=False)
+        deadline = time.monotonic() + seconds
         while not ctx.join(timeout=1):
             if time.monotonic() > deadline:
                 for p in ctx.processes:
                     p.kill()
-                pytest.fail("the DDP workers did not finish within 300 s")
+                pytest.fail(f"the {WORLD} ranks did not finish within {seconds:g} s")
     finally:
         if old is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = old
-    return out
 
 
 def _load(out: Path, rank: int) -> dict:
@@ -232,24 +238,10 @@ def _crash_on_rank1(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def test_a_crash_on_one_rank_ends_the_trial_instead_of_hanging():
+def test_a_crash_on_one_rank_raises_there_with_its_cause():
     """Rank 1's crash ends its process with the cause (RuntimeError naming the rank), so the launcher sees a
     failed worker and stops the others (torchrun does; with NCCL a rank left waiting would sit in a collective until
     the timeout). Before, rank 1 returned a failed result and exited 0, and rank 0 reported gloo's lost connection
     (checked: with the raise removed this test fails with "DID NOT RAISE")."""
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        ctx = mp.spawn(_crash_on_rank1, args=(_free_port(),), nprocs=WORLD, join=False)
-        deadline = time.monotonic() + 120
-        with pytest.raises(mp.ProcessRaisedException, match="rank 1: OSError: disk gone"):
-            while not ctx.join(timeout=1):
-                if time.monotonic() > deadline:
-                    for p in ctx.processes:
-                        p.kill()
-                    pytest.fail("the ranks did not end within 120 s of rank 1's crash")
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
+    with pytest.raises(mp.ProcessRaisedException, match="rank 1: OSError: disk gone"):
+        _spawn_ranks(_crash_on_rank1, (_free_port(),), seconds=120)
