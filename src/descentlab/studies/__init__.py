@@ -1,9 +1,13 @@
-"""Studies: one command per phenomenon from the lectures, with its figure and computed claims.
+"""Studies: one command per phenomenon from the lectures, with its figure and claims that can fail.
 
-A study is a small module in this package that registers a :class:`Study` (name, seed slide, quick and full
-configurations, and a ``run(ctx, config)`` function). ``run(name, quick=False, **overrides)`` executes it through
-``train()`` and the store, writes figures (PNG and SVG) and ``summary.json`` to the output folder, and returns a
-:class:`StudyResult`.
+A study is a small module in this package that registers a :class:`Study`: name, seed slide, quick and full
+configurations, its **predictions** (declared as data before any run: source, quoted statement, measured quantity,
+predicted side of a threshold; see :mod:`descentlab.studies.claims`) and a ``run(ctx, config)`` function that
+returns ``(numbers, measured)``, where ``measured`` maps each prediction's name to its per-evaluation-seed values.
+``run(name, quick=False, **overrides)`` writes ``predictions.json`` before training, then executes the study through
+``train()`` and the store, judges every prediction (mean, 95 % t-interval over seeds, verdict holds / fails /
+inconclusive), and writes figures (PNG and SVG) and ``summary.json`` with ``claims``, ``checks`` (sanity conditions,
+never counted as claims) and ``anchors`` (published numbers).
 """
 
 from __future__ import annotations
@@ -19,13 +23,25 @@ from typing import Any
 
 from descentlab._registry import Registry
 from descentlab.store import Run, Store
+from descentlab.studies.claims import (
+    Anchor,
+    Check,
+    Measurement,
+    Prediction,
+    Tuned,
+    eval_seeds,
+    judge,
+    tune,
+    tuning_seeds,
+)
 
 _REGISTRY = Registry("study")
 
 
 @dataclass
 class Claim:
-    """A sentence from the lecture and whether the measured numbers back it."""
+    """Legacy two-valued claim (a sentence and whether one measurement backs it); new studies declare
+    :class:`Prediction` objects instead. Kept so that old summaries and third-party studies still load."""
 
     claim: str
     holds: bool
@@ -45,10 +61,19 @@ class Study:
     slide: str
     quick: dict[str, Any]
     full: dict[str, Any]
-    run: Callable[[StudyContext, dict[str, Any]], tuple[dict[str, Any], list[Claim]]]
+    run: Callable[[StudyContext, dict[str, Any]], tuple[dict[str, Any], Any]]
     seconds: tuple[float, float] | None = None
     """Measured (quick, full) wall seconds on the reference 2-core CPU, or None; ``tour --jobs`` starts the longest
     studies first."""
+    predictions: tuple[Prediction, ...] = ()
+    """The claims, fixed before the run: each is judged on the per-seed values ``run`` returns under its name."""
+    limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Allowed closed ranges of numeric settings, checked on overrides (on top of: finite; counts >= 1)."""
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.predictions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {self.name!r}: prediction names repeat: {names}")
 
 
 @dataclass
@@ -62,8 +87,26 @@ class StudyResult:
 
     @property
     def claims(self) -> list[dict[str, Any]]:
-        """The checked claims."""
+        """The judged claims (each with ``verdict``, ``mean``, ``interval``, ``n``)."""
         return list(self.summary["claims"])
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """The sanity checks (not claims)."""
+        return list(self.summary.get("checks", []))
+
+    @property
+    def anchors(self) -> list[dict[str, Any]]:
+        """Published numbers compared with the measured ones."""
+        return list(self.summary.get("anchors", []))
+
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """How many claims hold, fail and are inconclusive."""
+        out = {"holds": 0, "fails": 0, "inconclusive": 0}
+        for c in self.claims:
+            out[c.get("verdict", "holds" if c.get("holds") else "fails")] += 1
+        return out
 
     @property
     def all_hold(self) -> bool:
@@ -82,7 +125,17 @@ class StudyContext:
     progress: Any = None
     figures: list[Path] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    anchors: list[dict[str, Any]] = field(default_factory=list)
     _n: int = 0
+
+    def check(self, name: str, check: str, passed: bool, evidence: str = "") -> None:
+        """Record a sanity check or identity (listed apart from the claims, never counted as one)."""
+        self.checks.append(Check(name, check, bool(passed), evidence))
+
+    def anchor(self, anchor: Anchor, values: Any, note: str = "") -> None:
+        """Compare per-seed ``values`` with a published number (summary.json's ``anchors``)."""
+        self.anchors.append(anchor.judge(list(values), note))
 
     def train(self, task: Any, **kw: Any) -> Run:
         """``descentlab.train`` with this study's store; the run id is ``<study>-<n>`` and progress is tracked."""
@@ -131,6 +184,39 @@ def describe() -> dict[str, str]:
 def get(name: str) -> Study:
     """The study ``name`` (ValueError with suggestions when unknown)."""
     return _REGISTRY.factory(name)
+
+
+_COUNT_INT = 1
+
+
+def _check_setting(name: str, key: str, base: Any, value: Any, limits: Mapping[str, tuple[float, float]]) -> None:
+    """Refuse a nonsense study setting with the value named: non-finite numbers, counts < 1, values out of limits."""
+    vals = value if isinstance(value, (list, tuple)) else [value]
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(float(v)):
+            raise ValueError(f"study {name!r}: setting {key!r} must be finite, got {v!r}")
+        if key in limits:
+            lo, hi = limits[key]
+            if not lo <= v <= hi:
+                raise ValueError(f"study {name!r}: setting {key!r} must lie in [{lo:g}, {hi:g}], got {v!r}")
+        elif (
+            isinstance(base, int)
+            and not isinstance(base, bool)
+            and base >= _COUNT_INT
+            and isinstance(v, int)
+            and v < _COUNT_INT
+        ):
+            raise ValueError(f"study {name!r}: setting {key!r} is a count and must be >= 1, got {v!r}")
+        elif isinstance(base, float) and base > 0 and v <= 0 and _positive_name(key):
+            raise ValueError(f"study {name!r}: setting {key!r} must be positive, got {v!r}")
+
+
+def _positive_name(key: str) -> bool:
+    """Settings whose name says they are positive by nature (learning rates, fractions, spans, radii)."""
+    k = key.lower()
+    return any(t in k for t in ("lr", "fraction", "span", "rho", "eta", "alpha", "budget", "target"))
 
 
 def _clean(obj: Any) -> Any:
@@ -182,13 +268,16 @@ def run(
             config[k] = list(v) if isinstance(v, (list, tuple)) else [v]
         elif isinstance(base, bool) or base is None:
             config[k] = v
-        elif isinstance(base, (int, float)) and not isinstance(v, (int, float)):
+        elif isinstance(base, (int, float)) and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ValueError(f"study {name!r}: setting {k!r} must be a number, got {v!r}")
+        elif isinstance(base, int) and isinstance(v, float) and not float(v).is_integer():
+            raise ValueError(f"study {name!r}: setting {k!r} must be an integer, got {v!r}")
         else:
             config[k] = type(base)(v) if isinstance(base, (int, float)) else v
+        _check_setting(name, k, base, config[k], study.limits)
     if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         config["seeds"] = int(seeds)
     out_dir = Path(out) if out is not None else Path("runs/studies") / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,12 +285,28 @@ def run(
         raise TypeError(f"store must be a path, a Store, None or False, got {type(store).__name__} {store!r}")
     own = not isinstance(store, Store) and store is not False
     st = store if isinstance(store, Store) else None if store is False else Store(None if store is True else store)
+    seeds_used = {
+        "evaluation": eval_seeds(config) if "seeds" in config else [],
+        "tuning": tuning_seeds(config),
+    }
+    # The predictions are written before any training: a reader can check they were fixed in advance.
+    (out_dir / "predictions.json").write_text(
+        json.dumps(
+            {
+                "study": name,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "seeds": seeds_used,
+                "predictions": [p.to_dict() for p in study.predictions],
+            },
+            indent=2,
+        )
+    )
     t0 = time.perf_counter()
     bar = _StudyBar(name, enabled=progress)
     ctx = StudyContext(name=name, out=out_dir, store=st, quick=quick, progress=bar)
     try:
         with bar:
-            numbers, claims = study.run(ctx, config)
+            numbers, measured = study.run(ctx, config)
     finally:
         if own and st is not None:
             st.close()
@@ -210,14 +315,35 @@ def run(
         "slide": study.slide,
         "quick": quick,
         "config": _clean(config),
+        "seeds": seeds_used,
         "numbers": _clean(numbers),
-        "claims": [c.to_dict() for c in claims],
+        "claims": _clean(_judge_all(study, measured)),
+        "checks": [c.to_dict() for c in ctx.checks],
+        "anchors": _clean(ctx.anchors),
         "figures": [p.name for p in ctx.figures],
         "runs": ctx.runs,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out_dir / "summary.json")
     return StudyResult(name=name, summary=summary, figures=list(ctx.figures), out=out_dir)
+
+
+def _judge_all(study: Study, measured: Any) -> list[dict[str, Any]]:
+    """Judge each declared prediction on its measured per-seed values (legacy studies return Claim lists)."""
+    if isinstance(measured, list) and all(isinstance(c, Claim) for c in measured):
+        return [{**c.to_dict(), "verdict": "holds" if c.holds else "fails"} for c in measured]
+    if not isinstance(measured, Mapping):
+        raise TypeError(f"study {study.name!r}: run must return (numbers, measured mapping), got {type(measured)}")
+    declared = {p.name: p for p in study.predictions}
+    unknown = sorted(set(measured) - set(declared))
+    if unknown:
+        raise ValueError(f"study {study.name!r} measured undeclared predictions {unknown}; declare them first")
+    missing = [n for n in declared if n not in measured]
+    if missing:
+        raise ValueError(f"study {study.name!r} did not measure its predictions {missing}")
+    return [judge(p, measured[p.name]) for p in study.predictions]
 
 
 class _StudyBar:
@@ -263,4 +389,23 @@ def _import_all() -> None:
 
 _import_all()
 
-__all__ = ["Claim", "Study", "StudyContext", "StudyResult", "available", "describe", "get", "register", "run"]
+__all__ = [
+    "Anchor",
+    "Check",
+    "Claim",
+    "Measurement",
+    "Prediction",
+    "Study",
+    "StudyContext",
+    "StudyResult",
+    "Tuned",
+    "available",
+    "describe",
+    "eval_seeds",
+    "get",
+    "judge",
+    "register",
+    "run",
+    "tune",
+    "tuning_seeds",
+]

@@ -1,0 +1,189 @@
+"""The claim machinery: t-intervals against scipy, three-valued verdicts, anchors, fair tuning, declared predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import descentlab.studies as studies
+from descentlab.studies.claims import (
+    Anchor,
+    Measurement,
+    Prediction,
+    judge,
+    t_interval,
+    tune,
+    tuning_seeds,
+    verdict,
+)
+
+P = Prediction("gap", "A beats B.", "seed 003, slide X", "loss(B) - loss(A)", ">", 0.0)
+
+
+def test_t_interval_matches_scipy():
+    xs = [0.3, 0.1, 0.5, 0.2, 0.45]
+    mean, lo, hi = t_interval(xs)
+    ref = stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs))
+    assert mean == pytest.approx(np.mean(xs))
+    assert (lo, hi) == pytest.approx(ref)
+
+
+def test_t_interval_one_value_is_unbounded():
+    mean, lo, hi = t_interval([2.0])
+    assert mean == 2.0 and lo == -math.inf and hi == math.inf
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0.5, 0.6, 0.55], "holds"),
+        ([-0.5, -0.6, -0.55], "fails"),
+        ([0.5, -0.4, 0.1], "inconclusive"),
+        ([0.5], "inconclusive"),  # one seed: no interval
+        ([0.5, 0.6, math.nan], "inconclusive"),  # a seed without a value is never dropped silently
+    ],
+)
+def test_judge_three_valued(values, expected):
+    out = judge(P, values)
+    assert out["verdict"] == expected
+    assert out["holds"] == (expected == "holds")
+    assert out["n"] == sum(math.isfinite(v) for v in values)
+    assert out["claim"] == P.statement and out["source"] == P.source and out["predicted"] == "> 0"
+
+
+def test_judge_less_than_direction():
+    q = Prediction("lower", "A is lower.", "paper", "loss(A)", "<", 1.0)
+    assert judge(q, [0.2, 0.3, 0.25])["verdict"] == "holds"
+    assert judge(q, [1.2, 1.3, 1.25])["verdict"] == "fails"
+    assert judge(q, [0.9, 1.1, 1.0])["verdict"] == "inconclusive"
+
+
+def test_forced_inconclusive_keeps_reason():
+    out = judge(P, Measurement([1.0, 1.1, 1.2], "x", inconclusive="grid does not bracket the optimum"))
+    assert out["verdict"] == "inconclusive"
+    assert "bracket" in out["inconclusive_reason"]
+
+
+def test_verdict_rejects_bad_direction():
+    with pytest.raises(ValueError, match="direction"):
+        verdict("=", 0.0, -1.0, 1.0)
+    with pytest.raises(ValueError, match="direction"):
+        Prediction("x", "s", "src", "q", ">=")
+
+
+def test_anchor_verdicts():
+    a = Anchor("test MSE at d=1", 0.51, "paper")
+    assert a.judge([0.5, 0.52, 0.49])["verdict"] == "reproduced"
+    assert a.judge([1.2, 1.25, 1.3])["verdict"] == "partly"
+    assert a.judge([10.0, 11.0, 12.0])["verdict"] == "not reproduced"
+    out = a.judge([0.5, 0.52, 0.49])
+    assert out["ratio"] == pytest.approx(np.mean([0.5, 0.52, 0.49]) / 0.51)
+
+
+def test_tune_picks_the_minimum_and_extends_an_edge():
+    calls = []
+
+    def score(lr, seed):
+        calls.append((lr, seed))
+        return (math.log10(lr) + 3) ** 2  # optimum at 1e-3, below the initial grid
+
+    t = tune(score, [1e-2, 1e-1, 1.0], [1000], metric="quadratic")
+    assert t.value == pytest.approx(1e-3)
+    assert t.extended >= 1
+    assert all(seed == 1000 for _, seed in calls)
+    assert t.bracketed  # 1e-4 was tried below the optimum
+
+
+def test_tune_reports_an_unbracketed_grid():
+    t = tune(lambda lr, s: -lr, [1.0, 2.0], [1000, 1001], metric="m", extend=1)
+    assert not t.bracketed and t.value == 4.0
+    assert "does not bracket" in t.note()
+
+
+def test_tune_treats_divergence_as_worst():
+    t = tune(lambda lr, s: math.nan if lr > 0.5 else 1.0 - lr, [0.1, 0.3, 1.0], [1000], metric="loss")
+    assert t.value == pytest.approx(0.3)
+
+
+def test_tuning_seeds_are_disjoint_from_evaluation_seeds():
+    cfg = {"seeds": 5, "tuning_seeds": 3}
+    assert not set(tuning_seeds(cfg)) & set(studies.eval_seeds(cfg))
+
+
+def _toy_study(name, measured, predictions=(P,)):
+    def run(ctx, cfg):
+        ctx.check("identity", "1 == 1", True, "trivially")
+        ctx.anchor(Anchor("q", 2.0, "paper"), [2.0, 2.1, 1.9])
+        return {"x": 1}, measured
+
+    return studies.Study(
+        name=name,
+        description="toy",
+        slide="none",
+        quick={"seeds": 3, "window_steps": 5, "tail_fraction": 0.5, "lr": 0.1},
+        full={"seeds": 5, "window_steps": 5, "tail_fraction": 0.5, "lr": 0.1},
+        run=run,
+        predictions=tuple(predictions),
+    )
+
+
+def test_run_writes_predictions_first_and_judges(tmp_path, monkeypatch):
+    monkeypatch.setitem(
+        studies._REGISTRY._entries,
+        "toy-claims",
+        (_toy_study("toy-claims", {"gap": [-1.0, -1.1, -0.9]}), "toy"),
+    )
+    res = studies.run("toy-claims", quick=True, out=tmp_path, store=False, progress=False)
+    pred = json.loads((tmp_path / "predictions.json").read_text())
+    assert pred["predictions"][0]["predicted"] == "> 0"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["claims"][0]["verdict"] == "fails"
+    assert res.verdicts == {"holds": 0, "fails": 1, "inconclusive": 0}
+    assert summary["checks"] == [
+        {"name": "identity", "check": "1 == 1", "passed": True, "evidence": "trivially"}
+    ]
+    assert summary["anchors"][0]["verdict"] == "reproduced"
+    assert summary["seeds"] == {"evaluation": [0, 1, 2], "tuning": [1000]}
+
+
+def test_run_refuses_unmeasured_or_undeclared(tmp_path, monkeypatch):
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-missing", (_toy_study("toy-missing", {}), "toy"))
+    with pytest.raises(ValueError, match="did not measure"):
+        studies.run("toy-missing", quick=True, out=tmp_path, store=False, progress=False)
+    monkeypatch.setitem(
+        studies._REGISTRY._entries,
+        "toy-extra",
+        (_toy_study("toy-extra", {"gap": [1, 2], "other": [1, 2]}), "toy"),
+    )
+    with pytest.raises(ValueError, match="undeclared"):
+        studies.run("toy-extra", quick=True, out=tmp_path, store=False, progress=False)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"window_steps": 0}, "count"),
+        ({"tail_fraction": math.nan}, "finite"),
+        ({"lr": math.inf}, "finite"),
+        ({"lr": 0.0}, "positive"),
+        ({"window_steps": 2.5}, "integer"),
+    ],
+)
+def test_nonsense_settings_are_refused(tmp_path, monkeypatch, override, match):
+    monkeypatch.setitem(
+        studies._REGISTRY._entries, "toy-bad", (_toy_study("toy-bad", {"gap": [1, 2, 3]}), "toy")
+    )
+    with pytest.raises(ValueError, match=match):
+        studies.run("toy-bad", quick=True, out=tmp_path, store=False, progress=False, **override)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_every_registered_study_declares_sourced_predictions():
+    for name in studies.available():
+        study = studies.get(name)
+        for p in study.predictions:
+            assert p.source and p.statement and p.quantity, (name, p.name)
