@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     help="descentlab: use, measure and compare training algorithms.",
@@ -395,14 +396,72 @@ def study(
 
     stds.get(name)
     result = stds.run(name, quick=quick, out=out, seeds=seeds, store=store, **parse_sets(sets))
-    table = Table(title=f"study {name} · {result.summary['seconds']} s")
-    table.add_column("claim")
-    table.add_column("holds")
-    table.add_column("evidence")
+    for table in _verdict_tables(result):
+        console.print(table)
+    counts = result.verdicts
+    console.print(
+        Text(
+            f"{counts['holds']} hold · {counts['fails']} fail · {counts['inconclusive']} inconclusive; "
+            f"figures and summary.json in {result.out}"
+        )
+    )
+
+
+_VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow"}
+
+
+def _fmt(x: Any) -> str:
+    """A number for a verdict table (3 significant digits; strings such as 'inf' pass through)."""
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
+
+
+def _verdict_tables(result: Any) -> list[Table]:
+    """Rich tables of a study's claims (estimate, 95 % interval, n, verdict), checks and anchors; text, not markup."""
+    title = Text(f"study {result.name} · {result.summary['seconds']} s")
+    claims = Table(title=title)
+    for col in ("claim", "source", "predicted", "estimate [95 % interval]", "n", "verdict"):
+        claims.add_column(col)
     for c in result.claims:
-        table.add_row(c["claim"], "[green]yes[/green]" if c["holds"] else "[red]no[/red]", c["evidence"])
-    console.print(table)
-    console.print(f"figures and summary.json in {result.out}")
+        v = c.get("verdict", "holds" if c.get("holds") else "fails")
+        lo, hi = (c.get("interval") or [None, None])[:2]
+        est = f"{_fmt(c['mean'])} [{_fmt(lo)}, {_fmt(hi)}]" if "mean" in c else c.get("evidence", "")
+        claims.add_row(
+            Text(c["claim"]),
+            Text(str(c.get("source", ""))),
+            Text(str(c.get("predicted", ""))),
+            Text(est),
+            Text(str(c.get("n", ""))),
+            Text(v, style=_VERDICT_STYLE.get(v, "")),
+        )
+    tables = [claims]
+    if result.checks:
+        checks = Table(title="checks (sanity conditions and identities, not claims)")
+        for col in ("check", "passed", "evidence"):
+            checks.add_column(col)
+        for c in result.checks:
+            ok = bool(c["passed"])
+            checks.add_row(
+                Text(c["check"]),
+                Text("yes" if ok else "no", style="green" if ok else "red"),
+                Text(str(c.get("evidence", ""))),
+            )
+        tables.append(checks)
+    if result.anchors:
+        anchors = Table(title="published anchors")
+        for col in ("quantity", "published", "measured [95 % interval]", "ratio", "verdict", "source"):
+            anchors.add_column(col)
+        for a in result.anchors:
+            lo, hi = a["interval"]
+            anchors.add_row(
+                Text(a["quantity"]),
+                Text(_fmt(a["published"])),
+                Text(f"{_fmt(a['mean'])} [{_fmt(lo)}, {_fmt(hi)}]"),
+                Text(_fmt(a["ratio"])),
+                Text(a["verdict"]),
+                Text(a["source"]),
+            )
+        tables.append(anchors)
+    return tables
 
 
 @app.command()
