@@ -159,8 +159,9 @@ def test_formatting_helpers() -> None:
     ]
     assert rh.format_value(list(range(20))) == "[0, 1, 2, 3, … ] (20 values)"
     assert rh.seed_order("seeds 000/002/004: 'Grokking'") == 0 and rh.seed_order("no seed") == 999
-    md = rh.markdown_to_html("| a | b |\n|---|---:|\n| 1 | 2 |\n\nText line\n")
-    assert "<th>a</th>" in md and "<td>2</td>" in md and "<p>Text line</p>" in md and "---" not in md
+    md = rh.markdown_to_html("| a | b |\n|---|---:|\n| 1 | 2 |\n\nText line <b>x</b>\n")
+    assert "<th>a</th>" in md and '<td style="text-align:right">2</td>' in md and "---" not in md
+    assert "<p>Text line &lt;b&gt;x&lt;/b&gt;</p>" in md  # raw HTML in Markdown is shown as text
 
 
 def test_reproduce_command_lists_changed_settings() -> None:
@@ -223,9 +224,7 @@ def test_bench_scores_json(fabricated: dict[str, Path]) -> None:
     assert "2 trials had no result" in md
     page = write_report(fabricated["tmp"] / "bj", bench=path)
     text = page.read_text(encoding="utf-8")
-    assert (
-        'id="bench" data-status="ok"' in text and "<td>adamw</td>" in text and "<th>digits (s)</th>" in text
-    )
+    assert 'id="bench" data-status="ok"' in text and "<td>adamw</td>" in text and "digits (s)</th>" in text
     path.write_text(json.dumps({"times": {}}))
     with pytest.raises(ValueError, match="no 'scores'"):
         write_report(fabricated["tmp"] / "bj", bench=path)

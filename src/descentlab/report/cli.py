@@ -33,6 +33,8 @@ def tour(
     ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""
+    from rich.text import Text
+
     from descentlab.report.tour import auto_jobs, run_tour, summary_table
 
     if jobs < 0:
@@ -42,10 +44,10 @@ def tour(
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
                       progress=not no_progress, jobs=jobs)  # fmt: skip
     console.print(summary_table(result))
-    for e in result.entries:
+    for e in result.entries:  # claims that fail or are inconclusive (the tour itself succeeded)
         for claim in e.failed_claims:
-            console.print(f"[yellow]✗ {e.name}:[/yellow] {claim}", highlight=False)
-    console.print(f"page: {result.page.resolve()}")
+            console.print(Text.assemble(("✗ ", "yellow"), (f"{e.name}:", "yellow"), f" {claim}"), highlight=False)
+    console.print(Text(f"page: {result.page.resolve()}"))
 
 
 def report(
@@ -69,8 +71,8 @@ def report(
     title: str = typer.Option("descentlab report", "--title", help="Page title."),
 ) -> None:
     """Build the tour's page from existing outputs (no training): studies, selected runs, a benchmark, a store."""
-    from descentlab.report.html import write_report
+    from descentlab.report.render import write_report
 
     ids = [x.strip() for r in runs or [] for x in r.split(",") if x.strip()]
     page = write_report(out, list(study or []), bench=bench, store=store, title=title, run_ids=ids or None)
-    console.print(f"page: {page.resolve()}")
+    console.print(f"page: {page.resolve()}", markup=False, highlight=False)

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from descentlab.report.html import COMMAND_FILE, FAILED_FILE, seed_order, write_report
+from rich.markup import escape
+
+from descentlab.report.formatting import seed_order
+from descentlab.report.load import COMMAND_FILE, FAILED_FILE, claim_verdict
+from descentlab.report.render import write_report
 
 QUICK_BENCH: dict[str, Any] = {
     "algorithms": ["adamw", "sgd_nesterov"],
@@ -32,7 +36,10 @@ FULL_BENCH: dict[str, Any] = {**QUICK_BENCH, "workloads": ["mnist1d_mlp", "logre
 
 @dataclass
 class TourEntry:
-    """What one step of the tour did: a study (or the benchmark), its status, time and claims."""
+    """What one step of the tour did: a study (or the benchmark), its status, time and claim verdicts.
+
+    ``status`` is ``ok`` whatever the verdicts are; only a study that raised is ``failed``. ``failed_claims`` lists
+    the claims that do not hold (``"fails: ..."`` or ``"inconclusive: ..."``, with their evidence)."""
 
     name: str
     status: str
@@ -42,6 +49,19 @@ class TourEntry:
     error: str = ""
     note: str = ""
     failed_claims: list[str] = field(default_factory=list)
+    claims_failed: int = 0
+    claims_inconclusive: int = 0
+    checks_passed: int = 0
+    checks_total: int = 0
+
+    @property
+    def all_hold(self) -> bool:
+        """Whether every claim holds (True for a step without claims)."""
+        return self.claims_held == self.claims_total
+
+    def tally(self) -> str:
+        """``"H hold · F fail · I inconclusive"``."""
+        return f"{self.claims_held} hold · {self.claims_failed} fail · {self.claims_inconclusive} inconclusive"
 
 
 @dataclass
@@ -133,9 +153,27 @@ def _run_study(name: str, quick: bool, folder: Path, store: Any, progress: bool,
         )
         return TourEntry(name, "failed", secs, error=err)
     secs = time.perf_counter() - t0
-    held = sum(bool(c["holds"]) for c in res.claims)
-    misses = [f"{c['claim']} ({c.get('evidence', '')})" for c in res.claims if not c["holds"]]
-    return TourEntry(name, "ok", secs, held, len(res.claims), failed_claims=misses)
+    return _study_entry(name, secs, res.summary if isinstance(getattr(res, "summary", None), dict) else {})
+
+
+def _study_entry(name: str, seconds: float, summary: dict[str, Any]) -> TourEntry:
+    """The tour entry of a study that ran: its claims counted by verdict (checks apart, never claims)."""
+    claims = [c for c in summary.get("claims") or [] if isinstance(c, dict)]
+    checks = [c for c in summary.get("checks") or [] if isinstance(c, dict)]
+    verdicts = [claim_verdict(c) for c in claims]
+    misses = [f"{v}: {c.get('claim', '')} ({c.get('evidence', '')})" for c, v in zip(claims, verdicts) if v != "holds"]
+    return TourEntry(
+        name,
+        "ok",
+        seconds,
+        claims_held=verdicts.count("holds"),
+        claims_total=len(claims),
+        failed_claims=misses,
+        claims_failed=verdicts.count("fails"),
+        claims_inconclusive=verdicts.count("inconclusive"),
+        checks_passed=sum(bool(c.get("passed")) for c in checks),
+        checks_total=len(checks),
+    )
 
 
 def _bench_entry(out_dir: Path, store: Any, quick: bool, progress: bool) -> TourEntry:
@@ -160,13 +198,13 @@ def _bench_entry(out_dir: Path, store: Any, quick: bool, progress: bool) -> Tour
 def _entry_line(e: TourEntry) -> str:
     """The result line printed when a study (or the benchmark) ends."""
     if e.status == "interrupted":
-        return f"    [red]✗ {e.name} interrupted[/red] after {e.seconds:.1f} s; writing the page with what ran"
+        return f"    [red]✗ {escape(e.name)} interrupted[/red] after {e.seconds:.1f} s; writing the page with what ran"
     if e.status == "failed":
-        return f"    [red]✗ {e.name} failed[/red] after {e.seconds:.1f} s: {e.error}"
+        return f"    [red]✗ {escape(e.name)} failed[/red] after {e.seconds:.1f} s: {escape(e.error)}"
     if e.name == "benchmark":
-        return f"    [green]✓ {e.note}[/green] · {e.seconds:.1f} s"
-    colour = "green" if e.claims_held == e.claims_total else "yellow"
-    return f"    [{colour}]✓ {e.name}: {e.claims_held}/{e.claims_total} claims hold[/{colour}] · {e.seconds:.1f} s"
+        return f"    [green]✓ {escape(e.note)}[/green] · {e.seconds:.1f} s"
+    colour = "green" if e.all_hold else "yellow"
+    return f"    [{colour}]✓ {escape(e.name)}: {e.tally()}[/{colour}] · {e.seconds:.1f} s"
 
 
 AUTO_JOBS_MAX = 4
@@ -398,29 +436,30 @@ class _TourBar:
 
 
 def summary_table(result: TourResult) -> Any:
-    """A rich Table of the tour: what ran, its seconds and the claims that held."""
+    """A rich Table of the tour: what ran, its seconds and its claims (hold · fail · inconclusive; checks apart)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"tour · {result.seconds:.0f} s")
     table.add_column("step")
     table.add_column("status")
     table.add_column("seconds", justify="right")
-    table.add_column("claims held / result", justify="right")
+    table.add_column("claims: hold · fail · inconclusive / result", justify="right")
     for e in result.entries:
         status = {
             "ok": "[green]ok[/green]",
             "skipped": "[yellow]skipped[/yellow]",
             "interrupted": "[red]interrupted[/red]",
         }.get(e.status, "[red]failed[/red]")
-        claims = (
-            f"{e.claims_held}/{e.claims_total}"
-            if e.claims_total
-            else ((e.note or "—")[:60] if e.status != "failed" else e.error[:60])
-        )
-        if e.claims_total and e.claims_held < e.claims_total:
-            claims = f"[yellow]{claims}[/yellow]"
-        table.add_row(e.name, status, f"{e.seconds:.1f}", claims)
+        if e.claims_total:
+            claims = Text(f"{e.claims_held} · {e.claims_failed} · {e.claims_inconclusive}",
+                          style="" if e.all_hold else "yellow")  # fmt: skip
+        else:
+            claims = Text((e.note or "—")[:60] if e.status != "failed" else e.error[:60])
+        table.add_row(Text(e.name), status, f"{e.seconds:.1f}", claims)
     held = sum(e.claims_held for e in result.entries)
-    total = sum(e.claims_total for e in result.entries)
-    table.add_row("[bold]total", "", f"{result.seconds:.1f}", f"[bold]{held}/{total}")
+    fails = sum(e.claims_failed for e in result.entries)
+    open_ = sum(e.claims_inconclusive for e in result.entries)
+    table.add_row(Text("total", style="bold"), "", f"{result.seconds:.1f}",
+                  Text(f"{held} hold · {fails} fail · {open_} inconclusive", style="bold"))  # fmt: skip
     return table
