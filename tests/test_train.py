@@ -175,8 +175,15 @@ def test_crafted_checkpoint_is_refused(tmp_path):
         load_checkpoint(path)
 
 
+def _boom(ctx):
+    raise RuntimeError("boom")
+
+
 def test_resume_without_checkpoint(toy_task, store_path):
-    train(toy_task, optimizer=adam(), steps=5, store=store_path, run_id="nock", progress=False)
+    # a run that failed before any checkpoint (a finished run is left alone: tests/test_reliability.py)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(toy_task, optimizer=adam(), steps=5, store=store_path, run_id="nock", progress=False,
+              callbacks=[Callback(_boom, every=2)])  # fmt: skip
     with pytest.raises(ValueError, match="no checkpoint"):
         descentlab.resume("nock", store=store_path)
     with pytest.raises(ValueError, match="unknown run id"):

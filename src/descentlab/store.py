@@ -6,10 +6,13 @@ argument. Query helpers return plain Python structures (dicts, lists of tuples);
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
+import re
+import shutil
 import sqlite3
 import time
 import uuid
@@ -40,6 +43,43 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run);
 """
 
+MAX_RUN_ID_LENGTH = 128
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,%d}" % (MAX_RUN_ID_LENGTH - 1))
+
+
+class RunExistsError(ValueError):
+    """A run with this id is already in the store (pass ``overwrite=True`` / ``--overwrite`` to replace it)."""
+
+
+class RunTakenOverError(ValueError):
+    """The run was replaced or resumed by another writer while this one was still writing it."""
+
+
+def validate_run_id(run_id: object) -> str:
+    """Return ``run_id`` if it is a valid run id, else raise (TypeError for a non-string, ValueError otherwise).
+
+    A run id is a *name*, never a path: 1 to 128 ASCII letters, digits, ``.``, ``_`` or ``-``, not starting with a
+    dot (so ``''``, ``.``, ``..``, ``../x``, ``/abs`` and ``a/b`` are all refused). It is checked here and only here.
+    """
+    if not isinstance(run_id, str):
+        raise TypeError(f"run id must be a string, got {run_id!r} ({type(run_id).__name__})")
+    if _RUN_ID.fullmatch(run_id):
+        return run_id
+    shown = repr(run_id) if len(run_id) <= 60 else repr(run_id[:60]) + f"... ({len(run_id)} characters)"
+    if not run_id:
+        why = "it is empty"
+    elif len(run_id) > MAX_RUN_ID_LENGTH:
+        why = f"it is longer than {MAX_RUN_ID_LENGTH} characters"
+    elif run_id.startswith("."):
+        why = "it starts with '.'"
+    else:
+        bad = sorted({c for c in run_id if not (c.isascii() and (c.isalnum() or c in "._-"))})
+        why = "it contains " + ", ".join(repr(c) for c in bad[:5])
+    raise ValueError(
+        f"invalid run id {shown}: {why}; a run id is a name of 1 to {MAX_RUN_ID_LENGTH} letters, digits, "
+        "'.', '_' or '-', not starting with '.'"
+    )
+
 
 def default_path() -> Path:
     """The store path: ``$DESCENTLAB_STORE`` or ``./runs/descentlab.db``."""
@@ -47,8 +87,9 @@ def default_path() -> Path:
 
 
 def new_run_id(prefix: str = "run") -> str:
-    """A fresh, sortable run id such as ``run-20261122-224500-3f9a1c``."""
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    """A fresh, sortable run id such as ``run-20261122-224500-3f9a1c`` (``prefix`` is cut down to a valid name)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", str(prefix)).lstrip(".")[:80] or "run"
+    return validate_run_id(f"{clean}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
 
 
 @dataclass
@@ -101,14 +142,26 @@ def _dumps(obj: Any) -> str:
 
 
 class Store:
-    """SQLite store of runs and metrics (WAL mode, busy timeout, retries on a locked database)."""
+    """SQLite store of runs and metrics (WAL mode, busy timeout, retries on a locked database).
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 30.0):
+    ``read_only=True`` opens an existing store with SQLite's ``mode=ro`` (nothing is created or written; a store on
+    a read-only disk or with read-only permissions can be listed, shown and exported). A store opened for writing
+    whose file cannot be written falls back to read-only, and its write methods then raise ValueError.
+    Checkpoints of run ``r`` live in ``<store folder>/checkpoints/r/`` (:meth:`checkpoint_dir`).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, timeout: float = 30.0, read_only: bool = False
+    ):
         self.path = Path(path) if path is not None else default_path()
+        self.read_only = bool(read_only)
         if self.path.exists() and self.path.is_dir():
             raise ValueError(
                 f"store path {str(self.path)!r} is a directory; give a file such as runs/descentlab.db"
             )
+        if self.read_only:
+            self._open_read_only(timeout)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
@@ -116,10 +169,53 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._retry(lambda: self._conn.executescript(_SCHEMA))
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) or not self.path.exists():
+                raise ValueError(f"cannot open store {str(self.path)!r}: {exc}") from None
+            self._conn.close()  # an existing store we may not write: read it
+            self.read_only = True
+            self._open_read_only(timeout)
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"cannot open store {str(self.path)!r}: {exc}") from None
         except OSError as exc:
             raise ValueError(f"cannot create store {str(self.path)!r}: {exc.strerror or exc}") from None
+
+    def _open_read_only(self, timeout: float) -> None:
+        if not self.path.is_file():
+            raise ValueError(f"no store at {str(self.path)!r}")
+        from urllib.request import pathname2url
+
+        base = "file:" + pathname2url(str(self.path.resolve())) + "?mode=ro"
+        # A WAL database needs its -shm file; in a folder we may not write, SQLite can only read it as immutable.
+        last: Exception | None = None
+        for uri in (base, base + "&immutable=1"):
+            try:
+                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+                self._conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+                tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            except sqlite3.DatabaseError as exc:
+                last = exc
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                continue
+            if not {"runs", "metrics"} <= tables:
+                self._conn.close()
+                raise ValueError(f"{str(self.path)!r} is not a descentlab store (no runs/metrics tables)")
+            return
+        raise ValueError(f"cannot open store {str(self.path)!r} read-only: {last}") from None
+
+    def _migrate(self) -> None:
+        """Add the ``owner`` column (who may write a run) to stores made before it existed."""
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
+        if "owner" not in cols:
+            try:
+                self._retry(
+                    lambda: self._conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                )
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _retry(self, fn: Any, attempts: int = 8) -> Any:
@@ -134,6 +230,37 @@ class Store:
                 delay *= 2
         return None
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError(f"store {str(self.path)!r} is open read-only; nothing can be written to it")
+
+    def _transaction(self, fn: Any) -> Any:
+        """Run ``fn()`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any error), with retries."""
+        self._writable()
+
+        def run() -> Any:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn()
+                self._conn.execute("COMMIT")
+                return out
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+        return self._retry(run)
+
+    def _check_owner(self, run_id: str, owner: str | None) -> None:
+        """Inside a transaction: raise RunTakenOverError when ``owner`` no longer owns ``run_id``."""
+        if owner is None:
+            return
+        row = self._conn.execute("SELECT owner FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or row[0] != owner:
+            raise RunTakenOverError(
+                f"run {run_id!r} was replaced or resumed by another process (train --overwrite or resume) "
+                "while this one was writing it; this process stopped writing it"
+            )
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
@@ -144,69 +271,167 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- writing --------------------------------------------------------------------------------------------
-    def create_run(self, run_id: str, config: dict[str, Any], status: str = "running") -> None:
-        """Insert a run (replaces the config and status of an existing run with the same id)."""
-        now = time.time()
-        self._retry(
-            lambda: self._conn.execute(
-                "INSERT INTO runs(id, config, status, created, updated) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(id) DO UPDATE SET config=excluded.config, status=excluded.status, "
-                "updated=excluded.updated",
-                (run_id, _dumps(config), status, now, now),
-            )
-        )
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def checkpoint_dir(self, run_id: str) -> Path:
+        """Where run ``run_id``'s checkpoints live: ``<store folder>/checkpoints/<run_id>/`` (id validated)."""
+        root = self.path.parent / "checkpoints"
+        path = root / validate_run_id(run_id)
+        if path.resolve().parent != root.resolve():  # cannot happen for a valid name; kept as a guard
+            raise ValueError(f"run id {run_id!r} would leave the store's checkpoint folder {str(root)!r}")
+        return path
 
-    def set_status(
-        self, run_id: str, status: str, final: dict[str, Any] | None = None, note: str = ""
-    ) -> None:
-        """Update a run's status (one of ``STATUSES``), final metrics and note."""
+    def _remove_checkpoints(self, run_id: str) -> Path | None:
+        """Move a run's checkpoint folder aside (one atomic rename); returns where it went, or None."""
+        path = self.checkpoint_dir(run_id)
+        if not path.exists():
+            return None
+        trash = path.with_name(f".removed-{uuid.uuid4().hex}")  # ids never start with '.': no clash possible
+        os.replace(path, trash)
+        return trash
+
+    # -- writing --------------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        config: dict[str, Any],
+        status: str = "running",
+        *,
+        overwrite: bool = False,
+        owner: str = "",
+    ) -> float:
+        """Insert a new run and return its creation time.
+
+        An existing id is refused (RunExistsError) -- the insert is unique in the database, so of several
+        processes creating one id exactly one wins. ``overwrite=True`` replaces an existing run instead: its rows
+        and its checkpoint folder are removed and the new row inserted in one transaction. Leftover checkpoints of
+        an id that has no row are removed too. ``owner`` marks who may write the run (see ``log_metrics``).
+        """
+        validate_run_id(run_id)
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        if final is None:
-            self._retry(
-                lambda: self._conn.execute(
+        self._writable()
+        now = time.time()
+        cfg = _dumps(config)
+
+        def insert() -> None:
+            if overwrite:
+                self._conn.execute("DELETE FROM metrics WHERE run=?", (run_id,))
+                self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            try:
+                self._conn.execute(
+                    "INSERT INTO runs(id, config, status, created, updated, owner) VALUES (?,?,?,?,?,?)",
+                    (run_id, cfg, status, now, now, owner),
+                )
+            except sqlite3.IntegrityError:
+                raise self._exists(run_id) from None
+
+        if not overwrite and self.has_run(run_id):  # cheap early answer; the unique insert is the real guard
+            raise self._exists(run_id)
+        trash = self._remove_checkpoints(run_id) if overwrite else None
+        try:
+            self._transaction(insert)
+        except BaseException:
+            if trash is not None and not self.checkpoint_dir(run_id).exists():
+                os.replace(trash, self.checkpoint_dir(run_id))  # nothing replaced: put the checkpoints back
+            raise
+        if trash is None:
+            trash = self._remove_checkpoints(run_id)  # orphans of an id that had no row: not this run's
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return now
+
+    def _exists(self, run_id: str) -> RunExistsError:
+        return RunExistsError(
+            f"run id {run_id!r} already exists in {str(self.path)!r}; choose another run id, or pass "
+            "--overwrite (overwrite=True) to replace it"
+        )
+
+    def claim_run(self, run_id: str, owner: str, expect_updated: float | None = None) -> None:
+        """Mark an existing run ``running`` under ``owner`` (resume); with ``expect_updated``, only if the run was
+        not changed since (RunTakenOverError otherwise): of two processes resuming one run exactly one wins."""
+        self._writable()
+
+        def claim() -> None:
+            q = "UPDATE runs SET status='running', owner=?, updated=? WHERE id=?"
+            args: list[Any] = [owner, time.time(), run_id]
+            if expect_updated is not None:
+                q += " AND updated=?"
+                args.append(expect_updated)
+            if self._conn.execute(q, args).rowcount != 1:
+                raise RunTakenOverError(
+                    f"run {run_id!r} changed since it was read (another process resumed or replaced it); "
+                    "nothing was written"
+                )
+
+        self._transaction(claim)
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        final: dict[str, Any] | None = None,
+        note: str = "",
+        *,
+        owner: str | None = None,
+    ) -> None:
+        """Update a run's status (one of ``STATUSES``), final metrics and note (only while ``owner`` owns it,
+        when given)."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+
+        def write() -> None:
+            self._check_owner(run_id, owner)
+            if final is None:
+                self._conn.execute(
                     "UPDATE runs SET status=?, updated=?, note=? WHERE id=?",
                     (status, time.time(), note, run_id),
                 )
-            )
-        else:
-            self._retry(
-                lambda: self._conn.execute(
+            else:
+                self._conn.execute(
                     "UPDATE runs SET status=?, updated=?, final=?, note=? WHERE id=?",
                     (status, time.time(), _dumps(final), note, run_id),
                 )
-            )
 
-    def log_metrics(self, run_id: str, rows: Iterable[tuple[int, str, float]]) -> None:
-        """Append (step, name, value) rows for a run in one transaction (a re-logged step overwrites)."""
+        self._transaction(write)
+
+    def log_metrics(
+        self, run_id: str, rows: Iterable[tuple[int, str, float]], *, owner: str | None = None
+    ) -> None:
+        """Append (step, name, value) rows for a run in one transaction (a re-logged step overwrites). With
+        ``owner``, nothing is written (RunTakenOverError) once another writer has replaced or resumed the run."""
         data = [(run_id, int(s), str(n), None if v is None else float(v)) for s, n, v in rows]
         if not data:
             return
 
         def write() -> None:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO metrics(run, step, name, value) VALUES (?,?,?,?)", data
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            self._check_owner(run_id, owner)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO metrics(run, step, name, value) VALUES (?,?,?,?)", data
+            )
 
-        self._retry(write)
+        self._transaction(write)
 
-    def delete_metrics_after(self, run_id: str, step: int) -> None:
+    def delete_metrics_after(self, run_id: str, step: int, *, owner: str | None = None) -> None:
         """Drop metric rows of a run beyond ``step`` (used when resuming from a checkpoint)."""
-        self._retry(
-            lambda: self._conn.execute("DELETE FROM metrics WHERE run=? AND step>?", (run_id, int(step)))
-        )
+
+        def write() -> None:
+            self._check_owner(run_id, owner)
+            self._conn.execute("DELETE FROM metrics WHERE run=? AND step>?", (run_id, int(step)))
+
+        self._transaction(write)
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run and its metrics."""
-        self._retry(lambda: self._conn.execute("DELETE FROM metrics WHERE run=?", (run_id,)))
-        self._retry(lambda: self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,)))
+        """Remove a run, its metrics and its checkpoint folder."""
+
+        def write() -> None:
+            self._conn.execute("DELETE FROM metrics WHERE run=?", (run_id,))
+            self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+        self._transaction(write)
+        if _RUN_ID.fullmatch(str(run_id)):
+            trash = self._remove_checkpoints(run_id)
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
 
     # -- reading --------------------------------------------------------------------------------------------
     def run_ids(self) -> list[str]:
@@ -216,6 +441,17 @@ class Store:
     def has_run(self, run_id: str) -> bool:
         """Whether a run with this id exists."""
         return self._conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+
+    def check_new_run_id(self, run_id: str) -> str:
+        """``run_id`` if it is a valid name not yet in the store; ValueError / RunExistsError otherwise."""
+        if self.has_run(validate_run_id(run_id)):
+            raise self._exists(run_id)
+        return run_id
+
+    def run_header(self, run_id: str) -> dict[str, Any] | None:
+        """A run's ``status``, ``created`` and ``updated`` without its history (None if there is no such run)."""
+        row = self._conn.execute("SELECT status, created, updated FROM runs WHERE id=?", (run_id,)).fetchone()
+        return None if row is None else {"status": row[0], "created": row[1], "updated": row[2]}
 
     def list_runs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs as dicts (id, status, config, final, created, updated, note), newest first."""
@@ -273,26 +509,59 @@ class Store:
         )
 
     def export_csv(
-        self, run_id: str, path: str | os.PathLike[str], names: Sequence[str] | None = None
+        self,
+        run_id: str,
+        path: str | os.PathLike[str],
+        names: Sequence[str] | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Write a run's metrics as CSV, one row per step and one column per metric; returns the path."""
+        """Write a run's metrics as CSV, one row per step and one column per metric; returns the path.
+
+        An existing file is refused unless ``overwrite``; the store itself (and its -wal/-shm files) never is a
+        target. The file is written beside its final place and renamed over it, so it is never half written.
+        """
+        out = Path(path)
+        if out.is_dir():
+            raise ValueError(f"cannot export to {str(out)!r}: it is a directory; give a file such as run.csv")
+        if self._is_store_file(out):
+            raise ValueError(f"refusing to export to {str(out)!r}: that is the store's own database")
+        if out.exists() and not overwrite:
+            raise ValueError(f"{str(out)!r} already exists; pass --force (overwrite=True) to replace it")
         run = self.load_run(run_id)
         cols = [n for n in run.metric_names() if names is None or n in names]
         table: dict[int, dict[str, float]] = {}
         for n in cols:
             for s, v in run.history[n]:
                 table.setdefault(s, {})[n] = v
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["step", *cols])
-            for s in sorted(table):
-                w.writerow([s, *[table[s].get(n, "") for n in cols]])
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["step", *cols])
+                for s in sorted(table):
+                    w.writerow([s, *[table[s].get(n, "") for n in cols]])
+            os.replace(tmp, out)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ValueError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
         return out
+
+    def _is_store_file(self, path: Path) -> bool:
+        """Whether ``path`` is (or links to) the database or one of its -wal/-shm/-journal files."""
+        own = [self.path, *(self.path.with_name(self.path.name + x) for x in ("-wal", "-shm", "-journal"))]
+        target = path.resolve()
+        for f in own:
+            if target == f.resolve():
+                return True
+            with contextlib.suppress(OSError):
+                if path.exists() and f.exists() and os.path.samefile(path, f):
+                    return True
+        return False
 
 
 def load_run(run_id: str, path: str | os.PathLike[str] | None = None) -> Run:
-    """Load run ``run_id`` from the store at ``path`` (default store if None)."""
-    with Store(path) as st:
+    """Load run ``run_id`` from the store at ``path`` (default store if None), opened read-only."""
+    with Store(path, read_only=True) as st:
         return st.load_run(run_id)

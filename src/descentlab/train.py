@@ -17,7 +17,12 @@ import contextlib
 import math
 import os
 import random
+import re
+import signal
+import threading
 import time
+import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +36,7 @@ from torch import nn
 from descentlab import optim as optim_registry
 from descentlab import schedules as schedule_registry
 from descentlab import tasks as task_registry
-from descentlab.store import Run, Store, new_run_id
+from descentlab.store import Run, RunTakenOverError, Store, new_run_id, validate_run_id
 from descentlab.tasks.base import Task
 
 OptimizerSpec = str | Callable[[nn.Module], torch.optim.Optimizer]
@@ -119,22 +124,150 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_FORMAT = "descentlab-checkpoint-1"
+_CHECKPOINT_KEYS = ("model", "optimizer", "stream", "step", "train_time", "rng")
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why torch refused a file, in a few words (torch's advice to load with weights_only=False left out)."""
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    reason = m.group(1) if m else (text.strip().splitlines() or [type(exc).__name__])[0]
+    reason = reason.split(" Please use")[0].strip().rstrip(".")
+    if "weights_only" in reason or "Weights only load failed" in reason or not reason:
+        reason = type(exc).__name__
+    return reason[:200]
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a descentlab checkpoint safely (``weights_only=True``: no code runs while unpickling)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol of a foreign file
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"no checkpoint at {str(path)!r}") from None
+    except IsADirectoryError:
+        raise ValueError(f"checkpoint path {str(path)!r} is a directory") from None
     except Exception as exc:  # pickle.UnpicklingError and friends: refuse, one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"refusing to load checkpoint {str(path)!r}: not a safe descentlab checkpoint ({first})"
+            f"refusing to load checkpoint {str(path)!r}: not a safe descentlab checkpoint ({_load_failure(exc)})"
         ) from None
 
 
 def checkpoint_dir(store: Store, run_id: str) -> Path:
-    """Where a run's checkpoints live: ``<store dir>/checkpoints/<run_id>/``."""
-    return store.path.parent / "checkpoints" / run_id
+    """Where a run's checkpoints live: ``<store dir>/checkpoints/<run_id>/`` (the run id is validated)."""
+    return store.checkpoint_dir(run_id)
+
+
+def validate_checkpoint(
+    ck: Any,
+    run_id: str,
+    config: Mapping[str, Any],
+    created: float | None = None,
+    source: str = "the checkpoint",
+) -> None:
+    """Check a resume checkpoint's header against the run it should continue (ValueError naming the mismatch).
+
+    Checked: the format, the state it must hold, the run id, the run's creation time (so a checkpoint of an earlier
+    run under the same id is refused), the task, the optimizer name, and a step within ``[0, steps]``.
+    """
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        got = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"{source} is not a descentlab resume checkpoint (format {got!r}, want {CHECKPOINT_FORMAT!r})")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in ck]
+    if missing:
+        raise ValueError(f"{source} is incomplete: it has no {', '.join(missing)}")
+    head = ck.get("config") if isinstance(ck.get("config"), dict) else {}
+    if head.get("run_id") != run_id:
+        raise ValueError(f"{source} belongs to run {head.get('run_id')!r}, not to run {run_id!r}")
+    if created is not None and head.get("run_created") is not None and float(head["run_created"]) != float(created):
+        raise ValueError(
+            f"{source} was written by an earlier run named {run_id!r} (since replaced), not by the stored one"
+        )
+    if head.get("task") != config.get("task"):
+        raise ValueError(
+            f"{source} belongs to task {head.get('task')!r}, not to run {run_id!r}'s task {config.get('task')!r}"
+        )
+    if head.get("optimizer") != config.get("optimizer"):
+        raise ValueError(
+            f"{source} holds the state of optimizer {head.get('optimizer')!r}, not of run {run_id!r}'s "
+            f"optimizer {config.get('optimizer')!r}"
+        )
+    step, steps = ck["step"], config.get("steps")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or (steps is not None and step > steps):
+        raise ValueError(f"{source} is at step {step!r}, outside run {run_id!r}'s 0..{steps}")
+    tt = ck["train_time"]
+    if isinstance(tt, bool) or not isinstance(tt, (int, float)) or not math.isfinite(tt) or tt < 0:
+        raise ValueError(f"{source} has an invalid train_time {tt!r}")
+
+
+def _restore(
+    ck: dict[str, Any],
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    avg_model: nn.Module | None,
+    stream: Any,
+    run_id: str,
+) -> None:
+    """Load a validated checkpoint into freshly built objects; ValueError (nothing written anywhere) if it does
+    not fit them: parameter names and shapes, the optimizer's class, groups and hyper-parameter keys, the stream."""
+    what = f"the checkpoint of run {run_id!r}"
+    head = ck.get("config") or {}
+    want_cls = head.get("optimizer_class")
+    if want_cls is not None and want_cls != type(opt).__qualname__:
+        raise ValueError(f"{what} holds a {want_cls} state; this run builds a {type(opt).__qualname__}")
+    fresh_keys = [set(g) for g in opt.param_groups]
+    try:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("schedule") is not None:
+            sched.load_state_dict(ck["schedule"])
+        if avg_model is not None and ck.get("averaged") is not None:
+            avg_model.load_state_dict(ck["averaged"])
+        stream.load_state_dict(ck["stream"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ValueError(f"{what} does not fit the run it should continue: {type(exc).__name__}: {first}") from None
+    for i, (want, group) in enumerate(zip(fresh_keys, opt.param_groups)):
+        lost = sorted(want - set(group))
+        if lost:
+            raise ValueError(
+                f"{what} does not fit its optimizer {type(opt).__qualname__}: parameter group {i} has no "
+                f"{', '.join(map(repr, lost))} (a state saved by another optimizer?)"
+            )
+
+
+class _DeferredInterrupt:
+    """While active (main thread, default SIGINT handler only), Ctrl-C sets ``pending`` instead of raising: the loop
+    stops at the next step boundary, where model, optimizer, stream and step count agree, so the checkpoint written
+    then resumes exactly. A second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.hold = False  # set while the run is being written down: every Ctrl-C then only sets ``pending``
+        self._prev: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pending and not self.hold:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(ValueError, TypeError):
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    self._prev = signal.signal(signal.SIGINT, self._handle)
+                    self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Put the previous SIGINT handler back."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._prev)
+            self._installed = False
 
 
 def _optimizer_name(optimizer: OptimizerSpec) -> str:
@@ -177,6 +310,21 @@ def _shard(batch: tuple[torch.Tensor, ...], rank: int, world: int) -> tuple[torc
     )
 
 
+MAX_TIME_BUDGET = 1e8
+
+
+def _check_data(task: Task) -> None:
+    """Refuse a task whose default batches or evaluation would see no examples (instead of dividing by zero)."""
+    def size(data: Any) -> int | None:
+        return int(data[0].shape[0]) if isinstance(data, tuple) and data and hasattr(data[0], "shape") else None
+
+    uses_train = type(task).batches is Task.batches or type(task).evaluate is Task.evaluate
+    if uses_train and size(task.train_data) == 0:
+        raise ValueError(f"task {task.name!r} has no training examples (its train_data is empty)")
+    if type(task).evaluate is Task.evaluate and size(task.val_data) == 0:
+        raise ValueError(f"task {task.name!r} has no validation examples (its val_data is empty)")
+
+
 def _check_positive(name: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -215,6 +363,8 @@ def train(
     schedule_steps: int | None = None,
     _resume_from: dict[str, Any] | None = None,
     distributed: bool = False,
+    overwrite: bool = False,
+    _resume_updated: float | None = None,
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
 
@@ -232,7 +382,17 @@ def train(
     each rank takes its contiguous shard of it, ``DistributedDataParallel`` averages the gradients, the logged loss is
     the mean over ranks, a step's time is the slowest rank's, and rank 0 alone evaluates, decides when to stop
     (``stop_when``, divergence) and writes the store and checkpoints. On GPUs each rank uses ``cuda:$LOCAL_RANK``.
+
+    ``run_id`` is a name (letters, digits, ``._-``; see :func:`descentlab.store.validate_run_id`); an id already in
+    the store is refused before any work unless ``overwrite=True``, which replaces that run (its rows and
+    checkpoints). Ctrl-C stops the run at the next step boundary, marks it ``interrupted`` and checkpoints it there,
+    so that ``resume`` ends bit-identical to an uninterrupted run (a second Ctrl-C stops at once, without that
+    checkpoint).
     """
+    if run_id is not None:
+        validate_run_id(run_id)
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     hparams = dict(hparams or {})
     task_kw = dict(task_kw or {})
     task_obj = task_registry.get(task, **task_kw) if isinstance(task, str) else task
@@ -240,6 +400,11 @@ def train(
         raise TypeError(f"task must be a registry name or a Task, got {type(task).__name__}")
     _check_positive("lr", lr)
     _check_positive("time_budget", time_budget)
+    if time_budget is not None and time_budget > MAX_TIME_BUDGET:
+        raise ValueError(
+            f"time_budget must be at most {MAX_TIME_BUDGET:g} seconds (about 3 years), got {time_budget!r}"
+        )
+    _check_data(task_obj)
     for name, val in (
         ("steps", steps),
         ("batch_size", batch_size),
@@ -268,7 +433,10 @@ def train(
         )
     eval_every = eval_every or task_obj.default_eval_every
     if lr is None and isinstance(optimizer, str):
-        lr = hparams.pop("lr", None) or task_obj.default_lr
+        lr = hparams.pop("lr", None)  # lr given among the hyper-parameters (`--set lr=...`): checked, never replaced
+        _check_positive("lr", lr)
+        if lr is None:
+            lr = task_obj.default_lr
     config: dict[str, Any] = {
         "task": task_obj.name,
         "task_kw": {**task_obj.config, **task_kw},
@@ -307,6 +475,19 @@ def train(
         raise ValueError(
             "checkpoint_every needs a store (checkpoints live beside it); pass store=None or a path"
         )
+    header = None
+    if st is not None:
+        try:
+            if _resume_from is None and not overwrite:
+                st.check_new_run_id(run_id)  # fail before any work; the unique insert below is the real guard
+            elif _resume_from is not None:
+                header = st.run_header(run_id)
+                if header is None:
+                    raise ValueError(f"run {run_id!r} is not in the store {str(st.path)!r}; nothing to resume")
+        except BaseException:
+            if own_store:
+                st.close()
+            raise
 
     # Build everything deterministically from the seed.
     _seed_everything(seed)
@@ -342,22 +523,45 @@ def train(
 
     step, train_time = 0, 0.0
     pending: list[tuple[int, str, float]] = []
-    if _resume_from is not None:
+    owner = uuid.uuid4().hex  # this call's claim on the run: writes stop if another process takes the run over
+    created = header["created"] if header is not None else None
+    resumed_eval: dict[str, float] = {}
+    if _resume_from is not None:  # validate and load everything before the store is touched
         ck = _resume_from
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("schedule") is not None:
-            sched.load_state_dict(ck["schedule"])
-        if avg_model is not None and ck.get("averaged") is not None:
-            avg_model.load_state_dict(ck["averaged"])
-        stream.load_state_dict(ck["stream"])
+        try:
+            validate_checkpoint(ck, run_id, config, created)
+            _restore(ck, model, opt, sched, avg_model, stream, run_id)
+            rng_before = _rng_state()
+            try:
+                _set_rng_state(ck["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                _set_rng_state(rng_before)
+                raise ValueError(
+                    f"the checkpoint of run {run_id!r} has an unusable random state ({type(exc).__name__}: {exc})"
+                ) from None
+        except BaseException:
+            if own_store and st is not None:
+                st.close()
+            raise
         step, train_time = int(ck["step"]), float(ck["train_time"])
-        _set_rng_state(ck["rng"])
-        if st is not None:
-            st.delete_metrics_after(run_id, step)
-            st.set_status(run_id, "running")
-    elif st is not None:
-        st.create_run(run_id, config)
+        le = ck.get("last_eval")
+        resumed_eval = {str(k): float(v) for k, v in le.items()} if isinstance(le, dict) else {}
+
+    intr = _DeferredInterrupt() if not distributed else None
+    if intr is not None:
+        intr.__enter__()  # from here on Ctrl-C waits for a step boundary (restored before train returns)
+    try:
+        if st is not None and _resume_from is not None:
+            st.claim_run(run_id, owner, expect_updated=_resume_updated)
+            st.delete_metrics_after(run_id, step, owner=owner)
+        elif st is not None:
+            created = st.create_run(run_id, config, overwrite=overwrite, owner=owner)
+    except BaseException:
+        if intr is not None:
+            intr.__exit__()
+        if own_store and st is not None:
+            st.close()
+        raise
 
     train_model: nn.Module = model  # what the loss sees: the model itself, or its DDP wrapper
     comm_dev = torch.device("cpu")
@@ -384,7 +588,7 @@ def train(
 
     def flush() -> None:
         if st is not None and pending:
-            st.log_metrics(run_id, pending)
+            st.log_metrics(run_id, pending, owner=owner)
         if st is not None:
             pending.clear()
 
@@ -394,8 +598,15 @@ def train(
         flush()
         atomic_save(
             {
-                "format": "descentlab-checkpoint-1",
-                "config": {"task": config["task"], "optimizer": config["optimizer"], "run_id": run_id},
+                "format": CHECKPOINT_FORMAT,
+                "config": {
+                    "task": config["task"],
+                    "optimizer": config["optimizer"],
+                    "optimizer_class": type(opt).__qualname__,
+                    "run_id": run_id,
+                    "run_created": created,
+                },
+                "last_eval": {k: float(v) for k, v in last_eval.items() if isinstance(v, (int, float))},
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "schedule": sched.state_dict() if sched is not None else None,
@@ -416,13 +627,14 @@ def train(
 
     def evaluate() -> dict[str, float]:
         _call_mode(opt, "eval")
-        if rank != 0:  # every rank switches modes (parameters stay identical); only rank 0 evaluates
+        try:  # back in train mode whatever happens (an interrupt inside must not leave eval-mode parameters)
+            if rank != 0:  # every rank switches modes (parameters stay identical); only rank 0 evaluates
+                return {}
+            res = dict(task_obj.evaluate(model))
+            if avg_model is not None and step > avg_start:
+                res.update({f"avg_{k}": v for k, v in task_obj.evaluate(avg_model.module).items()})
+        finally:
             _call_mode(opt, "train")
-            return {}
-        res = dict(task_obj.evaluate(model))
-        if avg_model is not None and step > avg_start:
-            res.update({f"avg_{k}": v for k, v in task_obj.evaluate(avg_model.module).items()})
-        _call_mode(opt, "train")
         for k, v in res.items():
             record(k, v)
         record("train_time", train_time)
@@ -447,7 +659,8 @@ def train(
             loss = loss / world
         return loss
 
-    status, note, last_eval = "running", "", {}
+    status, note, last_eval = "running", "", dict(resumed_eval)
+    mid_step = False  # True while model, optimizer, stream and step count may disagree
     wall0 = time.perf_counter()
     model.train()
     _call_mode(opt, "train")
@@ -462,10 +675,13 @@ def train(
             if step == 0:
                 last_eval = evaluate()
             while True:
+                if intr is not None and intr.pending:  # Ctrl-C arrived: stop here, where the state is whole
+                    raise KeyboardInterrupt
                 if steps is not None and step >= steps:
                     break
                 if time_budget is not None and train_time >= time_budget:
                     break
+                mid_step = True
                 t0 = time.perf_counter()
                 batch = next(stream)
                 if distributed:
@@ -484,6 +700,7 @@ def train(
                     train_time += float(elapsed)
                 else:
                     train_time += time.perf_counter() - t0
+                mid_step = False
                 record("batch_loss", loss_value)
                 if not math.isfinite(loss_value):
                     raise Diverged(f"loss became {loss_value} at step {step}")
@@ -537,31 +754,58 @@ def train(
         status, note = "diverged", str(exc)
         record("diverged_step", step)
     except KeyboardInterrupt:
+        if intr is not None:
+            intr.hold = True  # more Ctrl-C while the run is written down: remembered, not raised
         status, note = "interrupted", f"interrupted at step {step}; `descentlab resume {run_id}` continues it"
-        save_checkpoint()  # Ctrl-C leaves the run resumable whenever it has a store
+        if mid_step:  # a second Ctrl-C inside a step: this state is half-updated, keep the last checkpoint
+            note = (
+                f"interrupted inside step {step + 1} (second Ctrl-C), not checkpointed there; "
+                f"`descentlab resume {run_id}` continues from the last checkpoint"
+            )
+        else:
+            try:
+                save_checkpoint()  # Ctrl-C leaves the run resumable whenever it has a store
+            except RunTakenOverError:
+                if intr is not None:
+                    intr.__exit__()
+                if own_store and st is not None:
+                    st.close()
+                raise
     except Exception as exc:
+        if intr is not None:
+            intr.__exit__()
         status, note = "failed", f"{type(exc).__name__}: {exc}"
         if st is not None:
-            flush()
-            st.set_status(run_id, status, final={"step": step}, note=note)
+            if not isinstance(exc, RunTakenOverError):  # a run taken over belongs to its new writer
+                with contextlib.suppress(RunTakenOverError):
+                    flush()
+                    st.set_status(run_id, status, final={"step": step}, note=note, owner=owner)
             if own_store:
                 st.close()
         raise
 
+    if intr is not None:
+        intr.hold = True
     final = {k: v for k, v in last_eval.items() if isinstance(v, (int, float))}
     final.update({"step": step, "train_time": train_time, "wall_time": time.perf_counter() - wall0})
     if status == "diverged":
         final["diverged_step"] = step
-    if st is not None:
-        flush()
-        st.set_status(run_id, status, final=final, note=note)
-        if status in ("finished", "diverged") and ck_dir is not None:
-            atomic_save(
-                {"format": "descentlab-model-1", "config": config, "model": model.state_dict()},
-                ck_dir / "final.pt",
-            )
-        if own_store:
+    try:
+        if st is not None:
+            flush()
+            st.set_status(run_id, status, final=final, note=note, owner=owner)
+            if status in ("finished", "diverged") and ck_dir is not None:
+                atomic_save(
+                    {"format": "descentlab-model-1", "config": config, "model": model.state_dict()},
+                    ck_dir / "final.pt",
+                )
+    finally:
+        if own_store and st is not None:
             st.close()
+        if intr is not None:
+            intr.__exit__()
+    if intr is not None and intr.pending and status != "interrupted":
+        raise KeyboardInterrupt  # Ctrl-C came while the run was being written down: it is stored, then stops
     run = Run(id=run_id, config=config, status=status, final=final, history=history, note=note)
     if keep_model:
         run.model = model  # type: ignore[attr-defined]
@@ -570,50 +814,65 @@ def train(
     return run
 
 
+DONE_STATUSES = ("finished", "diverged")
+
+
 def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True) -> Run:
-    """Continue run ``run_id`` from its last checkpoint; ends exactly where an uninterrupted run would."""
+    """Continue run ``run_id`` from its last checkpoint; ends exactly where an uninterrupted run would.
+
+    A run that already ended (``finished`` or ``diverged``) is returned as stored and nothing is written (its
+    ``resumed`` attribute is False). Otherwise the checkpoint is loaded and fully validated (format, run id, task,
+    optimizer and its state, step) before the store is touched: a resume that fails leaves the run as it was.
+    """
+    validate_run_id(run_id)
     st = store if isinstance(store, Store) else Store(store)
-    prev = st.load_run(run_id)
-    ck_path = checkpoint_dir(st, run_id) / "last.pt"
-    if not ck_path.exists():
-        raise ValueError(
-            f"run {run_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)"
+    try:
+        prev = st.load_run(run_id)
+        if prev.status in DONE_STATUSES:
+            prev.resumed = False  # type: ignore[attr-defined]
+            return prev
+        ck_path = checkpoint_dir(st, run_id) / "last.pt"
+        if not ck_path.exists():
+            raise ValueError(
+                f"run {run_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)"
+            )
+        cfg = prev.config
+        if cfg.get("optimizer") not in optim_registry.available():
+            raise ValueError(
+                f"run {run_id!r} used optimizer {cfg.get('optimizer')!r}, which is not a registry name; "
+                "resume it from Python with train(..., _resume_from=load_checkpoint(path))"
+            )
+        ck = load_checkpoint(ck_path)
+        validate_checkpoint(ck, run_id, cfg, prev.created, source=f"checkpoint {str(ck_path)!r}")
+        run = train(
+            cfg["task"],
+            optimizer=cfg["optimizer"],
+            lr=cfg["lr"],
+            hparams=cfg["hparams"],
+            schedule=cfg["schedule"],
+            schedule_kw=cfg["schedule_kw"],
+            steps=cfg["steps"],
+            time_budget=cfg["time_budget"],
+            batch_size=cfg["batch_size"],
+            seed=cfg["seed"],
+            eval_every=cfg["eval_every"],
+            device=cfg["device"],
+            store=st,
+            run_id=run_id,
+            task_kw=cfg["task_kw"],
+            checkpoint_every=cfg["checkpoint_every"],
+            schedule_steps=cfg.get("schedule_steps"),
+            averaging=cfg["averaging"],
+            averaging_kw=cfg["averaging_kw"],
+            progress=progress,
+            _resume_from=ck,
+            _resume_updated=prev.updated,
         )
-    ck = load_checkpoint(ck_path)
-    cfg = prev.config
-    if cfg["optimizer"] not in optim_registry.available():
-        raise ValueError(
-            f"run {run_id!r} used optimizer {cfg['optimizer']!r}, which is not a registry name; "
-            "resume it from Python with train(..., _resume_from=load_checkpoint(path))"
-        )
-    if ck.get("config", {}).get("task") != cfg["task"]:
-        raise ValueError(
-            f"checkpoint {str(ck_path)!r} belongs to task {ck.get('config', {}).get('task')!r}, "
-            f"not to run {run_id!r}'s task {cfg['task']!r}"
-        )
-    return train(
-        cfg["task"],
-        optimizer=cfg["optimizer"],
-        lr=cfg["lr"],
-        hparams=cfg["hparams"],
-        schedule=cfg["schedule"],
-        schedule_kw=cfg["schedule_kw"],
-        steps=cfg["steps"],
-        time_budget=cfg["time_budget"],
-        batch_size=cfg["batch_size"],
-        seed=cfg["seed"],
-        eval_every=cfg["eval_every"],
-        device=cfg["device"],
-        store=st,
-        run_id=run_id,
-        task_kw=cfg["task_kw"],
-        checkpoint_every=cfg["checkpoint_every"],
-        schedule_steps=cfg.get("schedule_steps"),
-        averaging=cfg["averaging"],
-        averaging_kw=cfg["averaging_kw"],
-        progress=progress,
-        _resume_from=ck,
-    )
+        run.resumed = True  # type: ignore[attr-defined]
+        return run
+    finally:
+        if not isinstance(store, Store):
+            st.close()
 
 
 class _NoBar:
