@@ -7,6 +7,7 @@ import json
 import pytest
 
 from descentlab.cli import main, parse_sets
+from descentlab.store import Store
 
 
 def test_parse_sets():
@@ -103,6 +104,7 @@ def test_resume_cli(tmp_path, capsys):
     ],
 )
 def test_bad_input_one_line_exit_2(argv, expected, tmp_path, capsys):
+    Store(tmp_path / "s.db").close()  # an empty store: reading commands never create one
     rc = main(
         [*argv, *(["--store", str(tmp_path / "s.db")] if argv[0] in ("train", "runs", "resume") else [])]
     )
@@ -117,6 +119,9 @@ def test_unwritable_store(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc = main(["runs", "list", "--store", str(blocker / "sub" / "s.db")])
+    assert rc == 2
+    assert "no store at" in capsys.readouterr().err  # reading opens read-only and creates nothing
+    rc = main(["train", "--task", "logreg", "--steps", "1", "--store", str(blocker / "sub" / "s.db")])
     assert rc == 2
     assert "cannot create store" in capsys.readouterr().err
 

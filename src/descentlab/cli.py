@@ -158,7 +158,12 @@ def train(
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization)."),
     eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
-    run_id: str = typer.Option(None, "--run-id", help="Name of the run in the store."),
+    run_id: str = typer.Option(
+        None, "--run-id", help="Name of the run in the store (letters, digits, '.', '_', '-')."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing run with this --run-id (its rows and checkpoints)."
+    ),
     checkpoint_every: int = typer.Option(
         None, "--checkpoint-every", help="Checkpoint every N steps (resumable)."
     ),
@@ -202,6 +207,7 @@ def train(
         task_kw=parse_sets(task_sets),
         checkpoint_every=checkpoint_every,
         progress=not no_progress,
+        overwrite=overwrite,
     )
     _print_final(run)
     if run.status == "interrupted":
@@ -218,6 +224,9 @@ def resume(
     from descentlab.train import resume as run_resume
 
     run = run_resume(run_id, store=store, progress=not no_progress)
+    if not getattr(run, "resumed", True):
+        console.print(Text(f"run {run.id} already {run.status}; nothing to resume, nothing changed"))
+        return
     _print_final(run)
 
 
@@ -232,7 +241,7 @@ def runs_list(
 
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
-    with Store(store) as st:
+    with Store(store, read_only=True) as st:
         rows = st.list_runs(status=status, limit=limit)
     table = Table(title=f"runs ({len(rows)})")
     for col in ("id", "status", "task", "optimizer", "lr", "steps", "val loss", "val acc"):
@@ -263,7 +272,7 @@ def runs_show(
     """Show one run: configuration, status and final metrics."""
     from descentlab.store import Store
 
-    with Store(store) as st:
+    with Store(store, read_only=True) as st:
         run = st.load_run(run_id)
     if as_json:
         d = run.to_dict()
@@ -278,14 +287,15 @@ def runs_show(
 @runs_app.command("export")
 def runs_export(
     run_id: str = typer.Argument(..., help="Run id."),
-    csv: Path = typer.Option(..., "--csv", help="CSV file to write."),
+    csv: Path = typer.Option(..., "--csv", help="CSV file to write (an existing one only with --force)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing CSV file (never the store)."),
     store: Path = typer.Option(None, "--store", help="Store path."),
 ) -> None:
     """Export a run's metrics as CSV (one row per step)."""
     from descentlab.store import Store
 
-    with Store(store) as st:
-        out = st.export_csv(run_id, csv)
+    with Store(store, read_only=True) as st:
+        out = st.export_csv(run_id, csv, overwrite=force)
     console.print(f"wrote {out}")
 
 
@@ -480,7 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="descentlab", standalone_mode=False)
+        rc = app(args=args, prog_name="descentlab", standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool):  # a typer.Exit(code) inside a command, e.g. 130
+            return rc
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except (ValueError, TypeError) as exc:
