@@ -149,3 +149,87 @@ def fabricated(tmp_path: Path) -> dict[str, Path]:
 def study_maker() -> Any:
     """``make_study(root, name, slide, holds, trajectories=False)`` for tests that fabricate their own folders."""
     return make_study
+
+
+def verdict_claim(name: str, verdict: str, values: list[float], predicted: str = "> 0") -> dict[str, Any]:
+    """A claim as the current summary.json schema writes it (interval and n hand-computed, not judged)."""
+    n = len(values)
+    mean = sum(values) / n
+    half = 0.5 * (max(values) - min(values))
+    return {
+        "name": name,
+        "claim": f"The {name} effect shows up",
+        "source": f"seed 003, slide '{name}'",
+        "quantity": f"{name} gap per seed",
+        "predicted": predicted,
+        "values": values,
+        "n": n,
+        "mean": mean,
+        "interval": [mean - half, mean + half],
+        "interval_method": "t, 95 %",
+        "verdict": verdict,
+        "holds": verdict == "holds",
+        "evidence": f"{name}: mean gap {mean:.3g}",
+    }
+
+
+def make_verdict_study(
+    root: Path,
+    name: str,
+    slide: str,
+    verdicts: list[str],
+    checks: list[bool] = (),  # type: ignore[assignment]
+    anchors: list[dict[str, Any]] | None = None,
+) -> Path:
+    """A study folder in the three-valued schema: claims with values/interval/n/verdict, checks, anchors, seeds."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    _png(folder / f"{name}.png", name)
+    values = {"holds": [0.4, 0.5, 0.6], "fails": [-0.6, -0.5, -0.4], "inconclusive": [-0.3, 0.1, 0.5]}
+    summary = {
+        "study": name,
+        "slide": slide,
+        "quick": True,
+        "config": {"seeds": 3},
+        "seeds": {"evaluation": [0, 1, 2], "tuning": [1000, 1001]},
+        "numbers": {"gap": 0.5},
+        "claims": [verdict_claim(f"{name}-c{i}", v, values[v]) for i, v in enumerate(verdicts)],
+        "checks": [
+            {
+                "name": f"check-{i}",
+                "check": f"identity {i} of {name}",
+                "passed": p,
+                "evidence": f"error {i}e-12",
+            }
+            for i, p in enumerate(checks)
+        ],
+        "anchors": anchors or [],
+        "figures": [f"{name}.png"],
+        "runs": [f"{name}-1"],
+        "seconds": 2.5,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+ANCHORS = [
+    {"quantity": "median test MSE at d = 15", "published": 6.7e6, "source": "Schaeffer et al. 2023, fig. 2",
+     "mean": 5.9e6, "interval": [3.1e6, 8.7e6], "n": 5, "ratio": 0.88, "verdict": "reproduced", "note": ""},
+    {"quantity": "MLP test error at h = 47 (%)", "published": 54.05, "source": "Greydanus 2020",
+     "mean": 31.0, "interval": [29.5, 32.5], "n": 3, "ratio": 0.574, "verdict": "partly",
+     "note": "quick variant: 4000 samples"},
+    {"quantity": "Grokfast speed-up (x)", "published": 50.0, "source": "Lee et al. 2024",
+     "mean": 1.6, "interval": [0.9, 2.3], "n": 3, "ratio": 0.032, "verdict": "not reproduced", "note": ""},
+]  # fmt: skip
+
+
+@pytest.fixture
+def verdict_maker() -> Any:
+    """``make_verdict_study(root, name, slide, verdicts, checks=(), anchors=None)`` (three-valued schema)."""
+    return make_verdict_study
+
+
+@pytest.fixture
+def anchors() -> list[dict[str, Any]]:
+    """Three hand-made anchors (reproduced, partly, not reproduced) in summary.json's ``anchors`` schema."""
+    return [dict(a) for a in ANCHORS]

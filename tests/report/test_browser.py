@@ -97,3 +97,60 @@ def test_report_renders_and_race_responds(browser, fabricated: dict[str, Path]) 
     shutil.copy(page_path, ARTIFACTS / "report.html")
     assert errors == [], errors
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_user_text_is_shown_as_text_and_verdicts_render(
+    browser, tmp_path: Path, verdict_maker, anchors
+) -> None:  # type: ignore[no-untyped-def]
+    """A run id, a config value and summary texts holding a script tag are shown as text (no script runs); the
+    three-valued claims table, the checks and the Reproduction table render. Saves test-artifacts/report-verdicts.png."""
+    import json
+    import sqlite3
+
+    from descentlab.store import Store
+
+    root = tmp_path / "studies"
+    folder = verdict_maker(root, "double-descent", "seed 004, 'Double descent'", ["holds", "fails", "inconclusive"],
+                           checks=[True, False], anchors=anchors)  # fmt: skip
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["claims"][0]["claim"] = SCRIPT
+    summary["config"]["note"] = SCRIPT
+    (folder / "summary.json").write_text(json.dumps(summary))
+    store = tmp_path / "s.db"
+    with Store(store) as st:
+        st.create_run("plain", {"task": "logreg", "optimizer": SCRIPT, "lr": 0.1, "steps": 10})
+    with sqlite3.connect(store) as con:  # a store written before run ids were validated
+        con.execute("UPDATE runs SET id = ? WHERE id = 'plain'", (SCRIPT,))
+    page_path = write_report(tmp_path / "out", [root], store=store)
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(page_path.resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert dialogs == [] and errors == []
+    assert page.eval_on_selector_all("script", "els => els.length") == 0  # no race here: no script at all
+    cells = page.eval_on_selector_all("section#runs td", "els => els.map(e => e.textContent)")
+    assert cells[0] == SCRIPT and cells[3] == SCRIPT  # the run id and the optimizer, as text
+    first = page.locator("section#study-double-descent table.claims tbody tr").first
+    assert first.locator(".statement").inner_text() == SCRIPT
+    verdicts = page.eval_on_selector_all(
+        "section#study-double-descent table.claims tbody tr", "els => els.map(e => e.dataset.verdict)"
+    )
+    assert verdicts == ["holds", "fails", "inconclusive"]
+    colours = page.eval_on_selector_all(
+        "section#study-double-descent table.claims .badge",
+        "els => els.map(e => getComputedStyle(e).backgroundColor)",
+    )
+    assert len(set(colours)) == 3, colours  # three verdicts, three colours
+    assert page.locator("section#reproduction table tbody tr").count() == len(anchors)
+    assert page.locator("section#study-double-descent ul.checks li").count() == 2
+    header = page.inner_text("header")
+    assert "3 claims: 1 hold · 1 fail · 1 inconclusive" in header
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-verdicts.png"), full_page=True)

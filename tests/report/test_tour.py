@@ -124,10 +124,10 @@ def test_real_quick_tour_with_benchmark(tmp_path: Path) -> None:
     """One real quick study and the real small benchmark (about 20-40 s on 2 cores)."""
     res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, only="batch-size", progress=False)
     assert [(e.name, e.status) for e in res.entries] == [("batch-size", "ok"), ("benchmark", "ok")]
-    assert res.entries[0].claims_held == res.entries[0].claims_total > 0
+    assert res.entries[0].claims_total > 0  # whatever the verdicts are: the machinery, not the outcome
     assert res.entries[1].note.startswith("score ")
     text = res.page.read_text(encoding="utf-8")
-    assert 'id="study-batch-size" data-status="ok"' in text and 'id="bench" data-status="ok"' in text
+    assert 'id="study-batch-size" data-status="' in text and 'id="bench" data-status="ok"' in text
     assert "<td>sgd_nesterov</td>" in text  # the leaderboard table
     assert (
         tmp_path / "t" / "bench" / "profiles.png"
@@ -274,7 +274,7 @@ def test_real_parallel_quick_tour(tmp_path: Path) -> None:
         tmp_path / "t", quick=True, bench=False, only="batch-size,weight-decay-vs-l2", progress=False, jobs=2
     )
     assert [e.name for e in res.entries] == tour_mod.select_studies("batch-size,weight-decay-vs-l2")  # lecture order
-    assert all(e.status == "ok" and e.claims_held == e.claims_total > 0 for e in res.entries)
+    assert all(e.status == "ok" and e.claims_total > 0 for e in res.entries)
     summary = json.loads((tmp_path / "t" / "studies" / "batch-size" / "summary.json").read_text())
     assert summary["runs"] and (tmp_path / "t" / "tour.db").is_file()
     from descentlab.store import Store
@@ -335,3 +335,51 @@ def test_parallel_tour_survives_a_dead_worker(
     failed = json.loads((tmp_path / "t" / "studies" / "fake-good" / "failed.json").read_text())
     assert "terminated abruptly" in failed["error"]
     assert 'id="study-fake-good" data-status="failed"' in res.page.read_text(encoding="utf-8")
+
+
+def test_tour_counts_three_valued_verdicts_and_succeeds_whatever_they_are(
+    tmp_path: Path, fake_studies: list[str], monkeypatch: pytest.MonkeyPatch, verdict_maker: Any
+) -> None:
+    """A study whose claims fail or are inconclusive is still "ok" (only a raising study fails); the entry, the
+    console table and the lines printed by the CLI count hold / fail / inconclusive, checks apart."""
+    import io
+
+    import typer
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from descentlab import studies
+    from descentlab.report.cli import report, tour
+
+    def run(name: str, quick: bool, out: Path, store: Any, progress: bool) -> Any:
+        folder = verdict_maker(out.parent / "_tmp", name, "seed 002, 'Good'",
+                               ["holds", "fails", "inconclusive", "holds"], checks=[True, False])  # fmt: skip
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["claims"][1]["claim"] = "[bold]not markup[/bold]"
+        (out / "summary.json").write_text(json.dumps(summary))
+        return SimpleNamespace(claims=summary["claims"], summary=summary)
+
+    monkeypatch.setattr(studies, "run", run)
+    res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=False, only="fake-good", progress=False)
+    (e,) = res.entries
+    assert e.status == "ok" and not e.all_hold
+    assert (e.claims_held, e.claims_failed, e.claims_inconclusive, e.claims_total) == (2, 1, 1, 4)
+    assert (e.checks_passed, e.checks_total) == (1, 2)  # checks are not claims
+    assert e.tally() == "2 hold · 1 fail · 1 inconclusive"
+    assert [m.split(":")[0] for m in e.failed_claims] == ["fails", "inconclusive"]
+    assert "✓ fake-good: 2 hold · 1 fail · 1 inconclusive" in tour_mod._entry_line(e)
+    buf = io.StringIO()
+    Console(file=buf, width=160).print(tour_mod.summary_table(res))
+    assert "2 · 1 · 1" in buf.getvalue() and "2 hold · 1 fail · 1 inconclusive" in buf.getvalue()
+    text = res.page.read_text(encoding="utf-8")
+    assert 'id="study-fake-good" data-status="partial"' in text and "some claims fail or are inconclusive" in text
+    assert "4 claims: <b>2 hold</b> · 1 fail · 1 inconclusive" in text
+
+    app = typer.Typer()
+    app.command()(tour)
+    app.command()(report)
+    cli = CliRunner().invoke(app, ["tour", "--only", "fake-good", "--no-bench", "--no-progress", "-j", "1",
+                                   "--out", str(tmp_path / "t2")])  # fmt: skip
+    assert cli.exit_code == 0, cli.output  # the tour succeeds whatever the verdicts are
+    assert "✗ fake-good: fails: [bold]not markup[/bold]" in cli.output  # claim text printed as text
+    assert "✗ fake-good: inconclusive: " in cli.output

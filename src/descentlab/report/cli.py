@@ -46,7 +46,8 @@ def tour(
     console.print(summary_table(result))
     for e in result.entries:  # claims that fail or are inconclusive (the tour itself succeeded)
         for claim in e.failed_claims:
-            console.print(Text.assemble(("✗ ", "yellow"), (f"{e.name}:", "yellow"), f" {claim}"), highlight=False)
+            line = Text.assemble(("✗ ", "yellow"), (f"{e.name}:", "yellow"), f" {claim}")
+            console.print(line, highlight=False)
     console.print(Text(f"page: {result.page.resolve()}"))
 
 

@@ -39,7 +39,8 @@ def format_value(v: Any) -> str:
 
 
 def format_number(v: Any) -> str:
-    """A number (or its JSON text form such as ``"inf"``) with 3 significant digits; ``—`` when absent."""
+    """A number (or its JSON text form such as ``"inf"``) with 4 significant digits (``6.7e6``, ``−∞``); ``—``
+    when absent."""
     f = as_float(v)
     if f is None:
         return "—" if v is None or v == "" else str(v)
@@ -47,7 +48,9 @@ def format_number(v: Any) -> str:
         return "nan"
     if math.isinf(f):
         return "∞" if f > 0 else "−∞"
-    return f"{f:.3g}"
+    return re.sub(
+        r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), f"{f:.4g}"
+    )
 
 
 def format_estimate(mean: Any, interval: Any = None) -> str:

@@ -61,7 +61,8 @@ class TourEntry:
 
     def tally(self) -> str:
         """``"H hold · F fail · I inconclusive"``."""
-        return f"{self.claims_held} hold · {self.claims_failed} fail · {self.claims_inconclusive} inconclusive"
+        held, fails, open_ = self.claims_held, self.claims_failed, self.claims_inconclusive
+        return f"{held} hold · {fails} fail · {open_} inconclusive"
 
 
 @dataclass
@@ -161,7 +162,11 @@ def _study_entry(name: str, seconds: float, summary: dict[str, Any]) -> TourEntr
     claims = [c for c in summary.get("claims") or [] if isinstance(c, dict)]
     checks = [c for c in summary.get("checks") or [] if isinstance(c, dict)]
     verdicts = [claim_verdict(c) for c in claims]
-    misses = [f"{v}: {c.get('claim', '')} ({c.get('evidence', '')})" for c, v in zip(claims, verdicts) if v != "holds"]
+    misses = [
+        f"{v}: {c.get('claim', '')} ({c.get('evidence', '')})"
+        for c, v in zip(claims, verdicts)
+        if v != "holds"
+    ]
     return TourEntry(
         name,
         "ok",
