@@ -107,8 +107,7 @@ def write_result(store: Store, result: Mapping[str, Any]) -> str:
     bench["budget"] = spec["workload"]["budget"]
     config = {**result.get("config", {}), "bench": bench, "bench_spec": spec}
     config.setdefault("task", spec["workload"]["task"])
-    store.delete_run(rid)
-    store.create_run(rid, config)
+    store.create_run(rid, config, overwrite=True)  # a re-run trial replaces its run in one transaction
     rows = [(s, name, v) for name, pts in result.get("history", {}).items() for s, v in pts]
     store.log_metrics(rid, rows)
     final = {
