@@ -15,8 +15,11 @@ from descentlab.optim.muon import Muon, muon_param_groups
 from descentlab.optim.shampoo import Shampoo
 from descentlab.optim.sam import SAM
 from descentlab.optim.lookahead import Lookahead
+from descentlab.optim.averaging import EMA, LAWA
 
 __all__ = [
+    "EMA",
+    "LAWA",
     "SAM",
     "Lookahead",
     "Muon",
