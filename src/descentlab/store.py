@@ -239,13 +239,16 @@ class Store:
         self._writable()
 
         def run() -> Any:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if self._conn.in_transaction:  # left open by an interrupted earlier call: its writes are dropped
+                self._conn.execute("ROLLBACK")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 out = fn()
                 self._conn.execute("COMMIT")
                 return out
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException:  # Ctrl-C included: never leave a transaction open
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
 
         return self._retry(run)
