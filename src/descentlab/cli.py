@@ -6,6 +6,7 @@ Bad input gets one line naming the problem on stderr and exit code 2; ``--debug`
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def _names_table(title: str, described: dict[str, str]) -> None:
     table.add_column("name", style="bold")
     table.add_column("description")
     for name, desc in described.items():
-        table.add_row(name, desc)
+        table.add_row(Text(name), Text(desc))
     console.print(table)
 
 
@@ -131,14 +132,14 @@ def _fmt(v: Any) -> str:
 
 
 def _print_final(run: Any) -> None:
-    table = Table(title=f"run {run.id} · {run.status}")
+    table = Table(title=Text(f"run {run.id} · {run.status}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in run.final.items():
-        table.add_row(k, _fmt(v))
+        table.add_row(Text(str(k)), Text(_fmt(v)))
     console.print(table)
     if run.note:
-        console.print(f"[yellow]{run.note}[/yellow]")
+        console.print(Text(str(run.note), style="yellow"))
 
 
 @app.command()
@@ -248,7 +249,7 @@ def runs_list(
         table.add_column(col)
     for r in rows:
         c, f = r["config"], r["final"]
-        table.add_row(
+        cells = (
             r["id"],
             r["status"],
             str(c.get("task")),
@@ -258,6 +259,7 @@ def runs_list(
             _fmt(f.get("loss", "")),
             _fmt(f.get("accuracy", "")),
         )
+        table.add_row(*(Text(str(cell)) for cell in cells))  # user strings (ids, names) as text, never markup
     console.print(table)
 
 
@@ -279,7 +281,7 @@ def runs_show(
         d["metrics"] = run.metric_names()
         sys.stdout.write(json.dumps(d, indent=2, default=str, allow_nan=True) + "\n")
         return
-    console.print(f"[bold]{run.id}[/bold] · {run.status}")
+    console.print(Text.assemble((run.id, "bold"), f" · {run.status}"))
     console.print_json(json.dumps(run.config, default=str))
     _print_final(run)
 
@@ -296,7 +298,7 @@ def runs_export(
 
     with Store(store, read_only=True) as st:
         out = st.export_csv(run_id, csv, overwrite=force)
-    console.print(f"wrote {out}")
+    console.print(Text(f"wrote {out}"))
 
 
 LANDSCAPE_KINDS = ("line", "plane", "hessian", "trace", "density", "sharpness")
@@ -330,7 +332,9 @@ def landscape(
     kind: str = typer.Option("line", "--kind", help="line, plane, hessian, trace, density or sharpness."),
     points: int = typer.Option(31, "--points", help="Grid points per axis (line / plane)."),
     span: float = typer.Option(1.0, "--span", help="Half-width of the line / plane in direction units."),
-    samples: int = typer.Option(2000, "--samples", help="Training samples used (the first N)."),
+    samples: int = typer.Option(
+        None, "--samples", help="Training examples used (the first N; default: the task's, 2000 for datasets)."
+    ),
     k: int = typer.Option(3, "--k", help="Number of top Hessian eigenvalues."),
     rho: float = typer.Option(0.05, "--rho", help="Radius for sharpness."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random directions / probes."),
@@ -346,14 +350,17 @@ def landscape(
 
         raise UsageError(unknown_name_message("landscape kind", kind, list(LANDSCAPE_KINDS)))
     for name, val in (("points", points), ("samples", samples), ("k", k)):
-        if val < 1:
+        if val is not None and val < 1:
             raise UsageError(f"--{name} must be >= 1, got {val}")
-    if not span > 0 or not rho > 0:
-        raise UsageError(f"--span and --rho must be positive, got span={span}, rho={rho}")
-    task, model, _ = load_trained_model(run_id, store)
-    data = tuple(t[:samples] for t in task.train_data)
-    criterion = task.outputs_loss
-    out_dir = out or Path("runs/landscape") / run_id
+    for name, val in (("span", span), ("rho", rho)):
+        if not (math.isfinite(val) and val > 0):
+            raise UsageError(f"--{name} must be a finite number > 0, got {val}")
+    out_dir = out if out is not None else _landscape_dir(run_id)
+    task, trained, _ = load_trained_model(run_id, store)
+    try:
+        model, criterion, data = task.landscape_problem(trained, samples)
+    except ValueError as exc:
+        raise UsageError(f"cannot measure the landscape of run {run_id!r}: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers: dict[str, Any] = {"run": run_id, "kind": kind, "samples": int(data[0].shape[0])}
     figure = None
@@ -381,7 +388,18 @@ def landscape(
     (out_dir / f"{kind}.json").write_text(json.dumps(numbers, indent=2))
     shown = {k2: v for k2, v in numbers.items() if not isinstance(v, list) or len(v) <= 10}
     console.print_json(json.dumps(shown))
-    console.print(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else ""))
+    console.print(Text(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else "")))
+
+
+def _landscape_dir(run_id: str) -> Path:
+    """``runs/landscape/<run_id>``; UsageError when the run id is not a valid name (a path would leave the folder)."""
+    from descentlab.store import validate_run_id
+
+    try:
+        validate_run_id(run_id)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (so it cannot name a folder under runs/landscape/; pass --out DIR)") from None
+    return Path("runs/landscape") / run_id
 
 
 @app.command("studies")
@@ -485,6 +503,11 @@ def demo(
     run_demo(out, quick=quick, console=console)
 
 
+def _error_line(message: object) -> Text:
+    """``error: <message>`` with the message as plain text (it may quote user input such as ``[/x]``)."""
+    return Text.assemble(("error:", "red"), " ", str(message))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning bad input into one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -498,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(_error_line(exc), highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -507,11 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
-            err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+            err_console.print(_error_line(exc.format_message()), highlight=False, soft_wrap=True)
             return 2
         if type(exc).__name__ == "Abort":
             return 130
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        err_console.print(_error_line(f"{type(exc).__name__}: {exc}"), highlight=False, soft_wrap=True)
         return 1
     return 0
 

@@ -93,5 +93,7 @@ def run_demo(out: Path, quick: bool = False, console: Any = None) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     console.print(table)
-    console.print(f"figure: {path}  ·  store: {out / 'demo.db'}  ·  {time.perf_counter() - t0:.1f} s")
+    console.print(  # the folder is the user's: text, never markup
+        f"figure: {path}  ·  store: {out / 'demo.db'}  ·  {time.perf_counter() - t0:.1f} s", markup=False
+    )
     return path

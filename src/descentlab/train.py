@@ -667,7 +667,7 @@ def train(
     bar = _progress(
         progress and rank == 0,
         total=steps,
-        description=f"{task_obj.name} · {config['optimizer']}",
+        description=_escape_markup(f"{task_obj.name} · {config['optimizer']}"),  # names as text in the bar
         completed=step,
     )
     try:
@@ -918,6 +918,13 @@ class _RichBar(_NoBar):
         if now - self._last > 0.1:
             self._last = now
             self._progress.update(self._task, completed=step, loss=f"{loss:.4g}")
+
+
+def _escape_markup(text: str) -> str:
+    """``text`` with rich markup escaped (task and optimizer names are the user's)."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _progress(enabled: bool, total: int | None, description: str, completed: int) -> _NoBar:

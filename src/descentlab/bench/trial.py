@@ -61,6 +61,17 @@ def trial_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+MAX_SEED = 2**31 - 1
+"""Largest trial seed: the training loop derives data-order seeds from it that must stay within torch's range."""
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` if it is an integer in [0, MAX_SEED]; ValueError naming the value otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed
+
+
 def make_spec(
     workload: Workload,
     algorithm: Algorithm,
@@ -75,6 +86,7 @@ def make_spec(
 ) -> dict[str, Any]:
     """A JSON-ready trial specification (with its ``key``); ``budget``/``step_hint`` override the workload's;
     ``world_size`` > 1 marks a data-parallel trial (its own cache key, ``spec["world_size"]``)."""
+    check_seed(seed, "trial seed")
     wspec = workload.spec()
     if budget is not None:
         wspec["budget"] = float(budget)

@@ -12,6 +12,7 @@ lambda_max.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -404,8 +405,8 @@ def hessian_spectral_density(
     for name, val in (("iterations", iterations), ("runs", runs)):
         if not isinstance(val, int) or val < 1:
             raise ValueError(f"{name} must be a positive integer, got {val!r}")
-    if sigma is not None and not sigma > 0:
-        raise ValueError(f"sigma must be positive or None, got {sigma!r}")
+    if sigma is not None and not (0 < sigma < math.inf):
+        raise ValueError(f"sigma must be a finite number > 0 or None, got {sigma!r}")
     op = HessianOperator(model, criterion, data)
     gen = torch.Generator().manual_seed(int(seed))
     m = min(iterations, op.size)

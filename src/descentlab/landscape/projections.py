@@ -33,9 +33,12 @@ IGNORES = ("biasbn", "none")
 
 # ----------------------------------------------------------------------------------------------- shared helpers
 def as_batches(data: Any) -> list[Batch]:
-    """Normalize ``data`` -- one ``(inputs, targets)`` tuple or an iterable of them -- to a non-empty list."""
+    """Normalize ``data`` -- one ``(inputs, targets)`` tuple or an iterable of them -- to a non-empty list.
+
+    ValueError when there is no batch or a batch holds no examples (targets with a zero-length first axis).
+    """
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
-        return [(data[0], data[1])]
+        data = [data]
     try:
         batches = list(data)
     except TypeError:
@@ -48,6 +51,11 @@ def as_batches(data: Any) -> list[Batch]:
         if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(isinstance(t, Tensor) for t in b)):
             raise TypeError(
                 f"batch {i} of data is not an (inputs, targets) pair of tensors: {type(b).__name__}"
+            )
+        if b[1].dim() == 0 or int(b[1].shape[0]) == 0:
+            raise ValueError(
+                f"batch {i} of data holds no examples (targets of shape {tuple(b[1].shape)}); the loss over no "
+                "examples is undefined"
             )
     return [(b[0], b[1]) for b in batches]
 
@@ -504,6 +512,8 @@ def _check_span(span: Any, name: str) -> tuple[float, float]:
         lo, hi = (float(s) for s in span)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair of numbers, got {span!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} must be a pair of finite numbers, got {span!r}")
     if not lo < hi:
         raise ValueError(f"{name} must have low < high, got {span!r}")
     return lo, hi

@@ -8,6 +8,7 @@ eps-hat = rho sign(g) |g|^(q-1) / (||g||_q^q)^(1/p), 1/p + 1/q = 1; seed 003 tab
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,15 @@ from descentlab.landscape.projections import (
     evaluate_points,
     training_mode,
 )
+
+
+def _positive_finite(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+        and float(value) > 0
+    )
 
 
 def _dual_exponent(p: float) -> float:
@@ -94,15 +104,15 @@ def sharpness(
     w + eps and goes back into the ball. The best value seen is returned. Eval mode; the model is untouched.
     """
     check_model(model)
-    if not rho > 0:
-        raise ValueError(f"rho must be positive, got {rho!r}")
+    if not _positive_finite(rho):
+        raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
     p = float(p)
     if not p >= 1:
         raise ValueError(f"p must be >= 1 (or math.inf), got {p!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be positive, got {step_size!r}")
+    if not _positive_finite(step_size):
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
     op = HessianOperator(model, criterion, data, retain_graph=False)
     base = op.flat.vector.clone()
     base_loss, g = op.gradient()
@@ -136,8 +146,8 @@ def average_flatness(
     Noise is added to every trainable parameter; the samples are evaluated in vmapped chunks. Eval mode.
     """
     check_model(model)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    if not _positive_finite(sigma):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
     if not isinstance(samples, int) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
     batches = as_batches(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +20,37 @@ def params_of(params_or_model: ParamsOrModel) -> Any:
     if isinstance(params_or_model, nn.Module):
         return [p for p in params_or_model.parameters() if p.requires_grad]
     return list(params_or_model)
+
+
+def _is_lr_key(key: object) -> bool:
+    return isinstance(key, str) and (key == "lr" or key.startswith("lr_"))
+
+
+def check_learning_rate(name: str, value: Any) -> None:
+    """Raise ValueError naming ``value`` unless it is a finite number > 0 (a one-element tensor counts as one)."""
+    if isinstance(value, bool):
+        ok = False
+    elif isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype.is_complex:
+        ok = math.isfinite(float(value)) and float(value) > 0
+    elif isinstance(value, (int, float)):
+        ok = math.isfinite(value) and value > 0
+    else:
+        return  # not a number (e.g. Muon's adjust_lr="original"): the optimizer checks it
+    if not ok:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_learning_rates(hparams: dict[str, Any], params_or_model: Any = None) -> None:
+    """Refuse non-finite or non-positive learning rates in ``hparams`` and in explicit param groups (dicts)."""
+    for key, value in hparams.items():
+        if _is_lr_key(key):
+            check_learning_rate(key, value)
+    if isinstance(params_or_model, (list, tuple)):
+        for i, group in enumerate(params_or_model):
+            if isinstance(group, dict):
+                for key, value in group.items():
+                    if _is_lr_key(key):
+                        check_learning_rate(f"param group {i} {key}", value)
 
 
 def register(name: str, factory: Callable[..., torch.optim.Optimizer], description: str = "") -> None:
@@ -41,9 +73,11 @@ def create(name: str, params_or_model: ParamsOrModel, **hparams: Any) -> torch.o
 
     Given an ``nn.Module``, a method may build its own parameter groups (e.g. ``muon`` routes hidden matrices
     to Muon and the rest to AdamW). Unknown names raise ValueError listing the closest names; unknown
-    hyper-parameters raise ValueError naming them.
+    hyper-parameters raise ValueError naming them; so does a learning rate (``lr``, ``lr_*``, also inside param
+    groups) that is not a finite number > 0.
     """
     factory = _REGISTRY.factory(name)
+    check_learning_rates(hparams, params_or_model)
     try:
         return factory(params_or_model, **hparams)
     except TypeError as exc:

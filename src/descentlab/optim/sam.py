@@ -3,9 +3,14 @@
 SAM (Foret et al. 2021; seeds 000/003) minimizes max_{||eps||_p <= rho} L(w + eps) with the first-order perturbation
 (seed 000, "How to minimize L^SAM"):  eps = rho * sign(g) |g|^(q-1) / (||g||_q^q)^(1/p),  1/p + 1/q = 1,
 computed as rho * sign(g) (|g| / ||g||_q)^(q-1); p = inf gives rho * sign(g), p = 1 puts rho on the largest |g_i|
-(shared equally among ties), p = 2 is rho g / ||g||_2. The norm is taken over all parameters together.
+(shared equally among ties), p = 2 is rho g / ||g||_2. The norm is taken over all parameters together, every param
+group included; a group's own ``rho`` scales its part of that one direction (davda54/sam's convention), so groups
+must share ``p``.
 ASAM (Kwon et al. 2021, "Adaptive Sharpness-Aware Minimization"): with T_w = |w| + eta the perturbation is computed
-for T_w g and scaled by T_w, e.g. eps = rho T_w^2 g / ||T_w g||_2 for p = 2.
+for T_w g and scaled by T_w, e.g. eps = rho T_w^2 g / ||T_w g||_2 for p = 2. ``adaptive=True`` applies T_w to every
+parameter of the group, biases included; Kwon et al.'s reference code applies it only to parameters whose name
+contains "weight" (T = 1 for the rest, in the same norm). ``create("asam", model, adaptive_params="weights")``
+gives their variant: the other parameters go into a group with ``adaptive=False``.
 
 The base optimizer then steps at w with the gradient taken at w + eps. ``step(closure)`` calls the closure twice:
 once at w (its loss is returned) and once at w + eps (grads of the first call are *not* reused, so a closure that
@@ -36,7 +41,7 @@ from torch import Tensor, nn
 
 from descentlab.optim.registry import ParamsOrModel, create, params_of, register
 
-__all__ = ["SAM", "disable_running_stats", "sam_perturbation"]
+__all__ = ["SAM", "disable_running_stats", "sam_perturbation", "weight_groups"]
 
 
 @contextlib.contextmanager
@@ -130,14 +135,14 @@ class SAM(torch.optim.Optimizer):
             raise TypeError(
                 f"base_optimizer must be an optimizer class or factory (e.g. torch.optim.SGD), got {base_optimizer!r}"
             )
-        if not (isinstance(rho, (int, float)) and rho >= 0.0):
-            raise ValueError(f"rho must be >= 0, got {rho!r}")
+        if not (isinstance(rho, (int, float)) and 0.0 <= rho < math.inf):
+            raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
         if not (isinstance(p, (int, float)) and p >= 1.0):
             raise ValueError(f"p must be in [1, inf], got {p!r}")
         if not isinstance(adaptive, bool):
             raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
-        if not (isinstance(eta, (int, float)) and eta >= 0.0):
-            raise ValueError(f"eta must be >= 0, got {eta!r}")
+        if not (isinstance(eta, (int, float)) and 0.0 <= eta < math.inf):
+            raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
         if model is not None and not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
         defaults = dict(rho=rho, p=float(p), adaptive=adaptive, eta=eta)
@@ -172,18 +177,25 @@ class SAM(torch.optim.Optimizer):
             for p, _ in pairs:
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
                 p.grad.div_(world)
-        # Groups sharing (rho, p, adaptive, eta) share one norm; the usual case is a single such setting.
-        settings: dict[tuple, list[tuple[Tensor, dict]]] = {}
-        for p, g in pairs:
-            settings.setdefault((g["rho"], g["p"], g["adaptive"], g["eta"]), []).append((p, g))
-        for (rho, pnorm, adaptive, eta), members in settings.items():
-            params = [p for p, _ in members]
-            scale = [p.abs() + eta for p in params] if adaptive else None
-            vectors = [p.grad * s for p, s in zip(params, scale)] if adaptive else [p.grad for p in params]
-            eps = sam_perturbation(vectors, rho, pnorm)
-            for i, (param, e) in enumerate(zip(params, eps)):
+        # One dual-norm step over all parameters together (every group); each group's rho scales its part, and
+        # adaptive groups perturb T_w g and scale by T_w = |w| + eta (groups without adaptive use T = 1).
+        if pairs:
+            pnorms = sorted({float(g["p"]) for _, g in pairs})
+            if len(pnorms) > 1:
+                raise ValueError(
+                    f"SAM: param groups must share p (the perturbation is one step over all parameters "
+                    f"together), got p = {pnorms}"
+                )
+            rhos = {float(g["rho"]) for _, g in pairs}
+            common_rho = rhos.pop() if len(rhos) == 1 else None
+            scales = [p.abs() + g["eta"] if g["adaptive"] else None for p, g in pairs]
+            vectors = [p.grad if t is None else p.grad * t for (p, _), t in zip(pairs, scales)]
+            eps = sam_perturbation(vectors, 1.0 if common_rho is None else common_rho, pnorms[0])
+            for (param, g), t, e in zip(pairs, scales, eps):
+                if common_rho is None:
+                    e = e * g["rho"]
                 self._backup[param] = param.detach().clone()
-                param.add_(e * scale[i] if adaptive else e)
+                param.add_(e if t is None else e * t)
         if zero_grad:
             self.zero_grad()
 
@@ -235,6 +247,23 @@ class SAM(torch.optim.Optimizer):
         self._share_with_base()
 
 
+ADAPTIVE_PARAMS = ("all", "weights")
+"""``adaptive_params`` of the ``asam`` registry entry: T_w = |w| + eta on every parameter, or (Kwon et al.'s
+reference code) only on parameters whose name contains "weight"."""
+
+
+def weight_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """Param groups for Kwon et al.'s ASAM convention: parameters named ``*weight*`` (adaptive, T_w = |w| + eta),
+    then the rest (biases ...) with ``adaptive=False`` (T = 1); empty groups are left out."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    weights = [p for n, p in named if "weight" in n]
+    rest = [p for n, p in named if "weight" not in n]
+    groups: list[dict[str, Any]] = [{"params": weights}] if weights else []
+    if rest:
+        groups.append({"params": rest, "adaptive": False})
+    return groups
+
+
 def _sam_factory(adaptive: bool, default_rho: float) -> Callable[..., SAM]:
     def factory(
         params_or_model: ParamsOrModel,
@@ -243,19 +272,29 @@ def _sam_factory(adaptive: bool, default_rho: float) -> Callable[..., SAM]:
         p: float = 2,
         eta: float = 0.01,
         local_perturbation: bool = False,
+        adaptive_params: str = "all",
         **base_hparams: Any,
     ) -> SAM:
         if not isinstance(base, str):
             raise ValueError(f"base must be a registered optimizer name, got {base!r}")
+        if adaptive_params not in ADAPTIVE_PARAMS:
+            raise ValueError(f"adaptive_params must be one of {ADAPTIVE_PARAMS}, got {adaptive_params!r}")
+        if adaptive_params != "all" and not adaptive:
+            raise ValueError(f"adaptive_params={adaptive_params!r} applies to 'asam' only")
         if base.lower() == "sgd":
             base_hparams.setdefault("momentum", 0.9)
         model = params_or_model if isinstance(params_or_model, nn.Module) else None
+        params = params_of(params_or_model)
+        if adaptive_params == "weights":
+            if model is None:
+                raise ValueError("adaptive_params='weights' needs a model (it picks parameters by name)")
+            params = weight_groups(model)
 
         def make_base(groups: list[dict], **kw: Any) -> torch.optim.Optimizer:
             return create(base, groups, **kw)
 
         return SAM(
-            params_of(params_or_model),
+            params,
             make_base,
             rho=rho,
             p=p,

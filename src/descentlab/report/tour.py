@@ -88,6 +88,8 @@ def select_studies(only: str | list[str] | None = None, skip: str | list[str] | 
 
     allowed = studies.available()
     want, drop = _parse_names(only), _parse_names(skip)
+    if only is not None and not want:
+        raise ValueError(f"--only {only!r} names no study; give comma-separated study names or leave --only out")
     unknown = sorted({n for n in want + drop if n not in allowed})
     if unknown:
         raise ValueError(f"unknown study {', '.join(map(repr, unknown))}; available: {', '.join(allowed)}")
@@ -287,7 +289,7 @@ def _run_parallel(
         shutil.rmtree(out_dir / "studies" / n, ignore_errors=True)
     shutil.rmtree(out_dir / "bench", ignore_errors=True)
     bar.say(f"[bold]{len(todo)} jobs[/bold] in {jobs} processes ({pool.threads} torch thread(s) each), "
-            f"longest first: {', '.join(order)}")  # fmt: skip
+            f"longest first: {escape(', '.join(order))}")  # fmt: skip
     bar.step(f"{jobs} at once")
     done: dict[str, TourEntry] = {}
     interrupted, broken = False, ""
@@ -301,7 +303,7 @@ def _run_parallel(
         interrupted = True
     except Exception as exc:  # a worker died (BrokenProcessPool: killed, out of memory) or could not start
         broken = f"the tour's worker processes failed: {type(exc).__name__}: {exc}"
-        bar.say(f"    [red]✗ {broken}[/red]")
+        bar.say(f"    [red]✗ {escape(broken)}[/red]")
     for n in todo:  # what an interrupt or a dead worker left: a started study has its folder, one not started none
         folder = out_dir / ("bench" if n == "benchmark" else f"studies/{n}")
         if n not in done and (folder.is_dir() or broken):
@@ -363,7 +365,7 @@ def run_tour(
             folder = _fresh_folder(out_dir, name)
             folders.append(folder)
             bar.step(name)
-            say(f"[bold][{i}/{len(names)}][/bold] {name}: {studies.get(name).description}")
+            say(f"[bold][{i}/{len(names)}][/bold] {escape(name)}: {escape(studies.get(name).description)}")
             entry = _run_study(name, quick, folder, store, progress)
             entries.append(entry)
             say(_entry_line(entry))
@@ -373,7 +375,7 @@ def run_tour(
             bar.advance()
         if bench_note:
             entries.append(TourEntry("benchmark", "skipped", 0.0, note=bench_note))
-            say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is {bench_note}")
+            say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is {escape(bench_note)}")
         if bench and not interrupted:
             cfg = QUICK_BENCH if quick else FULL_BENCH
             bar.step("benchmark")
@@ -388,7 +390,7 @@ def run_tour(
     page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
     if interrupted:
         if console is not None:
-            console.print(f"interrupted; the page of what ran: {page.resolve()}")
+            console.print(f"interrupted; the page of what ran: {page.resolve()}", markup=False, highlight=False)
         raise KeyboardInterrupt
     return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start)
 

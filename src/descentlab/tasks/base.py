@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +12,38 @@ import torch
 from torch import Tensor, nn
 
 Batch = tuple[Tensor, ...]
+Criterion = Callable[[Tensor, Tensor], Tensor]
+
+LANDSCAPE_SAMPLES = 2000
+"""Default number of training examples :meth:`Task.landscape_problem` uses (the first ones)."""
+
+
+def check_number(
+    task: str,
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float in the given range; ValueError naming the task, the option and the value otherwise.
+
+    ``low``/``high`` are inclusive bounds unless ``low_open``/``high_open`` (None: unbounded on that side).
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok:
+        v = float(value)
+        if low is not None:
+            ok = v > low if low_open else v >= low
+        if ok and high is not None:
+            ok = v < high if high_open else v <= high
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        rng = " and ".join(r for r in (lo, hi) if r)
+        raise ValueError(f"{task}: {name} must be a finite number{' ' + rng if rng else ''}, got {value!r}")
+    return float(value)
 
 
 def seeded_generator(seed: int) -> torch.Generator:
@@ -114,6 +148,14 @@ class SeededStream(Iterator[Batch]):
         self.seed, self.step = int(state["seed"]), int(state["step"])
 
 
+def _landscape_samples(samples: int | None) -> int:
+    if samples is None:
+        return LANDSCAPE_SAMPLES
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    return samples
+
+
 @dataclass
 class Task:
     """A workload: data as tensors, a model factory, a loss and an evaluation.
@@ -160,6 +202,29 @@ class Task:
         """Mean training loss of ``model`` on ``batch``."""
         x, y = batch[0], batch[1]
         return self.outputs_loss(model(x), y)
+
+    def landscape_problem(
+        self, model: nn.Module, samples: int | None = None
+    ) -> tuple[nn.Module, Criterion, tuple[Tensor, Tensor]]:
+        """``(module, criterion, (inputs, targets))`` for :mod:`descentlab.landscape`: ``criterion(module(inputs),
+        targets)`` is this task's training loss of ``model`` on the first ``samples`` training examples (default
+        ``LANDSCAPE_SAMPLES``).
+
+        ``module`` is ``model`` or a wrapper sharing its parameters. Tasks whose ``loss`` is not
+        ``outputs_loss(model(x), y)`` override this; ValueError (naming the reason) where a task has no such form.
+        """
+        if type(self).loss is not Task.loss:
+            raise ValueError(
+                f"task {self.name!r} has its own loss(model, batch) and no landscape_problem: the landscape tools "
+                "need the loss as criterion(model(inputs), targets) (override Task.landscape_problem)"
+            )
+        if len(self.train_data) < 2:
+            raise ValueError(
+                f"task {self.name!r} has no (inputs, targets) training data for the landscape tools "
+                f"(train_data holds {len(self.train_data)} tensor(s))"
+            )
+        n = _landscape_samples(samples)
+        return model, self.outputs_loss, (self.train_data[0][:n], self.train_data[1][:n])
 
     @torch.no_grad()
     def _metrics(self, model: nn.Module, data: Batch, chunk: int = 4096) -> dict[str, float]:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from descentlab.tasks.base import Batch, SeededStream, Task
+from descentlab.tasks.base import Batch, Criterion, SeededStream, Task, _landscape_samples
 from descentlab.tasks.modular import Transformer
 
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -68,6 +68,11 @@ class WindowStream(SeededStream):
         return windows(self.tokens, starts, self.context)
 
 
+def lm_criterion(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean next-token cross-entropy over every position: ``logits`` (..., vocab), ``targets`` (...)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
 @dataclass
 class CharLMTask(Task):
     """Next-character prediction; ``train_data``/``val_data`` are ``(tokens,)`` 1-D int64 tensors."""
@@ -85,10 +90,19 @@ class CharLMTask(Task):
         logits = model(x)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
-    def _fixed_windows(self, tokens: Tensor) -> Batch:
+    def _fixed_windows(self, tokens: Tensor, count: int | None = None) -> Batch:
         span = len(tokens) - self.context - 1
-        starts = torch.linspace(0, span, self.eval_windows).long()
+        starts = torch.linspace(0, span, self.eval_windows if count is None else count).long()
         return windows(tokens, starts, self.context)
+
+    def landscape_problem(
+        self, model: nn.Module, samples: int | None = None
+    ) -> tuple[nn.Module, Criterion, tuple[Tensor, Tensor]]:
+        """Next-character cross-entropy on ``samples`` evenly spaced training windows (default ``eval_windows``,
+        the windows behind ``train_loss``) for the landscape tools."""
+        count = self.eval_windows if samples is None else _landscape_samples(samples)
+        x, y = self._fixed_windows(self.train_data[0], count)
+        return model, lm_criterion, (x, y)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -131,6 +145,12 @@ def make_charlm(
         raise ValueError(f"charlm: val_fraction must be in (0, 1), got {val_fraction!r}")
     tokens = _tokens()
     cut = int(len(tokens) * (1 - val_fraction))
+    longest = min(cut, len(tokens) - cut) - 2  # a window plus its next character must fit in train and validation
+    if context > longest:
+        raise ValueError(
+            f"charlm: context {context} is longer than the text allows: at most {longest} characters with "
+            f"val_fraction={val_fraction:g} ({len(tokens)} characters in all)"
+        )
     v = len(VOCAB)
     return CharLMTask(
         name="charlm",

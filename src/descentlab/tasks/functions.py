@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from descentlab.tasks.base import Batch, SeededStream, Task
+from descentlab.tasks.base import Batch, Criterion, SeededStream, Task, check_number
 
 ArrayLike = Any  # torch.Tensor | np.ndarray | float
 
@@ -62,6 +62,23 @@ class PointModel(nn.Module):
         return self.x
 
 
+class PointObjective(nn.Module):
+    """Wraps a :class:`PointModel` for the landscape tools: ``forward(inputs)`` is ``f(x)`` once per input row."""
+
+    def __init__(self, model: nn.Module, fn: Callable[[Tensor, Tensor], Tensor]):
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        x = self.model()
+        return self.fn(x[0], x[1]).expand(inputs.shape[0])
+
+
+def mean_value(outputs: Tensor, targets: Tensor) -> Tensor:
+    """The criterion of :class:`PointObjective`: the mean of its outputs (``targets`` are ignored)."""
+    return outputs.mean()
+
+
 class NoiseStream(SeededStream):
     """Endless, resumable stream of ``(xi,)`` with ``xi`` of shape (batch_size, 2), ``xi ~ N(0, I)``.
 
@@ -88,6 +105,14 @@ class FunctionTask(Task):
         """The noise-free ``f`` at a 2-vector ``point``."""
         assert self.fn is not None
         return self.fn(point[0], point[1])
+
+    def landscape_problem(
+        self, model: nn.Module, samples: int | None = None
+    ) -> tuple[nn.Module, Criterion, tuple[Tensor, Tensor]]:
+        """The noise-free ``f(x)`` for the landscape tools: a :class:`PointObjective` around ``model``,
+        :func:`mean_value` and one dummy example (the function has no data; ``samples`` is ignored)."""
+        assert self.fn is not None
+        return PointObjective(model, self.fn), mean_value, (torch.zeros(1, 1), torch.zeros(1))
 
     def batches(self, batch_size: int | None = None, seed: int = 0) -> NoiseStream:  # type: ignore[override]
         """Endless resumable stream of noise draws (used only when ``noise > 0``, but always well defined)."""
@@ -173,10 +198,9 @@ def make_rosenbrock(
 
     ``seed`` is accepted for uniformity (the noise stream is seeded by ``batches(seed=...)``).
     """
-    if b <= 0:
-        raise ValueError(f"rosenbrock: b must be > 0, got {b!r}")
+    a = check_number("rosenbrock", "a", a)
+    b = check_number("rosenbrock", "b", b, low=0, low_open=True)
     st = _start(start, (-1.2, 1.0))
-    a, b = float(a), float(b)
     return _function_task(
         "rosenbrock",
         lambda x, y: rosenbrock(x, y, a, b),
@@ -201,9 +225,8 @@ def make_quadratic(
 
     ``task.extra`` holds ``A`` (float64 tensor), ``L`` and ``mu``. Default ``lr = 1/L``.
     """
-    if not isinstance(kappa, (int, float)) or not kappa >= 1:
-        raise ValueError(f"quadratic: kappa must be >= 1, got {kappa!r}")
-    kappa, angle = float(kappa), float(angle)
+    kappa = check_number("quadratic", "kappa", kappa, low=1)
+    angle = check_number("quadratic", "angle", angle)
     st = _start(start, (1.0, 1.0))
     c, s = math.cos(angle), math.sin(angle)
     rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
@@ -232,11 +255,9 @@ def make_multiminima(
 ) -> FunctionTask:
     """Bowl plus cosine ripples (see :func:`multiminima`); GD from the default start ``(2.3, -1.7)`` settles in the
     local minimum near ``(2, -2)`` (f ~ 0.4), while the global minimum is 0 at the origin."""
-    if bowl <= 0 or ripple < 0 or frequency <= 0:
-        raise ValueError(
-            f"multiminima: need bowl > 0, ripple >= 0, frequency > 0; got {bowl!r}, {ripple!r}, {frequency!r}"
-        )
-    bowl, ripple, frequency = float(bowl), float(ripple), float(frequency)
+    bowl = check_number("multiminima", "bowl", bowl, low=0, low_open=True)
+    ripple = check_number("multiminima", "ripple", ripple, low=0)
+    frequency = check_number("multiminima", "frequency", frequency, low=0, low_open=True)
     st = _start(start, (2.3, -1.7))
     return _function_task(
         "multiminima",

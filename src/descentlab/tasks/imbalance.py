@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from descentlab.tasks.base import Batch, Task, seeded_generator
+from descentlab.tasks.base import Batch, Task, check_number, seeded_generator
 
 
 def zipf_counts(num_classes: int, num_samples: int, alpha: float = 1.0, min_count: int = 1) -> Tensor:
@@ -97,11 +97,11 @@ def make_imbalance(
     for nm, v in (("num_classes", num_classes), ("num_samples", num_samples), ("dim", dim), ("width", width)):
         if not isinstance(v, int) or v < 2:
             raise ValueError(f"imbalance: {nm} must be an integer >= 2, got {v!r}")
-    if alpha < 0 or noise < 0 or not 0 < val_fraction <= 1:
-        raise ValueError(
-            f"imbalance: need alpha >= 0, noise >= 0, 0 < val_fraction <= 1; got {alpha}, {noise}, "
-            f"{val_fraction}"
-        )
+    alpha = check_number("imbalance", "alpha", alpha, low=0)
+    noise = check_number("imbalance", "noise", noise, low=0)
+    val_fraction = check_number("imbalance", "val_fraction", val_fraction, low=0, high=1, low_open=True)
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"imbalance: groups must be a positive integer, got {groups!r}")
     g = seeded_generator(seed)
     means = torch.randn(num_classes, dim, generator=g)
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from descentlab.tasks.base import Batch, Task, seeded_generator
+from descentlab.tasks.base import Batch, Criterion, Task, _landscape_samples, check_number, seeded_generator
 
 
 def _weights(model: nn.Module, n: int, like: Tensor) -> Tensor:
@@ -57,6 +57,29 @@ def newton_solve(a: Tensor, y: Tensor, mu: float, tol: float = 1e-10, max_iter: 
     return x
 
 
+class LogRegObjective(nn.Module):
+    """Wraps a logreg model for the landscape tools: ``forward(a)`` gives per row ``[<a_i, x>, mu/2 ||x||^2]``.
+
+    With :func:`logreg_criterion` the loss is exactly the task's f(x), the regularizer included; the parameters
+    are the wrapped model's (``model.*``).
+    """
+
+    def __init__(self, model: nn.Module, n: int, mu: float):
+        super().__init__()
+        self.model, self.n, self.mu = model, n, mu
+
+    def forward(self, a: Tensor) -> Tensor:
+        x = _weights(self.model, self.n, a)
+        margins = a @ x
+        reg = (0.5 * self.mu * x.pow(2).sum()).expand_as(margins)
+        return torch.stack([margins, reg], dim=-1)
+
+
+def logreg_criterion(outputs: Tensor, y: Tensor) -> Tensor:
+    """``mean softplus(-y <a, x>) + mu/2 ||x||^2`` from :class:`LogRegObjective`'s outputs."""
+    return F.softplus(-y * outputs[..., 0]).mean() + outputs[..., 1].mean()
+
+
 @dataclass
 class LogRegTask(Task):
     """Strongly convex logistic regression with known ``f_star``, ``x_star``, ``L`` and ``mu``."""
@@ -76,6 +99,18 @@ class LogRegTask(Task):
         a, y = batch[0], batch[1]
         x = _weights(model, self.n, a)
         return 0.5 * self.mu * x.pow(2).sum() + F.softplus(-y * (a @ x)).mean()
+
+    def landscape_problem(
+        self, model: nn.Module, samples: int | None = None
+    ) -> tuple[nn.Module, Criterion, tuple[Tensor, Tensor]]:
+        """f(x) for the landscape tools: a :class:`LogRegObjective` around ``model``, :func:`logreg_criterion` and
+        the first ``samples`` rows of the data (all ``m`` by default; f includes the regularizer)."""
+        n = self.train_data[0].shape[0] if samples is None else _landscape_samples(samples)
+        return (
+            LogRegObjective(model, self.n, self.mu),
+            logreg_criterion,
+            (self.train_data[0][:n], self.train_data[1][:n]),
+        )
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -114,10 +149,8 @@ def make_logreg(m: int = 200, n: int = 10, mu: float = 1.0, flip: float = 0.1, s
     for nm, v in (("m", m), ("n", n)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"logreg: {nm} must be a positive integer, got {v!r}")
-    if not mu > 0:
-        raise ValueError(f"logreg: mu must be > 0 (strong convexity), got {mu!r}")
-    if not 0 <= flip <= 0.5:
-        raise ValueError(f"logreg: flip must be in [0, 0.5], got {flip!r}")
+    mu = check_number("logreg", "mu (strong convexity)", mu, low=0, low_open=True)
+    flip = check_number("logreg", "flip", flip, low=0, high=0.5)
     g = seeded_generator(seed)
     a = torch.randn(m, n, generator=g, dtype=torch.float64).float().double()  # the float32 data, exactly
     x_true = torch.randn(n, generator=g, dtype=torch.float64)
