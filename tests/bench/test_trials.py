@@ -153,9 +153,14 @@ def test_self_tuning_uses_default_and_1_5x_budget():
     from descentlab.bench import plan
 
     specs = plan(["adamw"], ["tiny"], tuning="self", scale=2.0)
-    assert len(specs) == 1
-    assert specs[0]["hparams"] == dict(get_algorithm("adamw").default)
-    assert specs[0]["workload"]["budget"] == pytest.approx(get_workload("tiny").budget * 2.0 * 1.5)
+    assert len(specs) == 3  # AlgoPerf: 3 studies, the median over them
+    assert [s["study"] for s in specs] == [0, 1, 2] and [s["seed"] for s in specs] == [0, 1000, 2000]
+    for s in specs:
+        assert s["hparams"] == dict(get_algorithm("adamw").default)
+        assert s["workload"]["budget"] == pytest.approx(get_workload("tiny").budget * 2.0 * 1.5)
+        assert s["workload"]["step_hint"] == round(get_workload("tiny").step_hint * 1.5)
+    (one,) = plan(["adamw"], ["tiny"], tuning="self", studies=1, scale=2.0)
+    assert one["key"] == specs[0]["key"]  # study 0 is the single study of before: cached results stay valid
 
 
 def test_external_plan_counts_and_seeds():

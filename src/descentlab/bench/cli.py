@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 bench_app = typer.Typer(
     help="AlgoPerf-style benchmark: workloads with targets and budgets, tuning protocols, profiles, score.",
@@ -60,17 +61,27 @@ def _scale(scale: float | None) -> float:
     return float(scale) if scale is not None else hardware_scale(_CALIB)
 
 
-def _print_scores(result) -> None:  # type: ignore[no-untyped-def]
-    times, scores = result.times(), result.scores()
-    table = Table(title="AlgoPerf score (area under the performance profile, tau_max = 4)")
+_CI = typer.Option(0.9, "--ci", help="Coverage of the bootstrap intervals (0.9 = 90 %).")
+
+
+def _print_scores(result, ci: float = 0.9) -> None:  # type: ignore[no-untyped-def]
+    from descentlab.bench.uncertainty import rank_label
+
+    iv = result.intervals(ci=ci)
+    pct = round(100 * ci)
+    table = Table(title=f"AlgoPerf score (area under the performance profile, tau_max = 4) with {pct} % intervals")
+    table.add_column("rank", justify="right")
     table.add_column("algorithm", style="bold")
     table.add_column("score", justify="right")
+    table.add_column(f"{pct} % interval", justify="right")
     for w in result.workloads:
-        table.add_column(w, justify="right")
-    for a in sorted(scores, key=lambda a: -scores[a]):
-        cells = [f"{times[a][w]:.2f}" if math.isfinite(times[a][w]) else "—" for w in result.workloads]
-        table.add_row(a, f"{scores[a]:.3f}", *cells)
+        table.add_column(f"{w} (s)", justify="right")
+    for a in iv.order():
+        cells = [f"{iv.times[a][w]:.2f}" if math.isfinite(iv.times[a][w]) else "—" for w in result.workloads]
+        table.add_row(Text(rank_label(iv.ranks[a])), Text(a), f"{iv.scores[a]:.3f}",
+                      f"[{iv.score_lo[a]:.3f}, {iv.score_hi[a]:.3f}]", *cells)  # fmt: skip
     console.print(table)
+    console.print(Text(f"rank =k: interval overlaps another's (tie); bootstrap over {iv.resampled}"))
     missing = result.missing()
     if missing:
         console.print(f"[yellow]{len(missing)} trials have no result yet (counted as misses)[/yellow]")
@@ -91,9 +102,13 @@ def run_cmd(
     ),
     store: Path = _STORE,
     scale: float = _SCALE,
+    ci: float = _CI,
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Run (or resume) a benchmark; finished trials are cached in the store and not run again."""
+    """Run (or resume) a benchmark; finished trials are cached in the store and not run again.
+
+    Defaults: external tuning, 5 trials x 3 studies (median over studies of the best trial); --tuning self runs
+    each algorithm's default once per study (3 studies) with 1.5x budgets."""
     from descentlab.bench import run_benchmark
 
     algs, wls = _plan_args(algorithms, workloads)
@@ -104,8 +119,8 @@ def run_cmd(
                   f"wall time {time.perf_counter() - t0:.1f} s")  # fmt: skip
     failed = [r for r in result.results.values() if r["status"] == "failed"]
     for r in failed[:5]:
-        console.print(f"[red]failed[/red] {r['spec']['algorithm']['name']} on {r['spec']['workload']['name']}: "
-                      f"{r['error']}")  # fmt: skip
+        console.print(Text.assemble(("failed", "red"), f" {r['spec']['algorithm']['name']} on "
+                                    f"{r['spec']['workload']['name']}: {r['error']}"))  # fmt: skip
     _print_scores(result)
 
 
@@ -192,8 +207,9 @@ def trial_cmd(
         if math.isfinite(ttt)
         else f"{res['status']}, missed"
     )
-    console.print(f"{alg.name} on {wl.name} ({world} process{'es' if world > 1 else ''}): {what}; "
-                  f"stored as {summary['run_id']}" + (f" [red]{res['error']}[/red]" if res["error"] else ""))  # fmt: skip
+    console.print(Text.assemble(f"{alg.name} on {wl.name} ({world} process{'es' if world > 1 else ''}): {what}; "
+                                f"stored as {summary['run_id']}",
+                                (f" {res['error']}" if res["error"] else "", "red")))  # fmt: skip
 
 
 @bench_app.command("score")
@@ -206,23 +222,109 @@ def score_cmd(
     seed: int = _SEED,
     store: Path = _STORE,
     scale: float = _SCALE,
-    as_json: bool = typer.Option(False, "--json", help="Print times and scores as JSON."),
+    ci: float = _CI,
+    as_json: bool = typer.Option(False, "--json", help="Print times, scores, intervals and ranks as JSON."),
 ) -> None:
-    """Score a benchmark from the store (give the same options as to `bench run`)."""
+    """Score a benchmark from the store with bootstrap intervals (give the same options as to `bench run`)."""
     from descentlab.bench import collect, plan
+    from descentlab.bench.report import leaderboard_json
 
     algs, wls = _plan_args(algorithms, workloads)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     if as_json:
-        times = {
-            a: {w: (t if math.isfinite(t) else None) for w, t in row.items()}
-            for a, row in result.times().items()
-        }
-        console.print_json(
-            json.dumps({"times": times, "scores": result.scores(), "missing": len(result.missing())})
-        )
+        console.print_json(json.dumps(leaderboard_json(result, result.intervals(ci=ci)), allow_nan=False))
         return
-    _print_scores(result)
+    _print_scores(result, ci)
+
+
+@bench_app.command("compare")
+def compare_cmd(
+    a: str = typer.Argument(..., help="Algorithm A."),
+    b: str = typer.Argument(..., help="Algorithm B."),
+    workload: str = typer.Option(..., "--workload", "-w", help="One workload."),
+    tuning: str = _TUNING,
+    trials: int = _TRIALS,
+    studies: int = _STUDIES,
+    seed: int = _SEED,
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    ci: float = _CI,
+    run: bool = typer.Option(False, "--run", help="Run the trials the store does not hold yet (cached ones are reused)."),
+    executor: str = typer.Option("local", "--executor", help="local, processes or ray (with --run)."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers (with --run)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Is A faster than B on a workload? Time-to-target over studies, the difference with its interval, a verdict.
+
+    `descentlab bench compare muon adamw -w mnist1d_mlp --studies 5 --run`
+    """
+    from descentlab.bench import collect, plan, run_benchmark
+
+    for name in (a, b):
+        from descentlab.bench import get_algorithm
+
+        get_algorithm(name)
+    if a == b:
+        raise ValueError(f"compare needs two different algorithms, got {a!r} twice (for a null test: bench null-test)")
+    if run:
+        result = run_benchmark([a, b], [workload], tuning, trials, studies, seed, executor, workers, store=store,
+                               scale=_scale(scale), progress=not as_json)  # fmt: skip
+    else:
+        result = collect(plan([a, b], [workload], tuning, trials, studies, seed, _scale(scale)), store)
+        if len(result.missing()) == len(result.specs):
+            raise ValueError(
+                f"the store holds none of the {len(result.specs)} trials of {a} and {b} on {workload} "
+                f"({tuning} tuning, {trials} trials x {studies} studies, seed {seed}); add --run to run them"
+            )
+    cmp = result.compare(a, b, workload, ci=ci)
+    if as_json:
+        console.print_json(json.dumps({**cmp.to_dict(), "missing": len(result.missing())}, allow_nan=False))
+        return
+    table = Table(title=f"time to target on {workload} (s; — = missed)")
+    table.add_column("study", justify="right")
+    table.add_column(a, justify="right")
+    table.add_column(b, justify="right")
+    for i in range(max(len(cmp.studies_a), len(cmp.studies_b))):
+        cell = [f"{x[i]:.2f}" if i < len(x) and math.isfinite(x[i]) else "—" for x in (cmp.studies_a, cmp.studies_b)]
+        table.add_row(str(i), *cell)
+    console.print(table)
+    console.print(Text(cmp.sentence()))
+    if result.missing():
+        console.print(f"[yellow]{len(result.missing())} trials have no result yet (counted as misses)[/yellow]")
+
+
+@bench_app.command("null-test")
+def null_test_cmd(
+    algorithm: str = typer.Option("nadamw", "--algorithm", "-a", help="The algorithm entered twice."),
+    workloads: str = _WLS,
+    tuning: str = _TUNING,
+    trials: int = _TRIALS,
+    studies: int = _STUDIES,
+    seed: int = _SEED,
+    others: str = typer.Option("", "--others", help="Comma-separated algorithms in the field too ('all': the rest)."),
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    ci: float = _CI,
+    executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers."),
+    out: Path = typer.Option(None, "--out", help="Also write the result as Markdown to this file."),
+) -> None:
+    """The null test: one algorithm under two names with different seeds must come out tied (exit 1 if not)."""
+    from descentlab.bench import available_algorithms, available_workloads
+    from descentlab.bench.checks import null_test, null_test_markdown
+
+    wls = _names(workloads, available_workloads(), "workload")
+    field = [] if not others.strip() else [o for o in _names(others, available_algorithms(), "algorithm") if o != algorithm]
+    t0 = time.perf_counter()
+    res = null_test(algorithm, wls, tuning, trials, studies, seed, others=field, ci=ci, executor=executor,
+                    workers=workers, store=store, scale=_scale(scale))  # fmt: skip
+    md = null_test_markdown(res) + f"\nWall time {time.perf_counter() - t0:.0f} s.\n"
+    console.print(Text(md))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md, encoding="utf-8")
+    if not res["tied"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("report")
@@ -235,16 +337,18 @@ def report_cmd(
     seed: int = _SEED,
     store: Path = _STORE,
     scale: float = _SCALE,
+    ci: float = _CI,
     out: Path = typer.Option(Path("runs/bench_report"), "--out", help="Output folder."),
 ) -> None:
-    """Write leaderboard.md, profiles.png and curves_<workload>.png (same options as `bench run`)."""
+    """Write leaderboard.md/.json (intervals, ties), profiles.png, times.png and curves_<workload>.png (same options
+    as `bench run`)."""
     from descentlab.bench import collect, plan
     from descentlab.bench.report import write_report
 
     algs, wls = _plan_args(algorithms, workloads)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
-    for p in write_report(result, out):
-        console.print(str(p))
+    for p in write_report(result, out, ci=ci):
+        console.print(Text(str(p)))
 
 
 @bench_app.command("calibrate")
@@ -252,13 +356,24 @@ def calibrate_cmd(
     hardware: bool = typer.Option(
         False, "--hardware", help="Measure this machine's budget factor and save it."
     ),
-    targets: bool = typer.Option(False, "--targets", help="Re-derive targets with the NAdamW baseline."),
+    targets: bool = typer.Option(
+        False, "--targets", help="Re-derive targets from the tuned baselines and validate them on fresh seeds."
+    ),
     workloads: str = _WLS,
-    trials: int = typer.Option(5, "--trials", help="Baseline trials per workload (--targets)."),
+    baselines: str = typer.Option("nadamw,adamw", "--baselines", help="Target-setting baselines (--targets)."),
+    trials: int = typer.Option(8, "--trials", help="Halton trials per baseline and workload (--targets)."),
+    repeats: int = typer.Option(3, "--repeats", help="Reruns of the tuned configuration (--targets)."),
     executor: str = typer.Option("processes", "--executor", help="local, processes or ray (--targets)."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers (--targets)."),
+    seed: int = _SEED,
     store: Path = _STORE,
+    write: Path = typer.Option(
+        None, "--write", help="Merge the derived targets into this targets file (the shipped one: "
+        "src/descentlab/bench/targets.json)."
+    ),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the validation table to this file."),
 ) -> None:
-    """Calibrate budgets for this hardware (--hardware) and/or targets from the tuned baseline (--targets)."""
+    """Calibrate budgets for this hardware (--hardware) and/or derive and validate targets (--targets)."""
     if not hardware and not targets:
         raise ValueError("calibrate needs --hardware and/or --targets")
     if hardware:
@@ -267,17 +382,51 @@ def calibrate_cmd(
         scale = calibrate_hardware(_CALIB)
         console.print(f"budget factor {scale:.3f} saved to {_CALIB} (budgets are multiplied by it)")
     if targets:
-        from descentlab.bench import available_workloads
-        from descentlab.bench.runner import calibrate_targets
+        from descentlab.bench import available_algorithms, available_workloads
+        from descentlab.bench.targets import derive_targets, validation_markdown, write_targets
 
         wls = _names(workloads, available_workloads(), "workload")
-        out = calibrate_targets(wls, trials=trials, executor=executor, store=store, scale=_scale(None))
-        table = Table(title="NAdamW baseline: best validation value (2/3 budget | full budget)")
-        for col in ("workload", "metric", "best @ 2/3 budget", "best @ budget", "shipped target"):
-            table.add_column(col)
-        from descentlab.bench import get_workload
+        base = _names(baselines, available_algorithms(), "algorithm")
+        t0 = time.perf_counter()
+        out = derive_targets(wls, base, trials=trials, repeats=repeats, seed=seed, executor=executor,
+                             workers=workers, store=store, scale=_scale(None))  # fmt: skip
+        md = validation_markdown(out) + f"\nWall time {time.perf_counter() - t0:.0f} s.\n"
+        console.print(Text(md))
+        if markdown is not None:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(md, encoding="utf-8")
+        if write is not None:
+            console.print(f"targets written to {write_targets(out, write)}")
 
-        for w, v in out.items():
-            wl = get_workload(w)
-            table.add_row(w, wl.metric, f"{v['best']:.5g}", f"{v['best_full']:.5g}", f"{wl.target:g}")
-        console.print(table)
+
+@bench_app.command("validate-targets")
+def validate_targets_cmd(
+    workloads: str = _WLS,
+    studies: int = typer.Option(3, "--studies", help="Fresh-seed reruns of the target-setting configuration."),
+    executor: str = typer.Option("processes", "--executor", help="local, processes or ray."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers."),
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the validation table to this file."),
+) -> None:
+    """Validate the shipped targets: the target-setting configuration, rerun on fresh seeds, must reach each target
+    in >= 2 of 3 runs with a median time-to-target <= 2/3 of the budget (exit 1 if a workload fails)."""
+    from descentlab.bench import available_workloads
+    from descentlab.bench.targets import validate_targets, validation_markdown
+
+    wls = _names(workloads, available_workloads(), "workload")
+    t0 = time.perf_counter()
+    out = validate_targets(wls, studies=studies, scale=_scale(scale), executor=executor, workers=workers,
+                           store=store)  # fmt: skip
+    from descentlab.bench import get_workload
+
+    for w, e in out.items():
+        wl = get_workload(w)
+        e.update(metric=wl.metric, higher_is_better=wl.higher_is_better)
+    md = validation_markdown(out) + f"\nWall time {time.perf_counter() - t0:.0f} s.\n"
+    console.print(Text(md))
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(md, encoding="utf-8")
+    if not all(e["passed"] for e in out.values()):
+        raise typer.Exit(1)

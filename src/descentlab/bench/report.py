@@ -1,7 +1,9 @@
-"""Benchmark output: leaderboard and time-to-target table in Markdown, performance-profile plot, convergence curves."""
+"""Benchmark output: the leaderboard with intervals and ties (Markdown + JSON), performance profiles, the
+time-to-target strip/box plot per workload and algorithm, and convergence curves."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -9,33 +11,80 @@ from typing import Any
 
 from descentlab.bench.runner import BenchmarkResult
 from descentlab.bench.scoring import performance_profiles, ratios
+from descentlab.bench.uncertainty import ScoreIntervals, rank_label
 
 
 def _fmt_time(t: float) -> str:
     return f"{t:.2f}" if math.isfinite(t) else "—"
 
 
-def leaderboard_markdown(result: BenchmarkResult, tau_max: float = 4.0) -> str:
-    """Markdown: the leaderboard (score, workloads within ``tau_max``) then time-to-target per workload (seconds,
-    "—" for a miss) with the workload targets and budgets."""
-    times = result.times()
-    scores = result.scores(tau_max)
+def _fmt_interval(lo: float, hi: float) -> str:
+    return f"[{_fmt_time(lo)}, {_fmt_time(hi) if math.isfinite(hi) else '∞'}]"
+
+
+def leaderboard_markdown(
+    result: BenchmarkResult, tau_max: float = 4.0, intervals: ScoreIntervals | None = None
+) -> str:
+    """Markdown: the leaderboard (tie-aware rank, score ± half-width with its interval, workloads within
+    ``tau_max``) then time to target per workload with intervals (seconds, "—" for a miss) under the workload
+    targets and budgets. ``intervals`` defaults to ``result.intervals()`` (90 %)."""
+    iv = intervals if intervals is not None else result.intervals()
+    times = iv.times
     r = ratios(times, tau_max)
     wls = result.workloads
-    lines = ["| rank | algorithm | score | workloads within 4x |", "|---:|---|---:|---:|"]
-    order = sorted(scores, key=lambda a: (-scores[a], a))
-    for i, a in enumerate(order, 1):
+    pct = round(100 * iv.ci)
+    lines = [
+        f"| rank | algorithm | score ± {pct} % half-width | {pct} % interval | workloads within {tau_max:g}x | tied with |",
+        "|---:|---|---:|---|---:|---|",
+    ]
+    order = iv.order()
+    for a in order:
         ok = sum(math.isfinite(x) for x in r[a].values())
-        lines.append(f"| {i} | {a} | {scores[a]:.3f} | {ok}/{len(wls)} |")
+        half = (iv.score_hi[a] - iv.score_lo[a]) / 2
+        tied = ", ".join(iv.ranks[a]["tied_with"]) or "—"
+        lines.append(f"| {rank_label(iv.ranks[a])} | {a} | {iv.scores[a]:.3f} ± {half:.3f} | "
+                     f"[{iv.score_lo[a]:.3f}, {iv.score_hi[a]:.3f}] | {ok}/{len(wls)} | {tied} |")  # fmt: skip
+    studies = {s["study"] for s in result.specs}
+    trials = {s["trial"] for s in result.specs}
+    lines += [
+        "",
+        f"Rank `=k`: the {pct} % interval overlaps another algorithm's, so the order between them is not established; "
+        f"k = 1 + the number of algorithms whose interval lies entirely above. Intervals: bootstrap over "
+        f"{iv.resampled} ({len(studies)} studies x {len(trials)} trials, {iv.n_boot} replicates).",
+    ]
     specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
     head = [f"{w} ({'≥' if specs[w]['higher_is_better'] else '≤'}{specs[w]['target']:g} {specs[w]['metric']}, "
             f"{specs[w]['budget']:g}s)" for w in wls]  # fmt: skip
-    lines += ["", "Time to target (seconds of training time; — = missed):", ""]
+    lines += ["", f"Time to target (seconds of training time, median over studies of the best trial; {pct} % "
+              "interval below; — = missed, ∞ = missed in some replicates):", ""]  # fmt: skip
     lines.append("| algorithm | " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * len(wls))
     for a in order:
-        lines.append(f"| {a} | " + " | ".join(_fmt_time(times[a][w]) for w in wls) + " |")
+        cells = [
+            f"{_fmt_time(times[a][w])} {_fmt_interval(iv.time_lo[a][w], iv.time_hi[a][w])}"
+            if math.isfinite(iv.time_lo[a][w]) else "—"
+            for w in wls
+        ]  # fmt: skip
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    missing = result.missing()
+    if missing:
+        lines += ["", f"{len(missing)} trials have no result yet (counted as misses)."]
     return "\n".join(lines) + "\n"
+
+
+def leaderboard_json(result: BenchmarkResult, intervals: ScoreIntervals | None = None) -> dict[str, Any]:
+    """The leaderboard as JSON: ``ScoreIntervals.to_dict()`` plus the per-study times, the workloads' targets and
+    budgets, and the number of missing trials (the ``bench score --json`` format, extended)."""
+    iv = intervals if intervals is not None else result.intervals()
+    tt = result.trial_times()
+    data = iv.to_dict()
+    data["trial_times"] = {a: {w: [[t if math.isfinite(t) else None for t in s] for s in st] for w, st in row.items()}
+                           for a, row in tt.items()}  # fmt: skip
+    data["workloads"] = {s["workload"]["name"]: {k: s["workload"][k] for k in ("target", "metric", "budget",
+                         "higher_is_better")} for s in result.specs}  # fmt: skip
+    data["tuning"] = result.tuning
+    data["missing"] = len(result.missing())
+    return data
 
 
 def plot_profiles(result: BenchmarkResult, path: str | os.PathLike[str], tau_max: float = 4.0) -> Path:
@@ -61,6 +110,64 @@ def plot_profiles(result: BenchmarkResult, path: str | os.PathLike[str], tau_max
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
+    """Per workload (one panel each): time to target of every trial (small dots), every study's best (large dots,
+    with a box over them) per algorithm, on a log axis; misses drawn as crosses above the budget line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tt = result.trial_times()
+    algs, wls = result.algorithms, result.workloads
+    specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
+    cols = min(3, len(wls))
+    rows = math.ceil(len(wls) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 0.9 + 0.28 * len(algs) * rows + 1.2 * rows),
+                             squeeze=False)  # fmt: skip
+    rng = np.random.default_rng(0)
+    for k, w in enumerate(wls):
+        ax = axes[k // cols][k % cols]
+        budget = float(specs[w]["budget"])
+        miss_at = budget * 1.6
+        for i, a in enumerate(algs):
+            studies = tt[a][w]
+            trials = [t for s in studies for t in s]
+            bests = [min(s) for s in studies]
+            y = i + rng.uniform(-0.18, 0.18, len(trials))
+            ax.scatter([t if math.isfinite(t) else miss_at for t in trials], y, s=6, alpha=0.35, color="0.4",
+                       marker="o", linewidths=0)  # fmt: skip
+            fin = [b for b in bests if math.isfinite(b)]
+            if len(fin) >= 2:
+                ax.boxplot([fin], positions=[i], orientation="horizontal", widths=0.5, manage_ticks=False, showfliers=False,
+                           medianprops={"color": "C1"})  # fmt: skip
+            ax.scatter([b if math.isfinite(b) else miss_at for b in bests], [i] * len(bests), s=28,
+                       c=["C0" if math.isfinite(b) else "C3" for b in bests],
+                       marker="o", zorder=3)  # fmt: skip
+            if not all(math.isfinite(b) for b in bests):
+                ax.scatter([miss_at] * sum(not math.isfinite(b) for b in bests), [i] * sum(not math.isfinite(b) for b in bests),
+                           marker="x", color="C3", s=36, zorder=4)  # fmt: skip
+        ax.axvline(budget, color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(algs)))
+        ax.set_yticklabels(algs if k % cols == 0 else [""] * len(algs), fontsize=7)
+        ax.set_ylim(len(algs) - 0.5, -0.5)
+        ax.set_title(f"{w} (budget {budget:g} s)", fontsize=9)
+        ax.set_xlabel("time to target (s)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    for k in range(len(wls), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("Time to target: dots = trials, large = best of each study (box over studies); "
+                 "x = missed (beyond the dashed budget)", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
@@ -102,10 +209,17 @@ def plot_curves(result: BenchmarkResult, outdir: str | os.PathLike[str]) -> list
     return paths
 
 
-def write_report(result: BenchmarkResult, outdir: str | os.PathLike[str], tau_max: float = 4.0) -> list[Path]:
-    """Write ``leaderboard.md``, ``profiles.png`` and ``curves_<workload>.png`` into ``outdir``; returns the paths."""
+def write_report(
+    result: BenchmarkResult, outdir: str | os.PathLike[str], tau_max: float = 4.0, ci: float = 0.9
+) -> list[Path]:
+    """Write ``leaderboard.md``, ``leaderboard.json``, ``profiles.png``, ``times.png`` and ``curves_<workload>.png``
+    into ``outdir``; returns the paths."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
+    iv = result.intervals(ci=ci, tau_max=tau_max)
     md = out / "leaderboard.md"
-    md.write_text(leaderboard_markdown(result, tau_max))
-    return [md, plot_profiles(result, out / "profiles.png", tau_max), *plot_curves(result, out)]
+    md.write_text(leaderboard_markdown(result, tau_max, iv), encoding="utf-8")
+    js = out / "leaderboard.json"
+    js.write_text(json.dumps(leaderboard_json(result, iv), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return [md, js, plot_profiles(result, out / "profiles.png", tau_max), plot_times(result, out / "times.png"),
+            *plot_curves(result, out)]  # fmt: skip

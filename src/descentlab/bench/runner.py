@@ -17,8 +17,9 @@ from typing import Any
 from descentlab.bench.algorithms import Algorithm, get_algorithm
 from descentlab.bench.executors import make_executor
 from descentlab.bench.scoring import score
-from descentlab.bench.trial import make_spec, run_trial
+from descentlab.bench.trial import check_seed, make_spec, run_trial
 from descentlab.bench.tuning import halton_points, study_time
+from descentlab.bench.uncertainty import Comparison, ScoreIntervals, compare_times, score_intervals
 from descentlab.bench.workloads import Workload, get_workload, hardware_scale
 from descentlab.store import Store
 
@@ -41,10 +42,13 @@ def plan(
     scale: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Trial specs. External: per algorithm, ``studies`` Halton draws of ``trials`` points (study ``s`` seeded
-    ``seed + 1000 s``, the same points on every workload), trial seed ``seed + 1000 s + i``. Self-tuning: the
-    algorithm's default point once, with ``1.5x`` the budget and the step hint. Budgets are multiplied by ``scale``."""
+    ``seed + o + 1000 s``, the same points on every workload), trial seed ``seed + o + 1000 s + i``, where ``o`` is
+    the algorithm's ``seed_offset`` (0 but for a null-test twin). Self-tuning: the algorithm's default point once per
+    study (seed ``seed + o + 1000 s``), with ``1.5x`` the budget and the step hint. Budgets are multiplied by
+    ``scale``."""
     if tuning not in TUNINGS:
         raise ValueError(f"tuning must be one of {TUNINGS}, got {tuning!r}")
+    check_seed(seed)
     for nm, v in (("trials", trials), ("studies", studies)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
@@ -56,14 +60,17 @@ def plan(
         raise ValueError("need at least one algorithm and one workload")
     specs = []
     for alg in algs:
+        base = seed + alg.seed_offset
+        draws = [halton_points(alg.space, trials, seed=base + 1000 * s) for s in range(studies)]
         for wl in wls:
-            if tuning == "self":
-                specs.append(make_spec(wl, alg, alg.default, seed, budget=wl.budget * scale * SELF_TUNING_FACTOR,
-                                       step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR)), tuning="self"))  # fmt: skip
-                continue
             for s in range(studies):
-                for i, point in enumerate(halton_points(alg.space, trials, seed=seed + 1000 * s)):
-                    specs.append(make_spec(wl, alg, point, seed + 1000 * s + i, budget=wl.budget * scale,
+                if tuning == "self":
+                    specs.append(make_spec(wl, alg, alg.default, base + 1000 * s, study=s, tuning="self",
+                                           budget=wl.budget * scale * SELF_TUNING_FACTOR,
+                                           step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR))))  # fmt: skip
+                    continue
+                for i, point in enumerate(draws[s]):
+                    specs.append(make_spec(wl, alg, point, base + 1000 * s + i, budget=wl.budget * scale,
                                            study=s, trial=i, tuning="external"))  # fmt: skip
     return specs
 
@@ -143,23 +150,51 @@ class BenchmarkResult:
         """Specs with no result (not run yet)."""
         return [s for s in self.specs if s["key"] not in self.results]
 
-    def times(self) -> dict[str, dict[str, float]]:
-        """``times[algorithm][workload]``: median over studies of the min over trials of time-to-target
-        (AlgoPerf external tuning; self-tuning has one study of one trial). Missing or failed trials count as inf."""
-        grouped: dict[tuple[str, str], dict[int, list[float]]] = {}
+    @property
+    def tuning(self) -> str:
+        """``external`` or ``self`` (from the specs)."""
+        return str(self.specs[0].get("tuning", "external")) if self.specs else "external"
+
+    def trial_times(self) -> dict[str, dict[str, list[list[float]]]]:
+        """``trial_times[algorithm][workload][study][trial]``: time-to-target of every planned trial (seconds;
+        ``inf`` for a miss, a failure or a trial with no result yet), studies and trials in plan order."""
+        grouped: dict[str, dict[str, dict[int, list[float]]]] = {a: {} for a in self.algorithms}
         for s in self.specs:
             res = self.results.get(s["key"])
             t = float(res["time_to_target"]) if res and res["status"] != "failed" else math.inf
-            key = (s["algorithm"]["name"], s["workload"]["name"])
-            grouped.setdefault(key, {}).setdefault(s["study"], []).append(t)
-        out: dict[str, dict[str, float]] = {a: {} for a in self.algorithms}
-        for (a, w), by_study in grouped.items():
-            out[a][w] = study_time([by_study[k] for k in sorted(by_study)])
-        return out
+            by_study = grouped[s["algorithm"]["name"]].setdefault(s["workload"]["name"], {})
+            by_study.setdefault(int(s["study"]), []).append(t)
+        return {a: {w: [st[k] for k in sorted(st)] for w, st in row.items()} for a, row in grouped.items()}
+
+    def times(self) -> dict[str, dict[str, float]]:
+        """``times[algorithm][workload]``: median over studies of the min over trials of time-to-target
+        (AlgoPerf; self-tuning has one trial per study). Missing or failed trials count as inf."""
+        return {a: {w: study_time(st) for w, st in row.items()} for a, row in self.trial_times().items()}
 
     def scores(self, tau_max: float = 4.0) -> dict[str, float]:
         """AlgoPerf score per algorithm from ``times()``."""
         return score(self.times(), tau_max)
+
+    def intervals(
+        self, ci: float = 0.9, n_boot: int = 2000, seed: int = 0, tau_max: float = 4.0
+    ) -> ScoreIntervals:
+        """Scores and times with ``ci`` bootstrap intervals and tie-aware ranks (``uncertainty.score_intervals``):
+        studies redrawn, and trials within studies under external tuning."""
+        return score_intervals(self.trial_times(), ci, n_boot, seed, resample_trials=self.tuning == "external",
+                               tau_max=tau_max)  # fmt: skip
+
+    def compare(
+        self, a: str, b: str, workload: str, ci: float = 0.9, n_boot: int = 4000, seed: int = 0
+    ) -> Comparison:
+        """Algorithm ``a`` against ``b`` on ``workload`` (``uncertainty.compare_times``)."""
+        tt = self.trial_times()
+        for name in (a, b):
+            if name not in tt:
+                raise ValueError(f"algorithm {name!r} is not in this benchmark (it has {', '.join(tt)})")
+        if workload not in tt[a]:
+            raise ValueError(f"workload {workload!r} is not in this benchmark (it has {', '.join(tt[a])})")
+        return compare_times(tt[a][workload], tt[b][workload], a, b, workload, ci, n_boot, seed,
+                             resample_trials=self.tuning == "external")  # fmt: skip
 
     def best_trials(self) -> dict[tuple[str, str], dict[str, Any]]:
         """(algorithm, workload) -> its fastest result (or, if none reached the target, the one that got closest)."""
@@ -217,6 +252,20 @@ def run_benchmark(
     if scale is None:
         scale = hardware_scale()
     specs = plan(algorithms, workloads, tuning, trials, studies, seed, scale)
+    return execute(specs, executor, workers, ray_address, store, progress, trial_fn)
+
+
+def execute(
+    specs: list[dict[str, Any]],
+    executor: str = "local",
+    workers: int = 2,
+    ray_address: str | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    trial_fn: Callable[..., dict[str, Any]] = run_trial,
+) -> BenchmarkResult:
+    """Run the trial ``specs`` that the store does not hold yet (each distinct key once), write every result to the
+    store and return them all (cached ones included)."""
     st = store if isinstance(store, Store) else Store(store)
     result = BenchmarkResult(specs)
     try:
@@ -278,49 +327,3 @@ class _Bar:
         what = f"{t:.2f}s" if math.isfinite(t) else res["status"] if res["status"] != "finished" else "missed"
         last = f"{s['algorithm']['name']} on {s['workload']['name']}: {what}"
         self._p.update(self._t, advance=1, last=last)
-
-
-def calibrate_targets(
-    workloads: Sequence[str | Workload],
-    algorithm: str | Algorithm = "nadamw",
-    trials: int = 5,
-    seed: int = 0,
-    fraction: float = 2 / 3,
-    executor: str = "local",
-    workers: int = 2,
-    store: Store | str | os.PathLike[str] | None = None,
-    scale: float | None = None,
-    progress: bool = True,
-) -> dict[str, dict[str, float]]:
-    """Set targets as AlgoPerf did: what a well-tuned baseline reaches inside the budget.
-
-    Runs ``trials`` Halton points of the baseline (NAdamW) on each workload for the whole budget with the target
-    switched off, and returns per workload ``best`` (the best validation value any trial reached within
-    ``fraction`` of the budget) and ``best_full`` (within the whole budget); ``best``, rounded toward the easier
-    side, is the shipped target (docs/benchmark.md).
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    wls = _resolve(workloads, get_workload)
-    off = [
-        Workload(**{**w.spec(), "target": 1e30 if w.higher_is_better else -1e30, "name": w.name}) for w in wls
-    ]
-    res = run_benchmark([algorithm], off, "external", trials, 1, seed, executor, workers, store=store,
-                        scale=scale, progress=progress)  # fmt: skip
-    out: dict[str, dict[str, float]] = {}
-    for w in wls:
-        sign = 1.0 if w.higher_is_better else -1.0
-        best = best_full = -math.inf
-        for r in res.results.values():
-            if r["spec"]["workload"]["name"] != w.name or r["status"] == "failed":
-                continue
-            clock = dict(r["history"].get("train_time", []))
-            budget = float(r["spec"]["workload"]["budget"])
-            for step, v in r["history"].get(w.metric, []):
-                if not math.isfinite(v):
-                    continue
-                best_full = max(best_full, sign * v)
-                if clock.get(step, math.inf) <= fraction * budget:
-                    best = max(best, sign * v)
-        out[w.name] = {"best": sign * best, "best_full": sign * best_full}
-    return out

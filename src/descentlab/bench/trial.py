@@ -204,7 +204,7 @@ def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distribu
     }
     wall0 = time.perf_counter()
     try:
-        kwargs = alg.train_kwargs(spec["hparams"])
+        kwargs = alg.train_kwargs(spec["hparams"], step_hint=wl.step_hint)
         kwargs["hparams"] = _tuplify_betas(dict(kwargs["hparams"]))
         task = wl.make_task()
         run = train(

@@ -1,11 +1,12 @@
 """Benchmark workloads (AlgoPerf rules): a task with a validation target, a metric direction, a runtime budget,
 a step hint and an evaluation period.
 
-Budgets are seconds of training time (evaluation excluded) on the reference machine: a shared 2-core x86 CPU
+Budgets are seconds of training time (evaluation excluded) on the reference machine: a 2-core x86 CPU (AMD EPYC)
 running one trial per core with one torch thread. ``hardware_scale()`` rescales them for other hardware
-(``descentlab bench calibrate --hardware`` measures it; ``$DESCENTLAB_BENCH_SCALE`` overrides it). Targets come
-from ``descentlab bench calibrate --targets`` (docs/benchmark.md holds the procedure and the numbers). A trial stops
-at the target, at the budget or after ``step_hint`` steps (schedules span ``step_hint`` steps), whichever first.
+(``descentlab bench calibrate --hardware`` measures it; ``$DESCENTLAB_BENCH_SCALE`` overrides it). Targets live in
+``targets.json`` beside this module, written by ``descentlab bench calibrate --targets --write`` (derived from the
+tuned baselines and validated on fresh seeds, ``bench.targets``). A trial stops at the target, at the budget or
+after ``step_hint`` steps (schedules span ``step_hint`` steps), whichever first.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from descentlab._registry import unknown_name_message
 from descentlab.tasks.base import Task
 
 SCALE_ENV = "DESCENTLAB_BENCH_SCALE"
-# Seconds `reference_probe()` takes on the reference 2-core CPU (docs/benchmark.md, "Calibration").
-REFERENCE_SECONDS = 0.34
+# Seconds `reference_probe()` takes on the reference 2-core CPU, idle (docs/benchmark.md, "Calibration").
+REFERENCE_SECONDS = 1.08
+TARGETS_FILE = Path(__file__).with_name("targets.json")
 
 
 @dataclass(frozen=True)
@@ -92,31 +94,41 @@ def available_workloads(include_tiny: bool = False) -> list[str]:
     return [n for n in WORKLOADS if include_tiny or not n.startswith("tiny")]
 
 
+def shipped_targets(path: str | os.PathLike[str] = TARGETS_FILE) -> dict[str, float]:
+    """``{workload: target}`` from the shipped targets file (ValueError naming the file if it is unusable)."""
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))["workloads"]
+        return {name: float(e["target"]) for name, e in entries.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"targets file {str(path)!r} is unusable ({type(exc).__name__}: {exc})") from None
+
+
 def _builtin() -> None:
+    t = shipped_targets()
     register_workload(Workload(
-        "mnist1d_mlp", "mnist1d_mlp", "accuracy", 0.665, True, budget=6.0, step_hint=5000, eval_every=100,
-        batch_size=100, description="MLP 40-100-100-10 on MNIST-1D (4000 train / 1000 val)",
+        "mnist1d_mlp", "mnist1d_mlp", "accuracy", t["mnist1d_mlp"], True, budget=4.0, step_hint=2000,
+        eval_every=100, batch_size=100, description="MLP 40-100-100-10 on MNIST-1D (4000 train / 1000 val)",
     ))  # fmt: skip
     register_workload(Workload(
-        "mnist1d_cnn", "mnist1d_cnn", "accuracy", 0.945, True, budget=15.0, step_hint=8000, eval_every=250,
-        batch_size=100, description="the MNIST-1D paper's 3-layer Conv1d network",
+        "mnist1d_cnn", "mnist1d_cnn", "accuracy", t["mnist1d_cnn"], True, budget=8.0, step_hint=1500,
+        eval_every=100, batch_size=100, description="the MNIST-1D paper's 3-layer Conv1d network",
     ))  # fmt: skip
     register_workload(Workload(
-        "digits", "digits_mlp", "accuracy", 0.99, True, budget=3.0, step_hint=3000, eval_every=50,
+        "digits", "digits_mlp", "accuracy", t["digits"], True, budget=2.0, step_hint=1000, eval_every=50,
         batch_size=64, description="MLP 64-128-10 on scikit-learn's 8x8 digits",
     ))  # fmt: skip
     register_workload(Workload(
-        "modular", "modular", "accuracy", 0.95, True, budget=12.0, step_hint=3000, eval_every=50,
+        "modular", "modular", "accuracy", t["modular"], True, budget=8.0, step_hint=1000, eval_every=50,
         batch_size=256, task_kw={"p": 31, "op": "+", "train_fraction": 0.6, "width": 64, "depth": 1},
         description="a + b mod 31, 1-layer transformer, 60% train (grokking-style accuracy target)",
     ))  # fmt: skip
     register_workload(Workload(
-        "charlm", "charlm", "loss", 1.42, False, budget=20.0, step_hint=1500, eval_every=50,
+        "charlm", "charlm", "loss", t["charlm"], False, budget=9.0, step_hint=300, eval_every=25,
         batch_size=32, task_kw={"width": 64, "depth": 2, "context": 32},
         description="character-level GPT (2 layers, width 64, context 32) on pydoc text; val loss target",
     ))  # fmt: skip
     register_workload(Workload(
-        "logreg", "logreg", "gap", 7e-9, False, budget=2.0, step_hint=2000, eval_every=20,
+        "logreg", "logreg", "gap", t["logreg"], False, budget=1.0, step_hint=1000, eval_every=20,
         batch_size=20, description="mu-strongly convex logistic regression (m=200, n=10); target f - f*",
     ))  # fmt: skip
     register_workload(Workload(
