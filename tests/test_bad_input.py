@@ -133,6 +133,8 @@ def test_checkpoint_from_another_task(tmp_path):
     )
     ck_dir = db.parent / "checkpoints"
     (ck_dir / "a" / "last.pt").write_bytes((ck_dir / "b" / "last.pt").read_bytes())
+    with Store(db) as st:  # as if "a" had been killed (a finished run is left alone, not resumed)
+        st.set_status("a", "interrupted")
     with pytest.raises(ValueError, match="belongs to task 'softmax_digits'"):
         descentlab.resume("a", store=db, progress=False)
 
@@ -182,6 +184,8 @@ def test_cli_unwritable_store(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["runs", "list", "--store", str(blocker / "db.sqlite")]) == 2
+    assert "no store at" in capsys.readouterr().err  # reading opens read-only: it never creates a store
+    assert main(["train", "--task", "quadratic", "--steps", "1", "--store", str(blocker / "db.sqlite")]) == 2
     assert "cannot create store" in capsys.readouterr().err
 
 

@@ -566,5 +566,8 @@ class Store:
 
 def load_run(run_id: str, path: str | os.PathLike[str] | None = None) -> Run:
     """Load run ``run_id`` from the store at ``path`` (default store if None), opened read-only."""
-    with Store(path, read_only=True) as st:
+    where = Path(path) if path is not None else default_path()
+    if not where.exists():
+        raise ValueError(f"unknown run id {run_id!r}: there is no store at {str(where)!r}")
+    with Store(where, read_only=True) as st:
         return st.load_run(run_id)

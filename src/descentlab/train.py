@@ -169,8 +169,8 @@ def validate_checkpoint(
 ) -> None:
     """Check a resume checkpoint's header against the run it should continue (ValueError naming the mismatch).
 
-    Checked: the format, the state it must hold, the run id, the run's creation time (so a checkpoint of an earlier
-    run under the same id is refused), the task, the optimizer name, and a step within ``[0, steps]``.
+    Checked: the format, the state it must hold, the task, the run id, the run's creation time (so a checkpoint of an
+    earlier run under the same id is refused), the optimizer name, and a step within ``[0, steps]``.
     """
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         got = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
@@ -179,15 +179,15 @@ def validate_checkpoint(
     if missing:
         raise ValueError(f"{source} is incomplete: it has no {', '.join(missing)}")
     head = ck.get("config") if isinstance(ck.get("config"), dict) else {}
+    if head.get("task") != config.get("task"):
+        raise ValueError(
+            f"{source} belongs to task {head.get('task')!r}, not to run {run_id!r}'s task {config.get('task')!r}"
+        )
     if head.get("run_id") != run_id:
         raise ValueError(f"{source} belongs to run {head.get('run_id')!r}, not to run {run_id!r}")
     if created is not None and head.get("run_created") is not None and float(head["run_created"]) != float(created):
         raise ValueError(
             f"{source} was written by an earlier run named {run_id!r} (since replaced), not by the stored one"
-        )
-    if head.get("task") != config.get("task"):
-        raise ValueError(
-            f"{source} belongs to task {head.get('task')!r}, not to run {run_id!r}'s task {config.get('task')!r}"
         )
     if head.get("optimizer") != config.get("optimizer"):
         raise ValueError(
