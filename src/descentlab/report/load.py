@@ -253,13 +253,29 @@ def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
         )
     scores, times = data["scores"], data.get("times") if isinstance(data.get("times"), dict) else {}
     workloads = sorted({w for row in times.values() if isinstance(row, dict) for w in row})
-    lines = ["| rank | algorithm | score | " + " | ".join(f"{w} (s)" for w in workloads) + " |"]
-    lines.append("|---:|---|---:|" + "---:|" * len(workloads))
+    sci = data.get("score_intervals") if isinstance(data.get("score_intervals"), dict) else None
+    ranks = data.get("ranks") if isinstance(data.get("ranks"), dict) else {}
+    pct = f"{round(100 * (as_float(data.get('ci')) or 0.9))} % interval"
+    lines = ["| rank | algorithm | score | " + (f"{pct} | " if sci else "")
+             + " | ".join(f"{w} (s)" for w in workloads) + " |"]  # fmt: skip
+    lines.append("|---:|---|---:|" + ("---|" if sci else "") + "---:|" * len(workloads))
     ranked = sorted(scores, key=lambda a: -(as_float(scores[a]) or 0.0))
     for i, a in enumerate(ranked, 1):
         row = times.get(a) if isinstance(times.get(a), dict) else {}
         cells = [format_value(as_float(row.get(w))) if row.get(w) is not None else "—" for w in workloads]
-        lines.append(f"| {i} | {a} | {format_value(as_float(scores[a]))} | " + " | ".join(cells) + " |")
+        rank = str(i)
+        r = ranks.get(a)
+        if isinstance(r, dict) and isinstance(r.get("rank"), int):
+            rank = f"={r['rank']}" if r.get("tie") else str(r["rank"])
+        iv = ""
+        if sci:
+            b = sci.get(a)
+            iv = (f"[{format_value(as_float(b[0]))}, {format_value(as_float(b[1]))}] | "
+                  if isinstance(b, list) and len(b) == 2 else "— | ")  # fmt: skip
+        lines.append(f"| {rank} | {a} | {format_value(as_float(scores[a]))} | {iv}" + " | ".join(cells) + " |")
+    if sci:
+        lines += ["", f"Rank =k: the {pct} overlaps another algorithm's (a tie). Intervals: bootstrap over "
+                  f"{data.get('resampled', 'studies')}."]  # fmt: skip
     missing = data.get("missing")
     if isinstance(missing, int) and missing:
         lines += ["", f"{missing} trials had no result (counted as misses)."]
@@ -268,7 +284,7 @@ def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
 
 
 def load_bench(folder: str | Path) -> BenchSection:
-    """Read a benchmark report folder (``leaderboard.md``, ``profiles.png`` then ``curves_*.png``, others after)
+    """Read a benchmark report folder (``leaderboard.md``; ``profiles.png``, ``times.png``, ``curves_*.png``, others after)
     or the JSON file of ``descentlab bench score --json`` (a leaderboard table without plots)."""
     path = Path(folder)
     if path.is_file() and path.suffix.lower() == ".json":
@@ -287,7 +303,7 @@ def load_bench(folder: str | Path) -> BenchSection:
     md = inside(path, "leaderboard.md")
     pngs = sorted(
         (p for p in path.glob("*.png") if inside(path, p.name) is not None),
-        key=lambda p: (p.name != "profiles.png", not p.name.startswith("curves_"), p.name),
+        key=lambda p: (p.name != "profiles.png", p.name != "times.png", not p.name.startswith("curves_"), p.name),
     )
     if md is None and not pngs:
         failed = path / FAILED_FILE

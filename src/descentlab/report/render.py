@@ -356,8 +356,16 @@ def _selected_view(runs: list[Any]) -> dict[str, Any]:
     }
 
 
+BENCH_CAPTIONS = {
+    "profiles.png": "Performance profiles: fraction of workloads each algorithm reaches within tau times the fastest",
+    "times.png": "Time to target per workload and algorithm: every trial, each study's best (box over studies), misses",
+}
+
+
 def _bench_view(bench: BenchSection) -> dict[str, Any]:
-    figures = [{"uri": png_data_uri(p), "alt": p.stem, "caption": p.name} for p in bench.images]
+    figures = [
+        {"uri": png_data_uri(p), "alt": p.stem, "caption": BENCH_CAPTIONS.get(p.name, p.name)} for p in bench.images
+    ]
     return {"error": bench.error, "markdown": bench.markdown, "figures": figures, "command": bench.command}
 
 
