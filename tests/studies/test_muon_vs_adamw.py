@@ -1,25 +1,65 @@
-"""muon-vs-adamw: quick claims hold; the update-spectrum callback measures what it says."""
+"""muon-vs-adamw: the speed-up statistic and its verdicts, the update-spectrum callback, one small end-to-end run."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 import descentlab.studies as studies
-from descentlab.studies.muon_vs_adamw import UpdateSpectrum, bulk_ratio, first_step_below, tracked_matrix
+from descentlab.studies.claims import judge
+from descentlab.studies.muon_vs_adamw import (
+    PREDICTIONS,
+    UpdateSpectrum,
+    bulk_ratio,
+    first_step_below,
+    speedup,
+    tracked_matrix,
+)
 from descentlab.train import StepContext
 
 
-def test_quick_claims_hold(tmp_path):
-    studies.run("muon-vs-adamw", quick=True, out=tmp_path, store=tmp_path / "s.db", progress=False)
+def test_end_to_end_small(tmp_path):
+    studies.run(
+        "muon-vs-adamw",
+        quick=True,
+        out=tmp_path,
+        store=False,
+        progress=False,
+        seeds=2,
+        tasks=["softmax_digits"],
+        steps={"softmax_digits": 20},
+        muon_lrs=[0.03, 0.1],
+        adamw_lrs=[0.01, 0.03],
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert len(summary["claims"]) == 2
-    for claim in summary["claims"]:
-        assert claim["holds"], claim
+    assert [c["name"] for c in summary["claims"]] == [p.name for p in PREDICTIONS]
+    for c in summary["claims"]:
+        assert c["verdict"] in ("holds", "fails", "inconclusive")
+        assert len(c["values"]) == 2 and c["n"] <= 2
+    assert summary["seeds"] == {"evaluation": [0, 1], "tuning": [1000]}
+    assert {c["name"] for c in summary["checks"]} == {"muon_update_isotropic", "adamw_update_spread"}
+    assert set(summary["numbers"]["tuned"]) == {"softmax_digits/muon", "softmax_digits/adamw"}
     assert (tmp_path / "muon_vs_adamw.png").exists()
+
+
+def test_speedup():
+    curve = [(0, 2.0), (10, 1.0), (20, 0.5), (30, 0.4)]
+    assert speedup(curve, 0.5, 40) == pytest.approx(math.log10(2))  # AdamW's final reached at step 20 of 40
+    assert speedup(curve, 0.1, 30) == pytest.approx(math.log10(30 / 31))  # never: counted as T + 1
+    assert speedup(curve, math.inf, 30) < 0  # AdamW diverged: no target, no speed-up claimed
+
+
+@pytest.mark.parametrize(
+    "values, verdict",
+    [([0.3, 0.5, 0.4], "holds"), ([-0.1, -0.2, -0.15], "fails"), ([0.3, -0.2, 0.05], "inconclusive")],
+)
+def test_prediction_verdicts(values, verdict):
+    assert judge(PREDICTIONS[0], values)["verdict"] == verdict
 
 
 def test_update_spectrum_is_the_svd_of_the_weight_difference():
