@@ -5,9 +5,10 @@ divided by the probe's time over ``REFERENCE_SECONDS``, so it reads as seconds o
 this machine is loaded (load slows probe and workload alike). From them, the worst-case wall time of a protocol
 (every trial runs its whole budget, no early stop at the target) is
 
-    sum over algorithms, workloads, trials of  setup_w + budget_w * (1 + eval_w / (eval_every_w * step_w))
+    sum over algorithms, workloads, trials of  setup_w + budget_w + evals_w * eval_w
 
-divided by the number of workers. ``--protocol`` prints that bound for the shipped algorithms and workloads.
+divided by the number of workers (evals_w: as many evaluations as the fastest step reaches in the budget or the step
+hint). Early stops at the target only shorten it; worker start-up (~10 s per worker) is left out.
 
     .venv/bin/python benchmarks/bench_workload_costs.py [--steps 200] [--trials 5 --studies 3 --workers 2]
 """
@@ -48,7 +49,7 @@ def measure(name: str, steps: int) -> dict[str, float]:
 
 
 def main() -> None:
-    """Measure every shipped workload and print the costs and the protocol's worst-case wall time."""
+    """Measure every shipped workload and print the costs and the protocols' wall-time estimates."""
     import torch
 
     from descentlab.bench import available_algorithms, available_workloads, get_workload
@@ -70,28 +71,37 @@ def main() -> None:
         factor = REFERENCE_SECONDS / (0.5 * (before + after))  # this machine's seconds -> reference seconds
         rows[name] = {k: v * factor for k, v in raw.items()} | {"probe": 0.5 * (before + after)}
     n_alg = len(available_algorithms())
-    total = 0.0
-    lines = ["| workload | step (ms) | eval (ms) | set-up (s) | budget (s) | evals | worst-case trial (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| workload | step (ms) | eval (ms) | set-up (s) | step hint | budget (s) | NAdamW trial (s) | "
+             "bound per trial (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    per_point = {"nadamw": 0.0, "bound": 0.0}
     for name, c in rows.items():
         wl = get_workload(name)
-        steps_in_budget = min(wl.step_hint, wl.budget / c["step"])
-        evals = 1 + math.ceil(steps_in_budget / wl.eval_every)
-        trial = c["setup"] + min(wl.budget, wl.step_hint * c["step"]) + evals * c["eval"]
-        c["worst_trial"] = trial
-        total += trial
-        lines.append(f"| {name} | {1e3 * c['step']:.2f} | {1e3 * c['eval']:.1f} | {c['setup']:.2f} | "
-                     f"{wl.budget:g} | {evals} | {trial:.1f} |")  # fmt: skip
-    n_trials = n_alg * args.trials * args.studies
-    wall = total * n_trials / args.workers
+        # NAdamW: the step hint or the budget ends the trial; the bound: the whole budget for any algorithm, with
+        # as many evaluations as the fastest step could reach (a slower optimizer gets fewer)
+        evals = 1 + math.ceil(min(wl.step_hint, wl.budget / c["step"]) / wl.eval_every)
+        nadamw = c["setup"] + min(wl.budget, wl.step_hint * c["step"]) + evals * c["eval"]
+        bound = c["setup"] + wl.budget + evals * c["eval"]
+        c.update(nadamw_trial=nadamw, bound_trial=bound)
+        per_point["nadamw"] += nadamw
+        per_point["bound"] += bound
+        lines.append(f"| {name} | {1e3 * c['step']:.2f} | {1e3 * c['eval']:.1f} | {c['setup']:.2f} | {wl.step_hint} | "
+                     f"{wl.budget:g} | {nadamw:.1f} | {bound:.1f} |")  # fmt: skip
+    ext = n_alg * args.trials * args.studies
+    est = {
+        "external_bound_min": per_point["bound"] * ext / args.workers / 60,
+        "external_nadamw_speed_min": per_point["nadamw"] * ext / args.workers / 60,
+        "self_bound_min": 1.5 * per_point["bound"] * n_alg * args.studies / args.workers / 60,
+    }
     if args.json:
-        print(json.dumps({"workloads": rows, "per_point_s": total, "trials_per_workload": n_trials,
-                          "worst_case_wall_s": wall}, indent=1))  # fmt: skip
+        print(json.dumps({"workloads": rows, "per_point_s": per_point, "estimates": est}, indent=1))
         return
     print("\n".join(lines))
-    print(f"\nper search-space point over all workloads: {total:.1f} reference s (worst case, no early stop)")
-    print(f"{n_alg} algorithms x {args.studies} studies x {args.trials} trials = {n_trials} points per workload; "
-          f"{args.workers} workers: worst case {wall / 60:.1f} min at scale 1")  # fmt: skip
+    print(f"\nPer search-space point over all workloads (reference seconds): {per_point['nadamw']:.1f} at NAdamW's "
+          f"speed, {per_point['bound']:.1f} at most (every trial to its budget).")
+    print(f"External tuning, {n_alg} algorithms x {args.studies} studies x {args.trials} trials, {args.workers} "
+          f"workers, scale 1: at most {est['external_bound_min']:.1f} min ({est['external_nadamw_speed_min']:.1f} "
+          f"min if every algorithm stepped as fast as NAdamW and no trial stopped early at its target).")
+    print(f"Self-tuning, {args.studies} studies, 1.5x budgets: at most {est['self_bound_min']:.1f} min.")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from descentlab.bench.checks import null_test, null_test_markdown
 from descentlab.bench.cli import bench_app
 from descentlab.bench.targets import (
     derive_targets,
+    easier_quantile,
     load_targets,
     round_easier,
+    step_easier,
     validate_targets,
     validation_markdown,
     write_targets,
@@ -139,13 +141,28 @@ def test_round_toward_the_easier_side(value, metric, higher, expected):
     assert round_easier(value, metric, higher) == pytest.approx(expected)
 
 
+def test_recalibration_steps():
+    assert step_easier(0.665, "accuracy", True) == pytest.approx(0.66)
+    assert step_easier(1.42, "loss", False) == pytest.approx(1.43)
+    assert step_easier(2e-8, "gap", False) == pytest.approx(3e-8)
+    # the hardest value two thirds of the runs reach: the 4th best of 6 (accuracy), the 2nd best of 3 (loss)
+    assert easier_quantile([0.9, 0.95, 0.97, 0.99, 0.8, 0.96], True) == 0.95
+    assert easier_quantile([1.3, 1.5, 1.4], False) == 1.4
+    assert easier_quantile([1.3, math.inf], False) == 1.3
+    with pytest.raises(ValueError, match="no finite values"):
+        easier_quantile([math.nan], True)
+
+
 def test_derive_and_validate_targets_on_tiny(tmp_path):
     out = derive_targets(["tiny"], baselines=("sgd_nesterov",), trials=2, repeats=2, studies=3, store=tmp_path / "s.db",
                          progress=False, scale=1.0, extra_points={})  # fmt: skip
     e = out["tiny"]
     assert e["baseline"] == "sgd_nesterov" and "lr" in e["hparams"]
-    assert e["status"] in ("validated", "failed") and e["target"] in e["candidates"]
+    assert e["status"] in ("validated", "failed") and e["target"] == e["candidates"][-1]
     assert len(e["repeats"]["within_fraction"]) == 2
+    assert len(e["validation"]) == len(e["candidates"]) <= 3
+    for a, b in zip(e["candidates"], e["candidates"][1:]):
+        assert b > a  # each recalibration is easier (a gap: larger)
     v = e["validation"][-1]
     assert v["studies"] == 3 and len(v["times"]) == 3 and v["passed"] == (e["status"] == "validated")
     assert not set(v["seeds"]) & set(e["repeats"]["seeds"])  # fresh seeds

@@ -122,13 +122,14 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib import ticker
 
     tt = result.trial_times()
     algs, wls = result.algorithms, result.workloads
     specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
     cols = min(3, len(wls))
     rows = math.ceil(len(wls) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 0.9 + 0.28 * len(algs) * rows + 1.2 * rows),
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.5, 4.2 * cols), 1.2 + 0.28 * len(algs) * rows + 1.2 * rows),
                              squeeze=False)  # fmt: skip
     rng = np.random.default_rng(0)
     for k, w in enumerate(wls):
@@ -154,16 +155,19 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
                            marker="x", color="C3", s=36, zorder=4)  # fmt: skip
         ax.axvline(budget, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_yticks(range(len(algs)))
         ax.set_yticklabels(algs if k % cols == 0 else [""] * len(algs), fontsize=7)
         ax.set_ylim(len(algs) - 0.5, -0.5)
-        ax.set_title(f"{w} (budget {budget:g} s)", fontsize=9)
+        ax.set_title(f"{w} (budget {budget:.3g} s)", fontsize=9)
         ax.set_xlabel("time to target (s)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
     for k in range(len(wls), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle("Time to target: dots = trials, large = best of each study (box over studies); "
-                 "x = missed (beyond the dashed budget)", fontsize=9)  # fmt: skip
+    fig.suptitle("Time to target. Small dots: trials; large: each study's best (box over studies);\n"
+                 "red x: a study that missed (drawn beyond the dashed budget line)", fontsize=8)  # fmt: skip
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

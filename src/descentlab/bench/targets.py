@@ -7,15 +7,16 @@ the best configuration several times and take the median of what it reaches. Her
    AdamW by default; study 0, seed ``seed``) plus the hand-set target-setting points of ``TARGET_SETTING_POINTS``.
    A trial's value is the best validation value it reached within ``fraction`` (2/3) of the budget.
 2. **Pick** the tuned configuration: the trial with the best value (ties: the best within the whole budget).
-3. **Repeat** it on ``repeats`` fresh seeds (``seed + 10000 + r``), target off. Candidate targets, each rounded toward
-   the easier side (accuracy down to a multiple of 0.005, loss up to 0.01, f - f* up to one significant digit):
-   the median over repeats of the value within 2/3 of the budget, then the worst repeat's, then the worst repeat's
-   within 1/2 of the budget.
+3. **Repeat** it on ``repeats`` fresh seeds (``seed + 10000 + r``), target off. The first candidate is the median over
+   the repeats of the value within 2/3 of the budget, rounded toward the easier side (accuracy down to a multiple of
+   0.005, loss up to 0.01, f - f* up to one significant digit).
 4. **Validate** a candidate: the tuned configuration on ``studies`` (3) other fresh seeds (``seed + 20000 + 100 k +
    s`` in round ``k``), target on. It passes when the target is reached in at least ``need`` (2) of them and the
-   median time-to-target is at most ``fraction`` (2/3) of the budget. The first candidate that passes is the
-   target; a failing candidate is recalibrated to the next one (a new round on new seeds). A workload where none
-   passes is reported as failed, with the last candidate.
+   median time-to-target is at most ``fraction`` (2/3) of the budget. A failing candidate is **recalibrated**: the
+   next one is the value that two thirds of all runs so far reached within 2/3 of the budget (repeats and validation
+   runs; a run that reached the target counts with its value there), rounded easier, and at least one rounding step
+   easier than the failed one; it is validated in a new round on new seeds. After ``rounds`` rounds a workload that
+   still fails is reported as failed, with its last candidate.
 
 ``derive_targets`` does all four steps; ``validate_targets`` reruns step 4 for targets already shipped
 (``targets.json`` beside this module, read by ``workloads.py``); ``validation_markdown`` prints the table that
@@ -46,7 +47,7 @@ BASELINES = ("nadamw", "adamw")
 # (lr x weight decay >= ~5e-3), a corner holding ~5 % of the search space.
 TARGET_SETTING_POINTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "modular": [
-        ("adamw", {"lr": 1e-2, "weight_decay": 1.0}),
+        ("adamw", {"lr": 1e-2, "weight_decay": 1.0, "beta2": 0.98}),
         ("nadamw", {"lr": 1e-2, "one_minus_beta1": 0.1, "weight_decay": 1.0}),
     ],
 }
@@ -70,6 +71,22 @@ def round_easier(value: float, metric: str, higher_is_better: bool) -> float:
     q = value / m
     q = math.floor(round(q, 9)) if higher_is_better else math.ceil(round(q, 9))
     return float(f"{q * m:.{digits}g}")
+
+
+def step_easier(target: float, metric: str, higher_is_better: bool) -> float:
+    """The next rounded target on the easier side of ``target`` (one rounding step: 0.005 accuracy, 0.01 loss, one
+    unit of the significant digit of a gap)."""
+    nudge = abs(target) * 1e-6 + 1e-12
+    return round_easier(target - nudge if higher_is_better else target + nudge, metric, higher_is_better)
+
+
+def easier_quantile(values: Sequence[float], higher_is_better: bool, share: float = 2 / 3) -> float:
+    """The hardest value that at least a ``share`` of the finite ``values`` meet or beat: the ``ceil(share n)``-th
+    best (e.g. the 2nd best of 3, the 4th best of 6)."""
+    x = sorted((v for v in values if math.isfinite(v)), reverse=higher_is_better)
+    if not x:
+        raise ValueError(f"no finite values to set a target from, got {list(values)!r}")
+    return float(x[max(1, math.ceil(share * len(x) - 1e-9)) - 1])
 
 
 def best_within(result: Mapping[str, Any], workload: Workload, fraction: float) -> float:
@@ -100,6 +117,38 @@ def _check_fraction(fraction: float) -> float:
     return float(fraction)
 
 
+def _validation_specs(
+    w: Workload, target: float, baseline: str, hparams: Mapping[str, Any], studies: int, seed: int, scale: float
+) -> list[dict[str, Any]]:
+    wt = Workload(**{**w.spec(), "target": float(target)})
+    alg = get_algorithm(baseline)
+    return [make_spec(wt, alg, dict(hparams), seed + s, budget=w.budget * scale, study=s, tuning="external")
+            for s in range(studies)]  # fmt: skip
+
+
+def _judge(
+    w: Workload, target: float, specs: list[dict[str, Any]], results: Mapping[str, Any], need: int, fraction: float
+) -> dict[str, Any]:
+    """The validation verdict of ``specs`` (one per seed) from their ``results`` (by key)."""
+    got = [results.get(s["key"]) for s in specs]
+    times = [float(r["time_to_target"]) if r is not None and r["status"] != "failed" else math.inf for r in got]
+    values = [best_within(r, w, fraction) if r is not None and r["status"] != "failed" else math.nan for r in got]
+    med = statistics.median(times)
+    budget = float(specs[0]["workload"]["budget"])
+    reached = sum(math.isfinite(t) for t in times)
+    return {
+        "target": float(target),
+        "seeds": [int(s["seed"]) for s in specs],
+        "times": [t if math.isfinite(t) else None for t in times],
+        "values": values,
+        "reached": reached,
+        "studies": len(specs),
+        "median_time": med if math.isfinite(med) else None,
+        "budget": budget,
+        "passed": reached >= need and med <= fraction * budget,
+    }
+
+
 def validate_target(
     workload: str | Workload,
     target: float,
@@ -117,25 +166,8 @@ def validate_target(
     budget. ``run`` goes to ``execute`` (executor, workers, store, progress)."""
     fraction = _check_fraction(fraction)
     w = get_workload(workload) if isinstance(workload, str) else workload
-    wt = Workload(**{**w.spec(), "target": float(target)})
-    alg = get_algorithm(baseline)
-    specs = [make_spec(wt, alg, dict(hparams), seed + s, budget=w.budget * scale, study=s, tuning="external")
-             for s in range(studies)]  # fmt: skip
-    res = execute(specs, **run)
-    times = [float(res.results[s["key"]]["time_to_target"]) if s["key"] in res.results else math.inf for s in specs]
-    med = statistics.median(times)
-    budget = w.budget * scale
-    reached = sum(math.isfinite(t) for t in times)
-    return {
-        "target": float(target),
-        "seeds": [seed + s for s in range(studies)],
-        "times": [t if math.isfinite(t) else None for t in times],
-        "reached": reached,
-        "studies": studies,
-        "median_time": med if math.isfinite(med) else None,
-        "budget": budget,
-        "passed": reached >= need and med <= fraction * budget,
-    }
+    specs = _validation_specs(w, target, baseline, hparams, studies, seed, scale)
+    return _judge(w, target, specs, execute(specs, **run).results, need, fraction)
 
 
 def derive_targets(
@@ -147,6 +179,7 @@ def derive_targets(
     need: int = 2,
     seed: int = 0,
     fraction: float = 2 / 3,
+    rounds: int = 3,
     extra_points: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
     executor: str = "local",
     workers: int = 2,
@@ -158,7 +191,7 @@ def derive_targets(
     entry ``targets.json`` keeps: ``target``, ``status`` (validated / failed), the tuned configuration
     (``baseline``, ``hparams``), the candidates and every validation round."""
     fraction = _check_fraction(fraction)
-    for nm, v in (("trials", trials), ("repeats", repeats), ("studies", studies), ("need", need)):
+    for nm, v in (("trials", trials), ("repeats", repeats), ("studies", studies), ("need", need), ("rounds", rounds)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     if need > studies:
@@ -207,40 +240,40 @@ def derive_targets(
     for w in wls:
         results = [reps.results[s["key"]] for s in rep_specs[w.name] if s["key"] in reps.results]
         at = [best_within(r, w, fraction) for r in results if r["status"] != "failed"]
-        half = [best_within(r, w, min(fraction, 0.5)) for r in results if r["status"] != "failed"]
-        worst = (min if w.higher_is_better else max)
-        finite = [v for v in at if math.isfinite(v)]
-        if not finite:
+        if not any(math.isfinite(v) for v in at):
             raise ValueError(f"workload {w.name!r}: no repeat of the tuned configuration produced a finite value")
-        cands = [statistics.median(finite), worst(finite)]
-        if any(math.isfinite(v) for v in half):
-            cands.append(worst(v for v in half if math.isfinite(v)))
-        rounded: list[float] = []
-        for c in cands:
-            t = round_easier(c, w.metric, w.higher_is_better)
-            if t not in rounded:
-                rounded.append(t)
-        out[w.name].update(repeats={"seeds": [seed + REPEAT_SEED + r for r in range(repeats)], "within_fraction": at,
-                                    "within_half": half}, candidates=rounded)  # fmt: skip
-    # 4. validation rounds, fresh seeds each round
-    pending = {w.name: 0 for w in wls}
-    for w in wls:
-        out[w.name]["validation"] = []
-    k = 0
-    while pending:
-        for name in list(pending):
-            entry = out[name]
-            val = validate_target(name, entry["candidates"][pending[name]], entry["baseline"], entry["hparams"],
-                                  studies, need, seed + VALIDATION_SEED + 100 * k, fraction, scale, **run)  # fmt: skip
+        first = round_easier(statistics.median([v for v in at if math.isfinite(v)]), w.metric, w.higher_is_better)
+        out[w.name].update(repeats={"seeds": [seed + REPEAT_SEED + r for r in range(repeats)], "within_fraction": at},
+                           candidates=[first], validation=[])  # fmt: skip
+    # 4. validation rounds on fresh seeds (one batch of trials per round); a failing candidate is recalibrated from
+    # every run so far
+    pending = list(wls)
+    for k in range(rounds):
+        if not pending:
+            break
+        batch = {w.name: _validation_specs(w, out[w.name]["candidates"][-1], out[w.name]["baseline"],
+                                           out[w.name]["hparams"], studies, seed + VALIDATION_SEED + 100 * k, scale)
+                 for w in pending}  # fmt: skip
+        done = execute([s for v in batch.values() for s in v], **run)
+        for w in list(pending):
+            entry = out[w.name]
+            target = entry["candidates"][-1]
+            val = _judge(w, target, batch[w.name], done.results, need, fraction)
             val["round"] = k
             entry["validation"].append(val)
-            if val["passed"] or pending[name] + 1 >= len(entry["candidates"]):
-                entry["target"] = val["target"]
-                entry["status"] = "validated" if val["passed"] else "failed"
-                del pending[name]
-            else:
-                pending[name] += 1
-        k += 1
+            entry["target"] = target
+            entry["status"] = "validated" if val["passed"] else "failed"
+            if val["passed"]:
+                pending.remove(w)
+                continue
+            pool = list(entry["repeats"]["within_fraction"])
+            for v in entry["validation"]:
+                pool += [v["target"] if t is not None else x for t, x in zip(v["times"], v["values"], strict=True)]
+            nxt = round_easier(easier_quantile(pool, w.higher_is_better), w.metric, w.higher_is_better)
+            if not _better(w, target, nxt):  # at least one rounding step easier than the failed target
+                nxt = step_easier(target, w.metric, w.higher_is_better)
+            if k + 1 < rounds:
+                entry["candidates"].append(nxt)
     for w in wls:
         out[w.name].update(budget=w.budget, step_hint=w.step_hint, scale=scale,
                            derived=time.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
@@ -260,17 +293,23 @@ def validate_targets(
     """Validate shipped targets (``targets.json`` by default): each workload's target-setting configuration rerun
     on ``studies`` fresh seeds with the workload's current target; returns per workload the ``validate_target``
     result plus ``baseline``/``hparams``."""
+    fraction = _check_fraction(fraction)
     entries = load_targets() if targets is None else targets
     scale = hardware_scale() if scale is None else float(scale)
-    out = {}
+    batch = {}
     for name in workloads:
         w = get_workload(name)
         e = entries.get(name)
         if not isinstance(e, Mapping) or "baseline" not in e or "hparams" not in e:
             raise ValueError(f"workload {name!r} has no target-setting configuration (baseline, hparams) in the "
                              "targets; derive one with `descentlab bench calibrate --targets`")  # fmt: skip
-        val = validate_target(w, w.target, e["baseline"], e["hparams"], studies, need, seed, fraction, scale, **run)
-        out[name] = {**val, "baseline": e["baseline"], "hparams": dict(e["hparams"]), "status": "validated" if val["passed"] else "failed"}
+        batch[name] = (w, e, _validation_specs(w, w.target, e["baseline"], e["hparams"], studies, seed, scale))
+    done = execute([s for _, _, v in batch.values() for s in v], **run)
+    out = {}
+    for name, (w, e, specs) in batch.items():
+        val = _judge(w, w.target, specs, done.results, need, fraction)
+        out[name] = {**val, "baseline": e["baseline"], "hparams": dict(e["hparams"]),
+                     "status": "validated" if val["passed"] else "failed"}  # fmt: skip
     return out
 
 
