@@ -11,7 +11,7 @@
 # Trials are cached in $STORE: re-running after an interruption resumes (then the wall times only cover the rest).
 #
 #   benchmarks/leaderboard_full.sh               # the real thing
-#   SMOKE=1 benchmarks/leaderboard_full.sh       # the same pipeline on `tiny` in ~2 min (targets to $OUT, not src/)
+#   SMOKE=1 benchmarks/leaderboard_full.sh       # the same pipeline on `tiny`, a few minutes (targets to $OUT, not src/)
 #   SMOKE=1 EXEC=local ...                       # without worker processes (a loaded machine spawns them slowly)
 # Step 0 writes runs/bench_hardware.json, which every later `descentlab bench` command here reads (budget factor).
 set -uo pipefail
