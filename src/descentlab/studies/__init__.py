@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ class StudyContext:
     checks: list[Check] = field(default_factory=list)
     anchors: list[dict[str, Any]] = field(default_factory=list)
     _n: int = 0
+    _token: str = ""
 
     def check(self, name: str, check: str, passed: bool, evidence: str = "") -> None:
         """Record a sanity check or identity (listed apart from the claims, never counted as one)."""
@@ -143,7 +145,9 @@ class StudyContext:
 
         self._n += 1
         kw.setdefault("progress", False)
-        kw.setdefault("run_id", f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{self._n:03d}")
+        if not self._token:  # one token per study run: two runs of a study in the same second never collide
+            self._token = secrets.token_hex(3)
+        kw.setdefault("run_id", f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{self._token}-{self._n:03d}")
         run = train(task, store=self.store if self.store is not None else False, **kw)
         self.runs.append(run.id)
         self.advance()
