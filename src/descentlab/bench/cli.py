@@ -396,7 +396,7 @@ def calibrate_cmd(
             markdown.parent.mkdir(parents=True, exist_ok=True)
             markdown.write_text(md, encoding="utf-8")
         if write is not None:
-            console.print(f"targets written to {write_targets(out, write)}")
+            console.print(Text(f"targets written to {write_targets(out, write)}"))  # the user's path, as text
 
 
 @bench_app.command("validate-targets")
