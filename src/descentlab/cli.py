@@ -438,7 +438,7 @@ def study(
 _VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow"}
 
 
-def _fmt(x: Any) -> str:
+def _fmt3(x: Any) -> str:
     """A number for a verdict table (3 significant digits; strings such as 'inf' pass through)."""
     return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
 
@@ -452,7 +452,7 @@ def _verdict_tables(result: Any) -> list[Table]:
     for c in result.claims:
         v = c.get("verdict", "holds" if c.get("holds") else "fails")
         lo, hi = (c.get("interval") or [None, None])[:2]
-        est = f"{_fmt(c['mean'])} [{_fmt(lo)}, {_fmt(hi)}]" if "mean" in c else c.get("evidence", "")
+        est = f"{_fmt3(c['mean'])} [{_fmt3(lo)}, {_fmt3(hi)}]" if "mean" in c else c.get("evidence", "")
         claims.add_row(
             Text(c["claim"]),
             Text(str(c.get("source", ""))),
@@ -482,9 +482,9 @@ def _verdict_tables(result: Any) -> list[Table]:
             lo, hi = a["interval"]
             anchors.add_row(
                 Text(a["quantity"]),
-                Text(_fmt(a["published"])),
-                Text(f"{_fmt(a['mean'])} [{_fmt(lo)}, {_fmt(hi)}]"),
-                Text(_fmt(a["ratio"])),
+                Text(_fmt3(a["published"])),
+                Text(f"{_fmt3(a['mean'])} [{_fmt3(lo)}, {_fmt3(hi)}]"),
+                Text(_fmt3(a["ratio"])),
                 Text(a["verdict"]),
                 Text(a["source"]),
             )
