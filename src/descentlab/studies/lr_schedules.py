@@ -311,7 +311,7 @@ register(
         description="Constant, step, exponential, cosine, linear, warmup+cosine and WSD schedules on the MNIST-1D "
         "MLP, each at its own tuned peak lr.",
         slide="seed 003, 'Learning Rate Schedules: Guiding the Descent'",
-        seconds=(35, 160),  # estimated idle quick/full wall s on the 2-core CPU (tour scheduling)
+        seconds=(35, 140),  # estimated idle quick/full wall s on the 2-core CPU (tour scheduling)
         quick={**_BASE, "steps": 1500, "seeds": 3, "tuning_seeds": 1},
         full={**_BASE, "steps": 4000, "seeds": 5, "tuning_seeds": 2},
         run=run,
