@@ -93,7 +93,9 @@ def select_studies(only: str | list[str] | None = None, skip: str | list[str] | 
     unknown = sorted({n for n in want + drop if n not in allowed})
     if unknown:
         raise ValueError(f"unknown study {', '.join(map(repr, unknown))}; available: {', '.join(allowed)}")
-    names = [n for n in allowed if (not want or n in want) and n not in drop]
+    names = [
+        n for n in allowed if (n in want if want else studies.get(n).in_tour) and n not in drop
+    ]
     if not names:
         raise ValueError("no study left to run after --only/--skip")
     return sorted(names, key=lambda n: (seed_order(studies.get(n).slide), n))

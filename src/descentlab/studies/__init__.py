@@ -68,6 +68,8 @@ class Study:
     studies first."""
     predictions: tuple[Prediction, ...] = ()
     """The claims, fixed before the run: each is judged on the per-seed values ``run`` returns under its name."""
+    in_tour: bool = True
+    """Whether ``descentlab tour`` runs it by default (a long study can opt out; ``tour --only NAME`` still runs it)."""
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Allowed closed ranges of numeric settings, checked on overrides (on top of: finite; counts >= 1)."""
 
