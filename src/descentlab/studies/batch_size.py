@@ -453,7 +453,7 @@ register(
         description="Mini-batch SGD: steps to a target fall ~1/B up to a critical batch, then flatten (lr tuned per "
         "B); logreg error vs iterations/evaluations; Var ∝ 1/B.",
         slide="seed 003, 'The convergence of mini-batch SGD', Theorem 1",
-        seconds=(25, 120),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling)
+        seconds=(25, 85),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling)
         quick=dict(_BASE),
         full={
             **_BASE,
