@@ -560,7 +560,7 @@ register(
         "SGD vs AdaGrad on rare features; lrs tuned per arm on tuning seeds.",
         slide="seed 002: Kunstner et al. 2024, 'Heavy-Tailed Class Imbalance and Why Adam Outperforms Gradient "
         "Descent on Language Models'; AdaGrad on rare features",
-        seconds=(80, 600),  # estimated quick/full idle wall s on the 2-core CPU (tour scheduling)
+        seconds=(76, 440),  # estimated quick/full idle wall s on the 2-core CPU (tour scheduling)
         predictions=PREDICTIONS,
         quick={
             **_COMMON,
