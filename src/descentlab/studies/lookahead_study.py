@@ -256,7 +256,7 @@ register(
         description="SGD vs Lookahead(SGD) and Adam vs Lookahead(Adam) across learning rates on the MNIST-1D MLP: "
         "sensitivity of the test accuracy to the lr over seeds, and the small-lr control.",
         slide="seed 003, 'Lookahead Optimizer: k steps forward, 1 step back'",
-        seconds=(40, 420),  # estimated quick/full idle wall s on the 2-core CPU (tour scheduling)
+        seconds=(38, 410),  # estimated quick/full idle wall s on the 2-core CPU (tour scheduling)
         predictions=PREDICTIONS,
         limits={"alpha": (0.01, 1.0)},
         quick={**_BASE, "steps": 400, "seeds": 3},
