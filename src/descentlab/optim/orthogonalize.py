@@ -8,17 +8,30 @@ singular value of X (after a Frobenius normalization puts them in [0, 1]).
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import time
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
+
+from descentlab.hardware import Hardware, current
 
 __all__ = [
     "METHODS",
     "NEWTON_SCHULZ_COEFFICIENTS",
     "POLAR_EXPRESS_COEFFICIENTS",
     "POLAR_EXPRESS_SAFETY",
+    "Plan",
+    "choose_plan",
+    "explain_plans",
     "orthogonalize",
     "singular_value_band",
 ]
+
+log = logging.getLogger("descentlab.kernels")
 
 METHODS = ("newton_schulz", "polar_express", "svd")
 
@@ -57,31 +70,9 @@ def _coefficients(method: str, steps: int) -> list[tuple[float, float, float]]:
     return table[:steps] + [table[-1]] * max(0, steps - len(table))
 
 
-def _default_dtype(G: Tensor) -> torch.dtype:
-    """bf16 where its matmuls are fast (CUDA; CPUs with AVX512-BF16/AMX), else fp32."""
-    if G.dtype == torch.float64:
-        return torch.float64
-    if G.is_cuda:
-        return torch.bfloat16
-    if G.device.type == "cpu" and _cpu_has_fast_bf16():
-        return torch.bfloat16
-    return torch.float32
-
-
-_FAST_BF16: bool | None = None
-
-
 def _cpu_has_fast_bf16() -> bool:
-    global _FAST_BF16
-    if _FAST_BF16 is None:
-        flags = ""
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = f.read()
-        except OSError:
-            pass
-        _FAST_BF16 = "avx512_bf16" in flags or "amx_bf16" in flags
-    return _FAST_BF16
+    """bf16 matmuls are native on this CPU (AMX or AVX512-BF16)."""
+    return current().fast_bf16
 
 
 def _msign_svd(G: Tensor) -> Tensor:
@@ -117,14 +108,17 @@ def _sym_strips(n: int) -> int:
     return 1 if n < _SYM_MIN_ROWS else max(2, round(n / _SYM_STRIP_ROWS))
 
 
-def _sym_mm(A: Tensor, B: Tensor, C: Tensor | None = None, beta: float = 0.0, alpha: float = 1.0) -> Tensor:
+def _sym_mm(
+    A: Tensor, B: Tensor, C: Tensor | None = None, beta: float = 0.0, alpha: float = 1.0, strips: bool = True
+) -> Tensor:
     """A B (or beta C + alpha A B with C symmetric) for a square product known to be symmetric.
 
-    One matrix: only the strips on and above the diagonal are multiplied (addmm into views of the output), the
-    blocks below are transposed copies. A batch, or a small matrix, takes the plain product.
+    One matrix with ``strips``: only the strips on and above the diagonal are multiplied (addmm into views of
+    the output), the blocks below are transposed copies. A batch, a small matrix or ``strips=False`` takes the
+    plain product.
     """
     n = A.shape[-2]
-    k = _sym_strips(n)
+    k = _sym_strips(n) if strips else 1
     if A.ndim != 2 or k == 1:
         if C is None:
             return _mm(A, B) if alpha == 1.0 else _mm(A, B).mul_(alpha)
@@ -143,16 +137,18 @@ def _sym_mm(A: Tensor, B: Tensor, C: Tensor | None = None, beta: float = 0.0, al
     return out
 
 
-def _iterate_direct(X: Tensor, coefficients: list[tuple[float, float, float]]) -> Tensor:
+def _iterate_direct(X: Tensor, coefficients: list[tuple[float, float, float]], strips: bool = True) -> Tensor:
     """X <- a X + (b A + c A^2) X with A = X X^T (X wide; one matrix or a batch); A and A^2 by ``_sym_mm``."""
     for a, b, c in coefficients:
-        A = _sym_mm(X, X.mT)
-        B = _sym_mm(A, A, A, beta=b, alpha=c)
+        A = _sym_mm(X, X.mT, strips=strips)
+        B = _sym_mm(A, A, A, beta=b, alpha=c, strips=strips)
         X = _addmm(X, B, X, beta=a)
     return X
 
 
-def _iterate_gram(X: Tensor, coefficients: list[tuple[float, float, float]], restart_every: int) -> Tensor:
+def _iterate_gram(
+    X: Tensor, coefficients: list[tuple[float, float, float]], restart_every: int, strips: bool = True
+) -> Tensor:
     """Same polynomial as ``_iterate_direct`` carried on the small side: X_k = Q_k X_0, R_k = X_k X_k^T.
 
     With P_k = a I + b R_k + c R_k^2 (a polynomial in R_k, so they commute): Q_{k+1} = P_k Q_k and
@@ -161,7 +157,11 @@ def _iterate_gram(X: Tensor, coefficients: list[tuple[float, float, float]], res
     R squares the condition number, so in low precision the iteration restarts (X <- Q X, R <- X X^T) every
     ``restart_every`` steps; 0 never restarts.
     """
-    R = _sym_mm(X, X.mT)
+
+    def sym(*args: Tensor, **kwargs: float) -> Tensor:
+        return _sym_mm(*args, **kwargs, strips=strips)
+
+    R = sym(X, X.mT)
     eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
     Q: Tensor | None = None
     last = len(coefficients) - 1
@@ -169,13 +169,172 @@ def _iterate_gram(X: Tensor, coefficients: list[tuple[float, float, float]], res
         if restart_every and k and k % restart_every == 0 and Q is not None:
             X = _mm(Q, X)
             Q = None
-            R = _sym_mm(X, X.mT)
-        P = _sym_mm(R, R, R, beta=b, alpha=c).add_(eye, alpha=a)
-        Q = P if Q is None else _sym_mm(P, Q)
+            R = sym(X, X.mT)
+        P = sym(R, R, R, beta=b, alpha=c).add_(eye, alpha=a)
+        Q = P if Q is None else sym(P, Q)
         if k < last:
-            R = _sym_mm(_sym_mm(P, R), P)
+            R = sym(sym(P, R), P)
     assert Q is not None
     return _mm(Q, X)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How ``orthogonalize`` computes msign for one (device, dtype, shape): the working precision, the Gram
+    iteration or the direct one, strip-wise symmetric products or plain ones, the batch in one bmm or a loop."""
+
+    dtype: torch.dtype
+    gram: bool
+    strips: bool
+    batched: bool
+    reasons: tuple[str, ...] = ()
+    source: str = "rule"
+
+    def describe(self) -> str:
+        """One line: the choices, then why."""
+        dt = str(self.dtype).removeprefix("torch.")
+        head = (f"{dt}, {'Gram' if self.gram else 'direct'} iteration, "
+                f"{'strip-wise symmetric' if self.strips else 'plain'} products, "
+                f"{'one batched product' if self.batched else 'matrix by matrix'} ({self.source})")  # fmt: skip
+        return head + "".join(f"; {r}" for r in self.reasons)
+
+
+# The measurements behind the rule (Muon step on 12x512^2 + 4x2048x512 + 4x512x2048, benchmarks/optim_step.py):
+# AVX2 (AMD EPYC, 2 cores): bf16 is emulated, torch's NS on 512^2 in bf16 takes 63x its fp32 time -> fp32;
+#   strip-wise symmetric products, 1 thread: 256 rows 1.1x slower, 512 rows 0.88x, 1024 rows 0.76x of plain.
+# AMX (Intel Xeon, 2 cores, issue 21): with strips in bf16 our step took 1.27x torch.optim.Muon's (bf16, plain
+#   products): the tile engine wants one large product, so bf16 on AMX takes plain products.
+_EMULATED_BF16 = "bf16 is emulated here (torch's NS 512^2: 63x its fp32 time on AVX2)"
+
+
+def _rule(
+    rows: int, cols: int, batch: int, device: str, work: torch.dtype, gram: bool | None, hw: Hardware
+) -> Plan:
+    reasons = []
+    if gram is None:
+        use_gram = cols >= _GRAM_MIN_ASPECT * rows
+        if use_gram:
+            reasons.append(f"Gram: cols/rows = {cols / rows:.1f} >= {_GRAM_MIN_ASPECT:g} (fewer flops)")
+    else:
+        use_gram = bool(gram)
+    low = torch.finfo(work).bits <= 16
+    if device != "cpu":
+        return Plan(work, use_gram, False, True, (*reasons, f"{device}: plain batched products"))
+    if rows < _SYM_MIN_ROWS:
+        strips = False
+        reasons.append(f"plain products: {rows} rows < {_SYM_MIN_ROWS} (strips measured slower)")
+    elif low and hw.amx:
+        strips = False
+        reasons.append("plain products: bf16 on AMX wants one large product (strips: 1.27x torch's step)")
+    else:
+        strips = True
+        why = "measured 0.88x at 512 rows, 0.76x at 1024 (AVX2, fp32)"
+        if low and not hw.fast_bf16:
+            why += "; " + _EMULATED_BF16
+        elif low:
+            why += "; AVX512-BF16 without AMX not measured: treated as vector units"
+        reasons.append(f"strip-wise symmetric products: {why}")
+    return Plan(work, use_gram, strips, False, (*reasons, "CPU: matrix by matrix (bmm measured 1.3x slower)"))
+
+
+def _working_dtype(device: str, input_dtype: torch.dtype, dtype: torch.dtype | None, hw: Hardware) -> tuple:
+    if dtype is not None:
+        return dtype, "dtype given"
+    if input_dtype == torch.float64:
+        return torch.float64, "float64 input stays float64"
+    if device != "cpu":
+        return torch.bfloat16, f"bf16 on {device}"
+    if hw.fast_bf16:
+        return torch.bfloat16, f"bf16: native on {hw.kind}"
+    return torch.float32, f"fp32: {_EMULATED_BF16}"
+
+
+def choose_plan(
+    shape: tuple[int, ...] | torch.Size,
+    device: str = "cpu",
+    input_dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
+    gram: bool | None = None,
+    hardware: Hardware | None = None,
+) -> Plan:
+    """The plan for a matrix (or a batch, leading dims) of ``shape`` on ``device``.
+
+    Deterministic for a given ``hardware`` (default: this machine): a rule backed by the measurements above.
+    With the environment variable ``DESCENTLAB_KERNELS=measure`` (and no ``hardware`` given) the strip/plain and
+    Gram/direct choices are instead timed once per (device, dtype, shape) in this process and cached.
+    """
+    hw = current() if hardware is None else hardware
+    *lead, r, c = (int(d) for d in shape)
+    rows, cols = min(r, c), max(r, c)
+    batch = 1
+    for d in lead:
+        batch *= d
+    work, why = _working_dtype(str(device), input_dtype, dtype, hw)
+    measure = hardware is None and os.environ.get("DESCENTLAB_KERNELS", "rule") == "measure"
+    if measure and str(device) == "cpu":
+        return _measured(rows, cols, batch, work, why, gram)
+    return _ruled(rows, cols, batch, str(device), work, why, gram, hw)
+
+
+@functools.lru_cache(maxsize=256)
+def _ruled(
+    rows: int,
+    cols: int,
+    batch: int,
+    device: str,
+    work: torch.dtype,
+    why: str,
+    gram: bool | None,
+    hw: Hardware,
+) -> Plan:
+    plan = _rule(rows, cols, batch, device, work, gram, hw)
+    plan = Plan(plan.dtype, plan.gram, plan.strips, plan.batched, (why, *plan.reasons))
+    log.debug(
+        "orthogonalize %dx%d (batch %d) on %s, %s: %s", rows, cols, batch, device, hw.kind, plan.describe()
+    )
+    return plan
+
+
+@functools.lru_cache(maxsize=256)
+def _measured(rows: int, cols: int, batch: int, work: torch.dtype, why: str, gram: bool | None) -> Plan:
+    """Time each candidate once (after a warm-up) on a random rows x cols matrix; keep the fastest."""
+    X = torch.randn(rows, cols, generator=torch.Generator().manual_seed(0)).to(work)
+    X = X / torch.linalg.vector_norm(X)
+    coefficients = [NEWTON_SCHULZ_COEFFICIENTS] * 5
+    restart = 3 if torch.finfo(work).bits <= 16 else 0
+    grams = [bool(gram)] if gram is not None else sorted({False, cols >= _GRAM_MIN_ASPECT * rows})
+    timings = {}
+    for g in grams:
+        for strips in (False, True) if rows >= _SYM_MIN_ROWS else (False,):
+
+            def run(g: bool = g, strips: bool = strips) -> Tensor:
+                if g:
+                    return _iterate_gram(X, coefficients, restart, strips)
+                return _iterate_direct(X, coefficients, strips)
+
+            run()
+            t0 = time.perf_counter()
+            run()
+            timings[(g, strips)] = time.perf_counter() - t0
+    (g, strips), best = min(timings.items(), key=lambda kv: kv[1])
+    table = ", ".join(f"{'Gram' if k[0] else 'direct'}/{'strips' if k[1] else 'plain'} {v * 1e3:.1f} ms"
+                      for k, v in sorted(timings.items()))  # fmt: skip
+    plan = Plan(work, g, strips, False, (why, f"timed once: {table}"), source="measured")
+    log.debug("orthogonalize %dx%d (batch %d) on cpu: %s", rows, cols, batch, plan.describe())
+    return plan
+
+
+def explain_plans(
+    shapes: list[tuple[int, ...]] | None = None, device: str = "cpu", hardware: Hardware | None = None
+) -> list[str]:
+    """Lines: the machine, then the plan for each shape (default: Muon's benchmark shapes and a small one)."""
+    hw = current() if hardware is None else hardware
+    shapes = shapes or [(128, 128), (512, 512), (512, 2048), (2048, 512), (1024, 1024)]
+    lines = [f"hardware: {hw.describe()}"]
+    for shape in shapes:
+        plan = choose_plan(shape, device, hardware=hardware)
+        lines.append(f"{'x'.join(map(str, shape))}: {plan.describe()}")
+    return lines
 
 
 def orthogonalize(
@@ -185,6 +344,7 @@ def orthogonalize(
     eps: float = 1e-7,
     dtype: torch.dtype | None = None,
     gram: bool | None = None,
+    hardware: Hardware | None = None,
 ) -> Tensor:
     """Approximate msign(G) = U V^T of a matrix or a batch of matrices (leading dims are batch dims).
 
@@ -193,8 +353,11 @@ def orthogonalize(
     or "svd" (exact, float64). Tall matrices are transposed so the iteration runs on the small side; the input is
     normalized by its Frobenius norm (+ ``eps``). ``dtype`` is the working precision (default: bf16 on CUDA and on
     CPUs with native bf16 matmuls, else fp32; float64 input stays float64). ``gram`` iterates on the small side's
-    Gram matrix (fewer flops for matrices wider than 2:1; default: on for those). On CPU, products known to be
-    symmetric are computed strip-wise on and above the diagonal (>= 384 rows). Returns G's dtype and shape.
+    Gram matrix (fewer flops for matrices wider than 2:1; default: on for those). The kernels are picked by
+    :func:`choose_plan` for the device, dtype and shape (strip-wise symmetric products on CPU vector units >= 384
+    rows, plain products on AMX bf16 and GPUs); every plan computes the same polynomial, so plans agree to the
+    working precision's rounding (fp32: ~1e-5 of the entries, bf16: ~2e-2). ``hardware`` plans for another
+    machine kind (a :class:`~descentlab.hardware.Hardware`; default this one). Returns G's dtype and shape.
     """
     if not isinstance(G, Tensor):
         raise TypeError(f"G must be a torch.Tensor, got {type(G).__name__}")
@@ -210,9 +373,10 @@ def orthogonalize(
         raise ValueError(f"eps must be >= 0, got {eps!r}")
     if method == "svd":
         return _msign_svd(G)
-    work = _default_dtype(G) if dtype is None else dtype
-    if not work.is_floating_point:
-        raise ValueError(f"dtype must be a floating dtype, got {work}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    plan = choose_plan(G.shape, G.device.type, G.dtype, dtype, gram, hardware)
+    work = plan.dtype
 
     shape = G.shape
     X = G.reshape(-1, shape[-2], shape[-1]).to(work)
@@ -223,18 +387,17 @@ def orthogonalize(
     norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
     X = X / (norm * safety + eps)
     coefficients = _coefficients(method, steps)
-    rows, cols = X.shape[-2:]
-    use_gram = (cols >= _GRAM_MIN_ASPECT * rows) if gram is None else bool(gram)
     restart_every = 3 if torch.finfo(work).bits <= 16 else 0
 
     def run(Y: Tensor) -> Tensor:
-        return _iterate_gram(Y, coefficients, restart_every) if use_gram else _iterate_direct(Y, coefficients)
+        if plan.gram:
+            return _iterate_gram(Y, coefficients, restart_every, plan.strips)
+        return _iterate_direct(Y, coefficients, plan.strips)
 
-    if X.device.type == "cpu":
-        # CPU bmm is slower than a loop of mm (measured: 12 x 512^2 bf16, 1.3x); CUDA takes the whole batch.
-        X = run(X[0]).unsqueeze(0) if X.shape[0] == 1 else torch.stack([run(x) for x in X.unbind(0)])
+    if plan.batched or X.shape[0] == 1:
+        X = run(X if plan.batched else X[0]).reshape(X.shape)
     else:
-        X = run(X)
+        X = torch.stack([run(x) for x in X.unbind(0)])
     if tall:
         X = X.mT
     return X.to(G.dtype).reshape(shape)
