@@ -94,7 +94,7 @@ def select_studies(only: str | list[str] | None = None, skip: str | list[str] | 
     if unknown:
         raise ValueError(f"unknown study {', '.join(map(repr, unknown))}; available: {', '.join(allowed)}")
     names = [
-        n for n in allowed if (n in want if want else studies.get(n).in_tour) and n not in drop
+        n for n in allowed if (n in want if want else getattr(studies.get(n), "in_tour", True)) and n not in drop
     ]
     if not names:
         raise ValueError("no study left to run after --only/--skip")
