@@ -44,15 +44,31 @@ def paired_median_times(
 ) -> tuple[float, float]:
     """Median wall times of ``fn_a`` and ``fn_b`` timed alternately (one warm-up each), so that load from
     other processes hits both alike."""
+    wall, _ = paired_wall_and_cpu(fn_a, fn_b, reps)
+    return wall
+
+
+def paired_wall_and_cpu(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], reps: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median (wall, wall) and (CPU, CPU) seconds of ``fn_a`` and ``fn_b`` timed alternately after a warm-up.
+    CPU time (this process) is the steadier figure on a shared machine; on an idle one the two agree."""
     fn_a()
     fn_b()
-    times_a, times_b = [], []
+    walls: tuple[list, list] = ([], [])
+    cpus: tuple[list, list] = ([], [])
     for _ in range(reps):
-        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
-            start = time.perf_counter()
+        for i, fn in enumerate((fn_a, fn_b)):
+            w, c = time.perf_counter(), time.process_time()
             fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
+            cpus[i].append(time.process_time() - c)
+            walls[i].append(time.perf_counter() - w)
+    med = statistics.median
+    return (med(walls[0]), med(walls[1])), (med(cpus[0]), med(cpus[1]))
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load n/a"
 
 
 def _muon_params(seed: int = 0) -> list[torch.nn.Parameter]:
@@ -108,15 +124,17 @@ def muon_vs_torch(reps: int) -> list[dict]:
         with mock.patch.object(torch_muon, "_zeropower_via_newtonschulz", anchor_ns):
             anchor.step()
 
-    t_ours, t_torch = paired_median_times(ours.step, anchor_step, reps)
+    (t_ours, t_torch), (c_ours, c_torch) = paired_wall_and_cpu(ours.step, anchor_step, reps)
     grads = [p.grad for p in ours_params]
     band_ours = _band_over([orthogonalize(g) for g in grads])
     band_torch = _band_over([anchor_ns(g, NS_COEFFICIENTS, 5, 1e-7) for g in grads])
     prec = "both bf16" if fast_bf16 else "both fp32"
     note = (f"{prec}; band ours [{band_ours[0]:.3f}, {band_ours[1]:.3f}] vs torch "
-            f"[{band_torch[0]:.3f}, {band_torch[1]:.3f}]")  # fmt: skip
-    return [dict(name="muon step (11.5M params) vs torch.optim.Muon", ours_s=t_ours, anchor_s=t_torch,
-                 ratio=t_ours / t_torch, note=note)]  # fmt: skip
+            f"[{band_torch[0]:.3f}, {band_torch[1]:.3f}]; {_load()}")  # fmt: skip
+    return [dict(name="muon step (11.5M params) vs torch.optim.Muon, wall", ours_s=t_ours, anchor_s=t_torch,
+                 ratio=t_ours / t_torch, note=note),
+            dict(name="muon step (11.5M params) vs torch.optim.Muon, CPU", ours_s=c_ours, anchor_s=c_torch,
+                 ratio=c_ours / c_torch, note="process CPU time (steadier under load)")]  # fmt: skip
 
 
 def torch_bf16_cost(reps: int) -> list[dict]:
@@ -187,12 +205,17 @@ def orthogonalize_vs_torch_ns(reps: int) -> list[dict]:
     from descentlab.optim.orthogonalize import _cpu_has_fast_bf16
 
     anchor_ns = torch_ns if _cpu_has_fast_bf16() else torch_newton_schulz_fp32
+    from descentlab.optim.orthogonalize import choose_plan
+
     G = torch.randn(512, 2048)
-    t_ours, t_torch = paired_median_times(
+    _, (t_ours, t_torch) = paired_wall_and_cpu(
         lambda: orthogonalize(G), lambda: anchor_ns(G, NS_COEFFICIENTS, 5, 1e-7), reps
     )
+    plan = choose_plan(G.shape)
+    note = (f"CPU time; plan: {str(plan.dtype).removeprefix('torch.')}, {'Gram' if plan.gram else 'direct'}, "
+            f"{'strips' if plan.strips else 'plain products'}")  # fmt: skip
     return [dict(name="orthogonalize 512x2048 vs torch NS", ours_s=t_ours, anchor_s=t_torch, ratio=t_ours / t_torch,
-                 note="Gram iteration on the 512 side; fp32 both here (bf16 with a restart where bf16 is fast)")]  # fmt: skip
+                 note=note)]  # fmt: skip
 
 
 def singular_value_bands(seed: int = 0) -> list[str]:
@@ -259,7 +282,9 @@ def main() -> None:
     rows: list[dict] = []
     for name in args.only or list(COMPARISONS):
         rows.extend(COMPARISONS[name](args.reps))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from descentlab.hardware import current
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {current().describe()}; {_load()}")
     print_table(rows)
 
 

@@ -1,20 +1,28 @@
 """train() overhead vs a bare hand-written loop (same task, optimizer, batches), median of repetitions.
 
-Run: .venv/bin/python benchmarks/train_overhead.py [--reps 5] [--steps 300]
-Prints the per-step training time of both and their ratio (goal <= 1.05x: evaluation is outside the clock in both).
+Run: .venv/bin/python benchmarks/train_overhead.py [--reps 5] [--steps 300] [--only overhead|threads]
+Prints the per-step training time of both and their ratio (goal <= 1.05x: evaluation is outside the clock in both),
+then the thread table: mnist1d_mlp through train() with the "auto" thread choice while idle and while a background
+process keeps one core busy (goal: busy <= 1.1x idle), next to torch's default (every core) under the same load.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 import torch
 
 import descentlab
 from descentlab import optim, tasks
+from descentlab.threads import choose_threads, forward_flops, torch_threads
 
 
 def bare_loop(task_name: str, steps: int, batch_size: int, lr: float, task_kw: dict) -> float:
@@ -53,12 +61,72 @@ def through_train(task_name: str, steps: int, batch_size: int, lr: float, task_k
     return run.final["train_time"] / steps
 
 
+@contextmanager
+def busy_core():  # noqa: ANN201
+    """A background Python process spinning on one core for the duration of the block."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it reach the run queue
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def train_threads(task_name: str, steps: int, batch_size: int, lr: float, threads: int | str) -> tuple[float, int]:
+    """train() seconds per step with ``threads`` ("auto", an int, or "all": torch's default of one per core);
+    returns (seconds per step, threads used). Passes ``threads=`` where train() takes it, else sets them around it."""
+    if threads == "all":
+        n = os.cpu_count() or 1
+    else:
+        task = tasks.get(task_name)
+        x = next(task.batches(batch_size, 0))[0]
+        n = choose_threads(threads, flops=forward_flops(task.make_model(0), x), cap=os.cpu_count()).threads
+    kw = dict(optimizer="adam", lr=lr, steps=steps, batch_size=batch_size, eval_every=100, store=False,
+              progress=False, seed=0)  # fmt: skip
+    if "threads" in inspect.signature(descentlab.train).parameters:
+        run = descentlab.train(task_name, threads=n, **kw)
+    else:  # train() without a threads argument yet: the same choice set around the call
+        with torch_threads(n):
+            run = descentlab.train(task_name, **kw)
+    return run.final["train_time"] / steps, n
+
+
+def thread_table(reps: int, steps: int) -> None:
+    """mnist1d_mlp: auto threads idle vs one busy core (goal <= 1.1x), and every core under the same load."""
+    name, bs, lr = "mnist1d_mlp", 100, 1e-2
+    rows: dict[str, list[float]] = {"idle, auto": [], "one busy core, auto": [], "one busy core, all cores": []}
+    used: dict[str, int] = {}
+    load = []
+    for _ in range(reps):
+        t, used["idle, auto"] = train_threads(name, steps, bs, lr, "auto")
+        rows["idle, auto"].append(t)
+        with busy_core():
+            for key, threads in (("one busy core, auto", "auto"), ("one busy core, all cores", "all")):
+                t, used[key] = train_threads(name, steps, bs, lr, threads)
+                rows[key].append(t)
+            load.append(os.getloadavg()[0])
+    idle = statistics.median(rows["idle, auto"])
+    print(f"\n{name} through train(), {reps} reps x {steps} steps, {os.cpu_count()} cores; load average during the "
+          f"busy rows {statistics.median(load):.1f} (other processes included)")  # fmt: skip
+    print("| setting | torch threads | train() ms/step | ratio to idle auto |")
+    print("|---|---|---|---|")
+    for key, times in rows.items():
+        med = statistics.median(times)
+        print(f"| {key} | {used[key]} | {med * 1e3:.3f} | {med / idle:.2f}x |")
+    print("goal: one busy core, auto <= 1.1x idle")
+
+
 def main() -> None:
-    """Measure both loops side by side and print the ratio table."""
+    """Measure both loops side by side and print the ratio table, then the thread table."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--only", choices=["overhead", "threads"], help="one of the two tables")
     args = p.parse_args()
+    if args.only == "threads":
+        thread_table(args.reps, args.steps)
+        return
     cases = [("mnist1d_mlp", 100, 1e-2, {}), ("modular", 512, 1e-3, {})]
     print(
         f"# train() overhead · torch {torch.__version__} · {platform.processor() or platform.machine()} · "
@@ -74,6 +142,8 @@ def main() -> None:
             ours.append(through_train(name, steps, bs, lr, kw))
         b, o = statistics.median(bare), statistics.median(ours)
         print(f"| {name} | {b * 1e3:.3f} | {o * 1e3:.3f} | {o / b:.3f}x |")
+    if args.only is None:
+        thread_table(args.reps, args.steps)
 
 
 if __name__ == "__main__":

@@ -102,11 +102,29 @@ def _names_table(title: str, described: dict[str, str]) -> None:
 
 
 @app.command()
-def optimizers() -> None:
-    """List the optimizers in the registry."""
+def optimizers(
+    explain: str | None = typer.Option(
+        None, "--explain", help="Show the kernels an optimizer picks on this machine (muon, and the others that "
+        "orthogonalize)."
+    ),
+) -> None:
+    """List the optimizers in the registry (or, with --explain NAME, the kernels NAME picks on this machine)."""
     from descentlab import optim
 
-    _names_table("optimizers", optim.describe())
+    if explain is None:
+        _names_table("optimizers", optim.describe())
+        return
+    from descentlab.optim.orthogonalize import explain_plans
+
+    if explain not in optim.describe():
+        raise ValueError(f"unknown optimizer {explain!r} (see `descentlab optimizers`)")
+    if explain not in ("muon", "steepest"):
+        console.print(Text(f"{explain}: one implementation on every machine (no kernel choice to explain)"))
+        return
+    console.print(Text(f"{explain} orthogonalizes with these kernels on this machine (rule: descentlab.optim."
+                       "orthogonalize.choose_plan; DESCENTLAB_KERNELS=measure times them instead):"))  # fmt: skip
+    for line in explain_plans():
+        console.print(Text(line), soft_wrap=True)
 
 
 @app.command()

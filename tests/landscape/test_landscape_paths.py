@@ -170,3 +170,17 @@ def test_bf16_on_every_path_stays_close(vectorize, recwarn):
         fp32 = plane(model, CE, (x, y), points=(2, 2))
         bf16 = plane(model, CE, (x, y), points=(2, 2), precision="bf16", vectorize=vectorize)
         np.testing.assert_allclose(bf16.loss, fp32.loss, rtol=3e-2)
+
+
+def test_points_split_over_threads_give_the_same_numbers(monkeypatch):
+    from descentlab.landscape import projections
+
+    model = MLPS["relu-tanh"]()
+    x, y = data(2400, 20)
+    one = plane(model, CE, (x, y), points=(5, 7))
+    monkeypatch.setattr(projections, "_point_workers", lambda n: 3)
+    threads = torch.get_num_threads()
+    three = plane(model, CE, (x, y), points=(5, 7))
+    assert three.evaluation.endswith("3 threads of points") and torch.get_num_threads() == threads
+    np.testing.assert_array_equal(three.loss, one.loss)
+    np.testing.assert_array_equal(three.accuracy, one.accuracy)

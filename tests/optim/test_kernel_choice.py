@@ -93,3 +93,13 @@ def test_measured_mode_times_the_candidates_once(monkeypatch):
     assert choose_plan((64, 200), hardware=Hardware.fake()).source == "rule"  # a given description: the rule
     G = torch.randn(64, 200, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(orthogonalize(G), orthogonalize(G, gram=plan.gram), atol=0, rtol=0)
+
+
+def test_cli_explains_muons_kernels(capsys):
+    from descentlab.cli import main
+
+    assert main(["optimizers", "--explain", "muon"]) == 0
+    out = capsys.readouterr().out
+    assert "hardware:" in out and "512x512:" in out and "muon orthogonalizes" in out
+    assert main(["optimizers", "--explain", "adam"]) == 0 and "one implementation" in capsys.readouterr().out
+    assert main(["optimizers", "--explain", "nope"]) == 2

@@ -225,7 +225,8 @@ def _rule(
         reasons.append(f"plain products: {rows} rows < {_SYM_MIN_ROWS} (strips measured slower)")
     elif low and hw.amx:
         strips = False
-        reasons.append("plain products: bf16 on AMX wants one large product (strips: 1.27x torch's step)")
+        reasons.append("plain products: on AMX strip-wise bf16 products lose to one large product (issue 21: "
+                       "with strips our step took 1.27x torch's)")  # fmt: skip
     else:
         strips = True
         why = "measured 0.88x at 512 rows, 0.76x at 1024 (AVX2, fp32)"
