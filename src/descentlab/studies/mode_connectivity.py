@@ -530,7 +530,7 @@ register(
         name="mode-connectivity",
         description="MNIST-1D MLP endpoint pairs: straight-line barrier vs trained Bezier/polychain curves, per pair.",
         slide="seeds 000/004: Garipov et al. 2018, 'Mode connectivity' (loss on the plane through w1, theta, w2)",
-        seconds=(60, 155),  # estimated idle 2-core wall s (old quick 25 s idle = 304 s loaded; new 721 s beside it)
+        seconds=(60, 155),  # estimated idle 2-core wall s (quick: old 25 s idle = 304 s loaded, new 721 s)
         predictions=PREDICTIONS,
         quick={
             "lr": 1e-2,

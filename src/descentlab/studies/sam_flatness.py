@@ -540,7 +540,7 @@ register(
         name="sam-flatness",
         description="SGD vs SAM (tuned ρ and Foret's ρ = 0.05) on MNIST-1D, clean and 20 % label noise: λmax, accuracy.",
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
-        seconds=(90, 450),  # estimated idle 2-core wall s (old quick 53 s idle = 1000 s loaded; new 1701 s beside it)
+        seconds=(90, 450),  # estimated idle 2-core wall s (quick: old 53 s idle = 1000 s loaded, new 1701 s)
         predictions=PREDICTIONS,
         quick={
             "noise": 0.2,
