@@ -16,11 +16,13 @@ from descentlab.optim.shampoo import Shampoo
 from descentlab.optim.sam import SAM
 from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.averaging import EMA, LAWA
+from descentlab.optim.grokfast import GrokfastEMA
 
 __all__ = [
     "EMA",
     "LAWA",
     "SAM",
+    "GrokfastEMA",
     "Lookahead",
     "Muon",
     "Shampoo",
