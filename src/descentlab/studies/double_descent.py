@@ -532,7 +532,7 @@ register(
         name="double-descent",
         description="Test risk peaks at the interpolation threshold and descends again: polynomials, MLP widths.",
         slide="seeds 000/002/004: 'Double Descent' ('Polynomial Fitting', 'Modular Division (training on 50% of data)')",
-        seconds=(90, 2400),  # estimated idle wall s on the 2-core CPU (docs/studies/double-descent.md)
+        seconds=(95, 3000),  # estimated idle wall s on the 2-core CPU (docs/studies/double-descent.md)
         predictions=PREDICTIONS,
         quick={
             **_COMMON,
