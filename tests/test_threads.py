@@ -58,3 +58,37 @@ def test_forward_flops_counts_the_matmuls():
             raise RuntimeError("no")
 
     assert forward_flops(Broken(), torch.randn(2)) is None
+
+
+def test_forward_flops_changes_nothing():
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(16, 4)
+    rng = torch.get_rng_state()
+    assert forward_flops(model, x) == 2 * 16 * (4 * 8 + 8 * 2)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # running stats untouched
+
+
+def test_train_runs_with_the_chosen_threads_records_them_and_restores_the_callers(toy_task, tmp_path):
+    import descentlab
+    from descentlab.cli import main
+
+    seen = []
+    with torch_threads(2):
+        run = descentlab.train(toy_task, steps=4, eval_every=1, store=False, progress=False,
+                               callbacks=[lambda ctx: seen.append(torch.get_num_threads())])  # fmt: skip
+        assert torch.get_num_threads() == 2
+    assert run.config["threads"] == 1 and "small model" in run.config["threads_reason"] and set(seen) == {1}
+    with torch_threads(1):
+        run = descentlab.train(toy_task, steps=2, store=False, progress=False, threads=2)
+        assert torch.get_num_threads() == 1
+    assert run.config["threads"] == 2 and run.config["threads_reason"] == "given"
+    with pytest.raises(ValueError, match="threads must be 'auto' or a positive integer"):
+        descentlab.train(toy_task, steps=2, store=str(tmp_path / "never"), progress=False, threads=0)
+    assert not (tmp_path / "never").exists()
+    store = tmp_path / "store"
+    assert main(["train", "--task", "logreg", "--steps", "3", "--store", str(store), "--no-progress", "--threads", "1",
+                 "--run-id", "t1"]) == 0  # fmt: skip
+    assert descentlab.Store(store).load_run("t1").config["threads"] == 1

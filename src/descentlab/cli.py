@@ -196,6 +196,9 @@ def train(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    threads: str = typer.Option(
+        "auto", "--threads", help="Torch threads: auto (one for small models, else the idle cores) or a count."
+    ),
 ) -> None:
     """Train a task with an optimizer, store the run and print a summary."""
     from descentlab import optim
@@ -227,6 +230,7 @@ def train(
         checkpoint_every=checkpoint_every,
         progress=not no_progress,
         overwrite=overwrite,
+        threads=threads,
     )
     _print_final(run)
     if run.status == "interrupted":

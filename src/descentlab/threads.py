@@ -90,15 +90,23 @@ def choose_threads(
 
 
 def forward_flops(model: torch.nn.Module, *inputs: Any) -> float | None:
-    """FLOPs of one forward pass (torch's FLOP counter: matmuls and convolutions), or None if it cannot run."""
+    """FLOPs of one forward pass (torch's FLOP counter: matmuls and convolutions), or None if it cannot run.
+
+    Run in eval mode without gradients and with the RNG state restored, so that counting changes nothing.
+    """
+    flags = [(m, m.training) for m in model.modules()]
     try:
         from torch.utils.flop_counter import FlopCounterMode
 
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*inputs)
         return float(counter.get_total_flops())
     except Exception:  # noqa: BLE001 (a model the counter cannot trace is treated as of unknown size)
         return None
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 @contextmanager

@@ -45,12 +45,15 @@ class RunConfig:
     checkpoint_every: int | None
     schedule_steps: int | None
     distributed: dict[str, Any] | None = None
+    threads: int | None = None  # torch threads the loop ran with (descentlab.threads: "auto" or given)
+    threads_reason: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The configuration as the store keeps it (``distributed`` only for data-parallel runs)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out["distributed"] is None:
-            del out["distributed"]
+        for optional in ("distributed", "threads", "threads_reason"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @property

@@ -9,6 +9,7 @@ runs in one process or data-parallel is the strategy's business (``descentlab.tr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -23,6 +24,7 @@ from descentlab import optim as optim_registry
 from descentlab import schedules as schedule_registry
 from descentlab.store import Run, Store, validate_run_id
 from descentlab.tasks.base import Task
+from descentlab.threads import choose_threads, forward_flops, torch_threads
 from descentlab.train.checkpoint import (
     RunState,
     _seed_everything,
@@ -74,6 +76,18 @@ def _averaged(model: nn.Module, config: RunConfig) -> torch.optim.swa_utils.Aver
     if config.averaging == "swa":
         return swa.AveragedModel(model, use_buffers=True)
     return None
+
+
+def _threads(config: RunConfig, threads: int | str, task: Task, model: nn.Module) -> RunConfig:
+    """The configuration with the torch thread count for the loop chosen (``descentlab.threads``) and recorded:
+    "auto" counts the model's forward FLOPs on a slice of the training data (nothing is drawn from the stream)."""
+    flops = None
+    if threads == "auto":
+        data = task.train_data
+        if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):
+            flops = forward_flops(model, data[0][: config.batch_size].to(config.device))
+    choice = choose_threads(threads, flops=flops)
+    return dataclasses.replace(config, threads=choice.threads, threads_reason=choice.reason)
 
 
 def _build(config: RunConfig, task: Task, optimizer: OptimizerSpec, ex: SingleProcess) -> RunState:
@@ -292,6 +306,7 @@ def train(
     distributed: bool = False,
     overwrite: bool = False,
     _resume_updated: float | None = None,
+    threads: int | str = "auto",
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
 
@@ -315,7 +330,12 @@ def train(
     checkpoints). Ctrl-C stops the run at the next step boundary, marks it ``interrupted`` and checkpoints it there,
     so that ``resume`` ends bit-identical to an uninterrupted run (a second Ctrl-C stops at once, without that
     checkpoint).
+
+    ``threads``: torch threads for the loop, "auto" (default: one for models under 50 MFLOP per forward pass,
+    else the cores not busy elsewhere, never above the caller's setting; see ``descentlab.threads``) or a count.
+    The choice is recorded in the run's config; the caller's thread setting is restored on return.
     """
+    choose_threads(threads, flops=0.0)  # a bad ``threads`` is refused before any work
     config, task_obj, ex, run_id = configure(
         task, optimizer, lr=lr, hparams=hparams, schedule=schedule, schedule_kw=schedule_kw, steps=steps,
         time_budget=time_budget, batch_size=batch_size, seed=seed, eval_every=eval_every, device=device,
@@ -326,6 +346,8 @@ def train(
     with Recorder(store, run_id, ex.writes) as rec, contextlib.ExitStack() as stack:
         rec.check(resuming, overwrite)
         state = _build(config, task_obj, optimizer, ex)
+        config = _threads(config, threads, task_obj, state.model)
+        stack.enter_context(torch_threads(config.threads))  # restored on return, whatever happens
         if _resume_from is not None:  # validate and load everything before the store is touched
             state.restore(_resume_from, run_id, config.record(), rec.created)
         intr = stack.enter_context(ex.interrupts())  # from here on Ctrl-C waits for a step boundary
