@@ -416,7 +416,7 @@ register(
         name="loss-landscape",
         description="Li et al. line/plane projections around init and final point, dropout, 20-layer MLP ± skips.",
         slide="seed 002: 'Проекция функции потерь нейронной сети на прямую / на плоскость' (ResNet-56 ± skips)",
-        seconds=(72, 900),  # estimated idle 2-core wall s (quick: old 69 s idle = 332 s loaded, new 348 s)
+        seconds=(72, 300),  # estimated idle 2-core wall s (quick: old 69 s idle = 332 s loaded, new 348 s)
         predictions=PREDICTIONS,
         quick={
             "dropout": 0.2,
