@@ -9,7 +9,6 @@ process keeps one core busy (goal: busy <= 1.1x idle), next to torch's default (
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import platform
 import statistics
@@ -22,7 +21,6 @@ import torch
 
 import descentlab
 from descentlab import optim, tasks
-from descentlab.threads import choose_threads, forward_flops, torch_threads
 
 
 def bare_loop(task_name: str, steps: int, batch_size: int, lr: float, task_kw: dict) -> float:
@@ -57,6 +55,7 @@ def through_train(task_name: str, steps: int, batch_size: int, lr: float, task_k
         store=False,
         progress=False,
         seed=0,
+        threads=torch.get_num_threads(),  # the bare loop's count: this table measures overhead, not threads
     )
     return run.final["train_time"] / steps
 
@@ -74,22 +73,12 @@ def busy_core():  # noqa: ANN201
 
 
 def train_threads(task_name: str, steps: int, batch_size: int, lr: float, threads: int | str) -> tuple[float, int]:
-    """train() seconds per step with ``threads`` ("auto", an int, or "all": torch's default of one per core);
-    returns (seconds per step, threads used). Passes ``threads=`` where train() takes it, else sets them around it."""
-    if threads == "all":
-        n = os.cpu_count() or 1
-    else:
-        task = tasks.get(task_name)
-        x = next(task.batches(batch_size, 0))[0]
-        n = choose_threads(threads, flops=forward_flops(task.make_model(0), x), cap=os.cpu_count()).threads
-    kw = dict(optimizer="adam", lr=lr, steps=steps, batch_size=batch_size, eval_every=100, store=False,
-              progress=False, seed=0)  # fmt: skip
-    if "threads" in inspect.signature(descentlab.train).parameters:
-        run = descentlab.train(task_name, threads=n, **kw)
-    else:  # train() without a threads argument yet: the same choice set around the call
-        with torch_threads(n):
-            run = descentlab.train(task_name, **kw)
-    return run.final["train_time"] / steps, n
+    """train() seconds per step with ``threads`` ("auto", or "all": one per core, torch's default) and the thread
+    count the run recorded in its config."""
+    n = (os.cpu_count() or 1) if threads == "all" else threads
+    run = descentlab.train(task_name, optimizer="adam", lr=lr, steps=steps, batch_size=batch_size, eval_every=100,
+                           store=False, progress=False, seed=0, threads=n)  # fmt: skip
+    return run.final["train_time"] / steps, int(run.config["threads"])
 
 
 def thread_table(reps: int, steps: int) -> None:

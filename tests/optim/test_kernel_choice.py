@@ -103,3 +103,20 @@ def test_cli_explains_muons_kernels(capsys):
     assert "hardware:" in out and "512x512:" in out and "muon orthogonalizes" in out
     assert main(["optimizers", "--explain", "adam"]) == 0 and "one implementation" in capsys.readouterr().out
     assert main(["optimizers", "--explain", "nope"]) == 2
+
+
+def test_a_batch_split_over_threads_gives_the_same_matrices():
+    avx2 = Hardware.fake()
+    assert choose_plan((12, 512, 512), hardware=avx2).split
+    assert not choose_plan((512, 512), hardware=avx2).split  # one matrix: torch's own threads
+    assert not choose_plan((12, 64, 64), hardware=avx2).split  # too small to pay for a thread
+    assert not choose_plan((12, 512, 512), device="cuda", hardware=avx2).split
+    G = torch.randn(3, 200, 300, generator=torch.Generator().manual_seed(3))
+    from descentlab.threads import torch_threads
+
+    with torch_threads(1):
+        one = orthogonalize(G)
+    with torch_threads(3):
+        split = orthogonalize(G)
+        assert torch.get_num_threads() == 3
+    torch.testing.assert_close(split, one, atol=0, rtol=0)

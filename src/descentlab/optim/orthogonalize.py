@@ -12,12 +12,14 @@ import functools
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from descentlab.hardware import Hardware, current
+from descentlab.threads import torch_threads
 
 __all__ = [
     "METHODS",
@@ -189,13 +191,16 @@ class Plan:
     batched: bool
     reasons: tuple[str, ...] = ()
     source: str = "rule"
+    split: bool = False
 
     def describe(self) -> str:
         """One line: the choices, then why."""
         dt = str(self.dtype).removeprefix("torch.")
+        order = "one batched product" if self.batched else "matrix by matrix"
+        if self.split:
+            order = "matrices split over torch's threads, one thread each"
         head = (f"{dt}, {'Gram' if self.gram else 'direct'} iteration, "
-                f"{'strip-wise symmetric' if self.strips else 'plain'} products, "
-                f"{'one batched product' if self.batched else 'matrix by matrix'} ({self.source})")  # fmt: skip
+                f"{'strip-wise symmetric' if self.strips else 'plain'} products, {order} ({self.source})")  # fmt: skip
         return head + "".join(f"; {r}" for r in self.reasons)
 
 
@@ -204,6 +209,7 @@ class Plan:
 #   strip-wise symmetric products, 1 thread: 256 rows 1.1x slower, 512 rows 0.88x, 1024 rows 0.76x of plain.
 # AMX (Intel Xeon, 2 cores, issue 21): with strips in bf16 our step took 1.27x torch.optim.Muon's (bf16, plain
 #   products): the tile engine wants one large product, so bf16 on AMX takes plain products.
+_SPLIT_MIN_WORK = 128**3  # rows^2 cols below which a thread per matrix costs more than it gives
 _EMULATED_BF16 = "bf16 is emulated here (torch's NS 512^2: 63x its fp32 time on AVX2)"
 
 
@@ -235,7 +241,12 @@ def _rule(
         elif low:
             why += "; AVX512-BF16 without AMX not measured: treated as vector units"
         reasons.append(f"strip-wise symmetric products: {why}")
-    return Plan(work, use_gram, strips, False, (*reasons, "CPU: matrix by matrix (bmm measured 1.3x slower)"))
+    reasons.append("CPU: matrix by matrix (bmm measured 1.3x slower)")
+    split = batch > 1 and rows * rows * cols >= _SPLIT_MIN_WORK
+    if split:
+        reasons.append("a batch is split over the threads torch may use, one torch thread per matrix (no per-product "
+                       "barriers: 2 threads on a loaded AVX2 machine made the step 1.6x torch's with them)")  # fmt: skip
+    return Plan(work, use_gram, strips, False, tuple(reasons), split=split)
 
 
 def _working_dtype(device: str, input_dtype: torch.dtype, dtype: torch.dtype | None, hw: Hardware) -> tuple:
@@ -289,7 +300,7 @@ def _ruled(
     hw: Hardware,
 ) -> Plan:
     plan = _rule(rows, cols, batch, device, work, gram, hw)
-    plan = Plan(plan.dtype, plan.gram, plan.strips, plan.batched, (why, *plan.reasons))
+    plan = Plan(plan.dtype, plan.gram, plan.strips, plan.batched, (why, *plan.reasons), split=plan.split)
     log.debug(
         "orthogonalize %dx%d (batch %d) on %s, %s: %s", rows, cols, batch, device, hw.kind, plan.describe()
     )
@@ -320,7 +331,8 @@ def _measured(rows: int, cols: int, batch: int, work: torch.dtype, why: str, gra
     (g, strips), best = min(timings.items(), key=lambda kv: kv[1])
     table = ", ".join(f"{'Gram' if k[0] else 'direct'}/{'strips' if k[1] else 'plain'} {v * 1e3:.1f} ms"
                       for k, v in sorted(timings.items()))  # fmt: skip
-    plan = Plan(work, g, strips, False, (why, f"timed once: {table}"), source="measured")
+    split = batch > 1 and rows * rows * cols >= _SPLIT_MIN_WORK
+    plan = Plan(work, g, strips, False, (why, f"timed once: {table}"), source="measured", split=split)
     log.debug("orthogonalize %dx%d (batch %d) on cpu: %s", rows, cols, batch, plan.describe())
     return plan
 
@@ -395,8 +407,12 @@ def orthogonalize(
             return _iterate_gram(Y, coefficients, restart_every, plan.strips)
         return _iterate_direct(Y, coefficients, plan.strips)
 
+    workers = min(torch.get_num_threads(), X.shape[0]) if plan.split else 1
     if plan.batched or X.shape[0] == 1:
         X = run(X if plan.batched else X[0]).reshape(X.shape)
+    elif workers > 1:  # matrices in parallel, one torch thread each; the caller's setting comes back after
+        with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+            X = torch.stack(list(pool.map(run, X.unbind(0))))
     else:
         X = torch.stack([run(x) for x in X.unbind(0)])
     if tall:
