@@ -39,6 +39,11 @@ def machine() -> str:
             f"{time.strftime('%Y-%m-%d')}")
 
 
+def _load() -> str:
+    """The 1-minute load average (other processes on a shared machine show here)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
+
+
 def main() -> None:
     """Run the scripts (each in its own process) and write the document."""
     p = argparse.ArgumentParser(description=__doc__)
@@ -58,16 +63,16 @@ def main() -> None:
             sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` — skipped: this "
                             "machine has no GPU (run it where the device tool lends one).\n")  # fmt: skip
             continue
-        t0 = time.perf_counter()
+        t0, load0 = time.perf_counter(), _load()
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
-        took = time.perf_counter() - t0
+        took, load = time.perf_counter() - t0, f"load average {load0} -> {_load()}"
         body = proc.stdout.strip()
         print(body, flush=True)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-5:]
             body += "\n\n**failed** (exit %d):\n\n```\n%s\n```" % (proc.returncode, "\n".join(tail))
             print("\n".join(tail), file=sys.stderr)
-        sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` ({took:.0f} s)\n\n"
+        sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` ({took:.0f} s, {load})\n\n"
                         f"{body}\n")
     if args.no_write:
         return
