@@ -183,3 +183,25 @@ def test_shipped_targets_file_covers_the_shipped_workloads():
     entries = load_targets()
     for w in available_workloads():
         assert entries[w]["target"] == get_workload(w).target
+
+
+def test_a_failing_target_is_recalibrated_and_validated_on_new_seeds(tmp_path):
+    """validate-targets --recalibrate: an unreachable target fails, the next candidate comes from every run so far
+    (the documented rule, easier by at least one rounding step) and is validated on seeds not used before."""
+    hard = {"target": 1e-12, "baseline": "sgd_nesterov", "hparams": {"lr": 0.05, "weight_decay": 1e-4},
+            "repeats": {"seeds": [7, 8], "within_fraction": [3e-8, 4e-8]}, "validation": []}  # fmt: skip
+    out = validate_targets(["tiny"], targets={"tiny": hard}, store=tmp_path / "s.db", progress=False, scale=1.0,
+                           recalibrate=True)  # fmt: skip
+    e = out["tiny"]["entry"]
+    rounds = e["revalidation"]
+    assert rounds[0]["target"] == 1e-12 and not rounds[0]["passed"] and 2 <= len(rounds) <= 3
+    assert [r["round"] for r in rounds] == list(range(len(rounds)))
+    assert all(b["target"] > a["target"] for a, b in zip(rounds, rounds[1:]))  # each round easier
+    seeds = [s for r in rounds for s in r["seeds"]]
+    assert len(seeds) == len(set(seeds)) and not set(seeds) & {7, 8}  # fresh seeds every round
+    assert e["target"] == rounds[-1]["target"] and e["status"] == out["tiny"]["status"]
+    assert out["tiny"]["passed"] == rounds[-1]["passed"]
+    path = write_targets({"tiny": e}, tmp_path / "t.json")
+    assert load_targets(path)["tiny"]["target"] == e["target"]
+    once = validate_targets(["tiny"], targets={"tiny": hard}, store=tmp_path / "s.db", progress=False, scale=1.0)
+    assert once["tiny"]["status"] == "failed" and once["tiny"]["target"] == 1e-12  # without --recalibrate: reported

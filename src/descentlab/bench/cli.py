@@ -408,16 +408,24 @@ def validate_targets_cmd(
     store: Path = _STORE,
     scale: float = _SCALE,
     markdown: Path = typer.Option(None, "--markdown", help="Also write the validation table to this file."),
+    recalibrate: bool = typer.Option(
+        False, "--recalibrate", help="Recalibrate a failing target (the documented rule) and validate it on new seeds."
+    ),
+    write: Path = typer.Option(
+        None, "--write", help="With --recalibrate: merge the re-validated entries into this targets file."
+    ),
 ) -> None:
     """Validate the shipped targets: the target-setting configuration, rerun on fresh seeds, must reach each target
     in >= 2 of 3 runs with a median time-to-target <= 2/3 of the budget (exit 1 if a workload fails)."""
     from descentlab.bench import available_workloads
-    from descentlab.bench.targets import validate_targets, validation_markdown
+    from descentlab.bench.targets import validate_targets, validation_markdown, write_targets
 
+    if write is not None and not recalibrate:
+        raise ValueError("--write goes with --recalibrate (validation alone changes no target)")
     wls = _names(workloads, available_workloads(), "workload")
     t0 = time.perf_counter()
     out = validate_targets(wls, studies=studies, scale=_scale(scale), executor=executor, workers=workers,
-                           store=store)  # fmt: skip
+                           store=store, recalibrate=recalibrate)  # fmt: skip
     from descentlab.bench import get_workload
 
     for w, e in out.items():
@@ -428,5 +436,7 @@ def validate_targets_cmd(
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(md, encoding="utf-8")
+    if write is not None:
+        console.print(Text(f"targets written to {write_targets({w: e['entry'] for w, e in out.items()}, write)}"))
     if not all(e["passed"] for e in out.values()):
         raise typer.Exit(1)

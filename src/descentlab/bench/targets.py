@@ -266,18 +266,31 @@ def derive_targets(
             if val["passed"]:
                 pending.remove(w)
                 continue
-            pool = list(entry["repeats"]["within_fraction"])
-            for v in entry["validation"]:
-                pool += [v["target"] if t is not None else x for t, x in zip(v["times"], v["values"], strict=True)]
-            nxt = round_easier(easier_quantile(pool, w.higher_is_better), w.metric, w.higher_is_better)
-            if not _better(w, target, nxt):  # at least one rounding step easier than the failed target
-                nxt = step_easier(target, w.metric, w.higher_is_better)
             if k + 1 < rounds:
-                entry["candidates"].append(nxt)
+                entry["candidates"].append(next_candidate(w, entry, target))
     for w in wls:
         out[w.name].update(budget=w.budget, step_hint=w.step_hint, scale=scale,
                            derived=time.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
     return out
+
+
+def _pool(entry: Mapping[str, Any]) -> list[float]:
+    """Every value the target-setting configuration reached within 2/3 of the budget so far: the repeats, then each
+    validation run (a run that reached its target counts with that target)."""
+    pool = [float(x) for x in entry.get("repeats", {}).get("within_fraction", [])]
+    for v in [*entry.get("validation", []), *entry.get("revalidation", [])]:
+        pool += [v["target"] if t is not None else x for t, x in zip(v["times"], v["values"], strict=True)]
+    return pool
+
+
+def next_candidate(w: Workload, entry: Mapping[str, Any], failed: float) -> float:
+    """The recalibrated target after ``failed`` failed its validation: the value two thirds of all runs so far
+    reached within 2/3 of the budget (``_pool``), rounded easier, and at least one rounding step easier than
+    ``failed``."""
+    nxt = round_easier(easier_quantile(_pool(entry), w.higher_is_better), w.metric, w.higher_is_better)
+    if not _better(w, failed, nxt):
+        nxt = step_easier(failed, w.metric, w.higher_is_better)
+    return nxt
 
 
 def validate_targets(
@@ -288,12 +301,21 @@ def validate_targets(
     seed: int = VALIDATION_SEED + 10_000,
     fraction: float = 2 / 3,
     scale: float | None = None,
+    recalibrate: bool = False,
+    rounds: int = 3,
     **run: Any,
 ) -> dict[str, dict[str, Any]]:
     """Validate shipped targets (``targets.json`` by default): each workload's target-setting configuration rerun
-    on ``studies`` fresh seeds with the workload's current target; returns per workload the ``validate_target``
-    result plus ``baseline``/``hparams``."""
+    on ``studies`` fresh seeds with the entry's target (the workload's current one if the entry has none); returns per workload the ``validate_target``
+    result plus ``baseline``/``hparams``.
+
+    With ``recalibrate``, a workload that fails is recalibrated as in ``derive_targets`` (``next_candidate`` from
+    every run so far, this one included) and the new candidate validated on new seeds (``seed + 100 k``), for at
+    most ``rounds`` rounds in all; the result then also holds ``entry``: the targets-file entry with the rounds
+    appended under ``revalidation`` and the final ``target``/``status`` (what ``write_targets`` takes)."""
     fraction = _check_fraction(fraction)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     entries = load_targets() if targets is None else targets
     scale = hardware_scale() if scale is None else float(scale)
     batch = {}
@@ -303,13 +325,29 @@ def validate_targets(
         if not isinstance(e, Mapping) or "baseline" not in e or "hparams" not in e:
             raise ValueError(f"workload {name!r} has no target-setting configuration (baseline, hparams) in the "
                              "targets; derive one with `descentlab bench calibrate --targets`")  # fmt: skip
-        batch[name] = (w, e, _validation_specs(w, w.target, e["baseline"], e["hparams"], studies, seed, scale))
-    done = execute([s for _, _, v in batch.values() for s in v], **run)
-    out = {}
-    for name, (w, e, specs) in batch.items():
-        val = _judge(w, w.target, specs, done.results, need, fraction)
-        out[name] = {**val, "baseline": e["baseline"], "hparams": dict(e["hparams"]),
-                     "status": "validated" if val["passed"] else "failed"}  # fmt: skip
+        t = float(e["target"]) if isinstance(e.get("target"), (int, float)) else w.target
+        batch[name] = (w, e, _validation_specs(w, t, e["baseline"], e["hparams"], studies, seed, scale))
+    out: dict[str, dict[str, Any]] = {}
+    entry = {name: {**e, "revalidation": list(e.get("revalidation", []))} for name, (_, e, _) in batch.items()}
+    target = {name: float(v[2][0]["workload"]["target"]) for name, v in batch.items()}
+    for k in range(rounds if recalibrate else 1):
+        done = execute([s for _, _, v in batch.values() for s in v], **run)
+        for name, (w, e, specs) in batch.items():
+            val = _judge(w, target[name], specs, done.results, need, fraction)
+            out[name] = {**val, "round": k, "baseline": e["baseline"], "hparams": dict(e["hparams"]),
+                         "status": "validated" if val["passed"] else "failed"}  # fmt: skip
+            entry[name]["revalidation"].append({**val, "round": k})
+            entry[name].update(target=target[name], status=out[name]["status"])
+            out[name]["entry"] = entry[name]
+        failing = {n: b for n, b in batch.items() if not out[n]["passed"]}
+        if not recalibrate or not failing or k + 1 == rounds:
+            break
+        batch = {}
+        for name, (w, e, _) in failing.items():
+            target[name] = next_candidate(w, entry[name], target[name])
+            entry[name].setdefault("candidates", []).append(target[name])
+            batch[name] = (w, e, _validation_specs(w, target[name], e["baseline"], e["hparams"], studies,
+                                                   seed + 100 * (k + 1), scale))  # fmt: skip
     return out
 
 
