@@ -23,7 +23,10 @@ bench_app = typer.Typer(
 console = Console()
 
 _ALGS = typer.Option("all", "--algorithms", "-a", help="Comma-separated algorithm names, or 'all'.")
-_WLS = typer.Option("all", "--workloads", "-w", help="Comma-separated workload names, or 'all'.")
+_WLS = typer.Option("all", "--workloads", "-w", help="Comma-separated workload names, or 'all' (of the track).")
+_TRACK = typer.Option(
+    "time", "--track", help="time (AlgoPerf: seconds to target) or steps (fewest steps to target); picks 'all'."
+)
 _TUNING = typer.Option(
     "external", "--tuning", help="external (Halton search) or self (one config, 1.5x budget)."
 )
@@ -46,12 +49,12 @@ def _names(text: str, available: list[str], kind: str) -> list[str]:
     return names
 
 
-def _plan_args(algorithms: str, workloads: str) -> tuple[list[str], list[str]]:
+def _plan_args(algorithms: str, workloads: str, track: str = "time") -> tuple[list[str], list[str]]:
     from descentlab.bench import available_algorithms, available_workloads
 
     return (
         _names(algorithms, available_algorithms(), "algorithm"),
-        _names(workloads, available_workloads(), "workload"),
+        _names(workloads, available_workloads(track=track), "workload"),
     )
 
 
@@ -75,7 +78,7 @@ def _print_scores(result, ci: float = 0.9) -> None:  # type: ignore[no-untyped-d
     table.add_column("score", justify="right")
     table.add_column(f"{pct} % interval", justify="right")
     for w in result.workloads:
-        table.add_column(f"{w} (s)", justify="right")
+        table.add_column(f"{w} ({result.unit})", justify="right")
     for a in iv.order():
         cells = [f"{iv.times[a][w]:.2f}" if math.isfinite(iv.times[a][w]) else "—" for w in result.workloads]
         table.add_row(Text(rank_label(iv.ranks[a])), Text(a), f"{iv.scores[a]:.3f}",
@@ -91,6 +94,7 @@ def _print_scores(result, ci: float = 0.9) -> None:  # type: ignore[no-untyped-d
 def run_cmd(
     algorithms: str = _ALGS,
     workloads: str = _WLS,
+    track: str = _TRACK,
     tuning: str = _TUNING,
     trials: int = _TRIALS,
     studies: int = _STUDIES,
@@ -111,7 +115,7 @@ def run_cmd(
     each algorithm's default once per study (3 studies) with 1.5x budgets."""
     from descentlab.bench import run_benchmark
 
-    algs, wls = _plan_args(algorithms, workloads)
+    algs, wls = _plan_args(algorithms, workloads, track)
     t0 = time.perf_counter()
     result = run_benchmark(algs, wls, tuning, trials, studies, seed, executor, workers, ray_address,
                            store=store, scale=_scale(scale), progress=not no_progress)  # fmt: skip
@@ -203,10 +207,11 @@ def trial_cmd(
         console.print_json(json.dumps(summary))
         return
     what = (
-        f"target reached after {ttt:.3f} s of training time"
+        (f"target reached after {ttt:.0f} steps" if wl.track == "steps" else
+         f"target reached after {ttt:.3f} s of training time")
         if math.isfinite(ttt)
         else f"{res['status']}, missed"
-    )
+    )  # fmt: skip
     console.print(Text.assemble(f"{alg.name} on {wl.name} ({world} process{'es' if world > 1 else ''}): {what}; "
                                 f"stored as {summary['run_id']}",
                                 (f" {res['error']}" if res["error"] else "", "red")))  # fmt: skip
@@ -216,6 +221,7 @@ def trial_cmd(
 def score_cmd(
     algorithms: str = _ALGS,
     workloads: str = _WLS,
+    track: str = _TRACK,
     tuning: str = _TUNING,
     trials: int = _TRIALS,
     studies: int = _STUDIES,
@@ -229,7 +235,7 @@ def score_cmd(
     from descentlab.bench import collect, plan
     from descentlab.bench.report import leaderboard_json
 
-    algs, wls = _plan_args(algorithms, workloads)
+    algs, wls = _plan_args(algorithms, workloads, track)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     if as_json:
         console.print_json(json.dumps(leaderboard_json(result, result.intervals(ci=ci)), allow_nan=False))
@@ -280,7 +286,8 @@ def compare_cmd(
     if as_json:
         console.print_json(json.dumps({**cmp.to_dict(), "missing": len(result.missing())}, allow_nan=False))
         return
-    table = Table(title=f"time to target on {workload} (s; — = missed)")
+    unit = result.unit
+    table = Table(title=f"{'steps' if unit == 'steps' else 'time'} to target on {workload} ({unit}; — = missed)")
     table.add_column("study", justify="right")
     table.add_column(a, justify="right")
     table.add_column(b, justify="right")
@@ -297,6 +304,7 @@ def compare_cmd(
 def null_test_cmd(
     algorithm: str = typer.Option("nadamw", "--algorithm", "-a", help="The algorithm entered twice."),
     workloads: str = _WLS,
+    track: str = _TRACK,
     tuning: str = _TUNING,
     trials: int = _TRIALS,
     studies: int = _STUDIES,
@@ -313,7 +321,7 @@ def null_test_cmd(
     from descentlab.bench import available_algorithms, available_workloads
     from descentlab.bench.checks import null_test, null_test_markdown
 
-    wls = _names(workloads, available_workloads(), "workload")
+    wls = _names(workloads, available_workloads(track=track), "workload")
     field = [] if not others.strip() else [o for o in _names(others, available_algorithms(), "algorithm") if o != algorithm]
     t0 = time.perf_counter()
     res = null_test(algorithm, wls, tuning, trials, studies, seed, others=field, ci=ci, executor=executor,
@@ -331,6 +339,7 @@ def null_test_cmd(
 def report_cmd(
     algorithms: str = _ALGS,
     workloads: str = _WLS,
+    track: str = _TRACK,
     tuning: str = _TUNING,
     trials: int = _TRIALS,
     studies: int = _STUDIES,
@@ -345,7 +354,7 @@ def report_cmd(
     from descentlab.bench import collect, plan
     from descentlab.bench.report import write_report
 
-    algs, wls = _plan_args(algorithms, workloads)
+    algs, wls = _plan_args(algorithms, workloads, track)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     for p in write_report(result, out, ci=ci):
         console.print(Text(str(p)))
@@ -360,6 +369,7 @@ def calibrate_cmd(
         False, "--targets", help="Re-derive targets from the tuned baselines and validate them on fresh seeds."
     ),
     workloads: str = _WLS,
+    track: str = _TRACK,
     baselines: str = typer.Option("nadamw,adamw", "--baselines", help="Target-setting baselines (--targets)."),
     trials: int = typer.Option(8, "--trials", help="Halton trials per baseline and workload (--targets)."),
     repeats: int = typer.Option(3, "--repeats", help="Reruns of the tuned configuration (--targets)."),
@@ -385,7 +395,7 @@ def calibrate_cmd(
         from descentlab.bench import available_algorithms, available_workloads
         from descentlab.bench.targets import derive_targets, validation_markdown, write_targets
 
-        wls = _names(workloads, available_workloads(), "workload")
+        wls = _names(workloads, available_workloads(track=track), "workload")
         base = _names(baselines, available_algorithms(), "algorithm")
         t0 = time.perf_counter()
         out = derive_targets(wls, base, trials=trials, repeats=repeats, seed=seed, executor=executor,
@@ -402,6 +412,7 @@ def calibrate_cmd(
 @bench_app.command("validate-targets")
 def validate_targets_cmd(
     workloads: str = _WLS,
+    track: str = _TRACK,
     studies: int = typer.Option(3, "--studies", help="Fresh-seed reruns of the target-setting configuration."),
     executor: str = typer.Option("processes", "--executor", help="local, processes or ray."),
     workers: int = typer.Option(2, "--workers", help="Parallel workers."),
@@ -422,7 +433,7 @@ def validate_targets_cmd(
 
     if write is not None and not recalibrate:
         raise ValueError("--write goes with --recalibrate (validation alone changes no target)")
-    wls = _names(workloads, available_workloads(), "workload")
+    wls = _names(workloads, available_workloads(track=track), "workload")
     t0 = time.perf_counter()
     out = validate_targets(wls, studies=studies, scale=_scale(scale), executor=executor, workers=workers,
                            store=store, recalibrate=recalibrate)  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 from descentlab.bench.runner import BenchmarkResult
 from descentlab.bench.scoring import performance_profiles, ratios
 from descentlab.bench.uncertainty import ScoreIntervals, rank_label
+from descentlab.bench.workloads import Workload
 
 
 def _fmt_time(t: float) -> str:
@@ -53,9 +54,12 @@ def leaderboard_markdown(
         f"{iv.resampled} ({len(studies)} studies x {len(trials)} trials, {iv.n_boot} replicates).",
     ]
     specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
+    steps = result.unit == "steps"
     head = [f"{w} ({'≥' if specs[w]['higher_is_better'] else '≤'}{specs[w]['target']:g} {specs[w]['metric']}, "
-            f"{specs[w]['budget']:g}s)" for w in wls]  # fmt: skip
-    lines += ["", f"Time to target (seconds of training time, median over studies of the best trial; {pct} % "
+            + (f"{specs[w]['step_hint']} steps)" if steps else f"{specs[w]['budget']:g}s)") for w in wls]  # fmt: skip
+    what = ("Steps to target (fewest-steps track: the step of the first evaluation meeting the target"
+            if steps else "Time to target (seconds of training time")
+    lines += ["", f"{what}, median over studies of the best trial; {pct} % "
               "interval below; — = missed, ∞ = missed in some replicates):", ""]  # fmt: skip
     lines.append("| algorithm | " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * len(wls))
@@ -81,8 +85,9 @@ def leaderboard_json(result: BenchmarkResult, intervals: ScoreIntervals | None =
     data["trial_times"] = {a: {w: [[t if math.isfinite(t) else None for t in s] for s in st] for w, st in row.items()}
                            for a, row in tt.items()}  # fmt: skip
     data["workloads"] = {s["workload"]["name"]: {k: s["workload"][k] for k in ("target", "metric", "budget",
-                         "higher_is_better")} for s in result.specs}  # fmt: skip
+                         "step_hint", "higher_is_better")} for s in result.specs}  # fmt: skip
     data["tuning"] = result.tuning
+    data["unit"] = result.unit
     data["missing"] = len(result.missing())
     return data
 
@@ -100,7 +105,7 @@ def plot_profiles(result: BenchmarkResult, path: str | os.PathLike[str], tau_max
     for a in sorted(prof, key=lambda a: -scores[a]):
         taus, rho = prof[a]
         ax.step(taus, rho, where="post", label=f"{a} ({scores[a]:.2f})")
-    ax.set_xlabel("tau (time / fastest time)")
+    ax.set_xlabel("tau (steps / fewest steps)" if result.unit == "steps" else "tau (time / fastest time)")
     ax.set_ylabel("fraction of workloads within tau")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(1, tau_max)
@@ -134,7 +139,8 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
     rng = np.random.default_rng(0)
     for k, w in enumerate(wls):
         ax = axes[k // cols][k % cols]
-        budget = float(specs[w]["budget"])
+        steps = result.unit == "steps"
+        budget = float(specs[w]["step_hint"] if steps else specs[w]["budget"])
         miss_at = budget * 1.6
         for i, a in enumerate(algs):
             studies = tt[a][w]
@@ -161,12 +167,12 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
         ax.set_yticks(range(len(algs)))
         ax.set_yticklabels(algs if k % cols == 0 else [""] * len(algs), fontsize=7)
         ax.set_ylim(len(algs) - 0.5, -0.5)
-        ax.set_title(f"{w} (budget {budget:.3g} s)", fontsize=9)
-        ax.set_xlabel("time to target (s)", fontsize=8)
+        ax.set_title(f"{w} (budget {budget:.3g} {result.unit})", fontsize=9)
+        ax.set_xlabel("steps to target" if steps else "time to target (s)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
     for k in range(len(wls), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle("Time to target. Small dots: trials; large: each study's best (box over studies);\n"
+    fig.suptitle(f"{'Steps' if result.unit == 'steps' else 'Time'} to target. Small dots: trials; large: each study's best (box over studies);\n"
                  "red x: a study that missed (drawn beyond the dashed budget line)", fontsize=8)  # fmt: skip
     fig.tight_layout()
     out = Path(path)
@@ -177,7 +183,8 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
 
 
 def plot_curves(result: BenchmarkResult, outdir: str | os.PathLike[str]) -> list[Path]:
-    """Per workload: validation metric against training time for each algorithm's best trial, with the target."""
+    """Per workload: validation metric against training time (steps on the steps track) for each algorithm's best
+    trial, with the target."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,12 +200,12 @@ def plot_curves(result: BenchmarkResult, outdir: str | os.PathLike[str]) -> list
             res: dict[str, Any] | None = best.get((a, w))
             if res is None:
                 continue
-            clock = dict(res["history"].get("train_time", []))
+            clock = Workload(**wspec).clock(res["history"])
             pts = [(clock[s], v) for s, v in res["history"].get(wspec["metric"], []) if s in clock]
             if pts:
                 ax.plot(*zip(*pts), label=a, lw=1.2)
         ax.axhline(wspec["target"], color="k", ls="--", lw=0.8, label="target")
-        ax.set_xlabel("training time (s)")
+        ax.set_xlabel("step" if result.unit == "steps" else "training time (s)")
         ax.set_ylabel(f"validation {wspec['metric']}")
         if wspec["metric"] == "gap":
             ax.set_yscale("log")

@@ -58,6 +58,11 @@ def plan(
     wls = _resolve(workloads, get_workload)
     if not algs or not wls:
         raise ValueError("need at least one algorithm and one workload")
+    tracks = {w.track for w in wls}
+    if len(tracks) > 1:
+        by = {t: [w.name for w in wls if w.track == t] for t in sorted(tracks)}
+        raise ValueError(f"one benchmark scores one track, got workloads of several: {by} (seconds and steps do not "
+                         "mix in one leaderboard; run them apart)")  # fmt: skip
     specs = []
     for alg in algs:
         base = seed + alg.seed_offset
@@ -151,13 +156,19 @@ class BenchmarkResult:
         return [s for s in self.specs if s["key"] not in self.results]
 
     @property
+    def unit(self) -> str:
+        """What the times are counted in: ``"s"`` (time track) or ``"steps"`` (the fewest-steps track)."""
+        track = self.specs[0]["workload"].get("track", "time") if self.specs else "time"
+        return "steps" if track == "steps" else "s"
+
+    @property
     def tuning(self) -> str:
         """``external`` or ``self`` (from the specs)."""
         return str(self.specs[0].get("tuning", "external")) if self.specs else "external"
 
     def trial_times(self) -> dict[str, dict[str, list[list[float]]]]:
-        """``trial_times[algorithm][workload][study][trial]``: time-to-target of every planned trial (seconds;
-        ``inf`` for a miss, a failure or a trial with no result yet), studies and trials in plan order."""
+        """``trial_times[algorithm][workload][study][trial]``: time-to-target of every planned trial (seconds, or
+        steps on the steps track; ``inf`` for a miss, a failure or a trial with no result yet), studies and trials in plan order."""
         grouped: dict[str, dict[str, dict[int, list[float]]]] = {a: {} for a in self.algorithms}
         for s in self.specs:
             res = self.results.get(s["key"])
@@ -194,7 +205,7 @@ class BenchmarkResult:
         if workload not in tt[a]:
             raise ValueError(f"workload {workload!r} is not in this benchmark (it has {', '.join(tt[a])})")
         return compare_times(tt[a][workload], tt[b][workload], a, b, workload, ci, n_boot, seed,
-                             resample_trials=self.tuning == "external")  # fmt: skip
+                             resample_trials=self.tuning == "external", unit=self.unit)  # fmt: skip
 
     def best_trials(self) -> dict[tuple[str, str], dict[str, Any]]:
         """(algorithm, workload) -> its fastest result (or, if none reached the target, the one that got closest)."""

@@ -90,11 +90,11 @@ def easier_quantile(values: Sequence[float], higher_is_better: bool, share: floa
 
 
 def best_within(result: Mapping[str, Any], workload: Workload, fraction: float) -> float:
-    """The best validation value a trial reached at evaluations within ``fraction`` of its budget (``-inf``/``inf``,
-    i.e. the worst possible, when there is none)."""
+    """The best validation value a trial reached at evaluations within ``fraction`` of its budget (the step hint on
+    a steps-track workload; ``-inf``/``inf``, i.e. the worst possible, when there is none)."""
     sign = 1.0 if workload.higher_is_better else -1.0
-    clock = dict(result.get("history", {}).get("train_time", []))
-    budget = float(result["spec"]["workload"]["budget"])
+    clock = workload.clock(result.get("history", {}))
+    budget = workload.limit(result["spec"]["workload"])
     best = -math.inf
     for step, v in result.get("history", {}).get(workload.metric, []):
         if math.isfinite(v) and clock.get(step, math.inf) <= fraction * budget:
@@ -134,7 +134,7 @@ def _judge(
     times = [float(r["time_to_target"]) if r is not None and r["status"] != "failed" else math.inf for r in got]
     values = [best_within(r, w, fraction) if r is not None and r["status"] != "failed" else math.nan for r in got]
     med = statistics.median(times)
-    budget = float(specs[0]["workload"]["budget"])
+    budget = w.limit(specs[0]["workload"])
     reached = sum(math.isfinite(t) for t in times)
     return {
         "target": float(target),
@@ -145,6 +145,7 @@ def _judge(
         "studies": len(specs),
         "median_time": med if math.isfinite(med) else None,
         "budget": budget,
+        "unit": w.unit,
         "passed": reached >= need and med <= fraction * budget,
     }
 
@@ -395,13 +396,16 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: float = 2 / 3) -> str:
     """The validation table (Markdown): per workload the target, the target-setting configuration, the last
     validation round's reached count, median time-to-target against ``fraction`` of the budget, and the verdict."""
+    last = {name: (e["validation"] if isinstance(e.get("validation"), list) else [e])[-1] for name, e in entries.items()}
+    units = {v.get("unit", "s") for v in last.values()}
+    u = units.pop() if len(units) == 1 else "s or steps"
     lines = [
-        "| workload | target | set by | round | reached | times to target (s) | median (s) | 2/3 budget (s) | verdict |",
+        f"| workload | target | set by | round | reached | times to target ({u}) | median ({u}) | 2/3 budget ({u}) "
+        "| verdict |",
         "|---|---:|---|---:|---:|---|---:|---:|---|",
     ]
     for name, e in entries.items():
-        vals = e.get("validation") if isinstance(e.get("validation"), list) else [e]
-        v = vals[-1]
+        v = last[name]
         cfg = ", ".join(f"{k}={_fmt(x) if isinstance(x, float) else x}" for k, x in e.get("hparams", {}).items())
         op = "≥" if e.get("higher_is_better", True) else "≤"
         times = ", ".join(_fmt(t) for t in v.get("times", []))

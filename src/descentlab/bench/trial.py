@@ -3,7 +3,8 @@
 ``run_trial(spec)`` trains through ``descentlab.train`` with no store (the driver alone writes the store, so the same
 function runs in-process, in a spawned worker or as a Ray task) and stops at the first evaluation that meets the
 target, at ``step_hint`` steps or at the budget. Time-to-target is ``train_time`` (train()'s clock, evaluation
-excluded) at the first evaluation meeting the target, ``inf`` when none does (divergence included).
+excluded) at the first evaluation meeting the target, ``inf`` when none does (divergence included); on a
+steps-track workload it is the step of that evaluation instead (``Workload.track``).
 
 ``run_distributed_trial(spec)`` runs the same trial data-parallel on several devices, one process per rank under
 ``torchrun`` (``train(..., distributed=True)``): the workload's batch size is the global batch, rank 0 alone
@@ -116,8 +117,9 @@ def _tuplify_betas(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def time_to_target(workload: Workload, history: Mapping[str, list[tuple[int, float]]]) -> float:
-    """``train_time`` at the first evaluation whose ``workload.metric`` meets the target; ``inf`` if none does."""
-    clock = dict(history.get("train_time", []))
+    """The cost at the first evaluation whose ``workload.metric`` meets the target, in the workload's unit:
+    ``train_time`` seconds (time track) or the step (steps track); ``inf`` if none does."""
+    clock = workload.clock(dict(history))
     for step, value in history.get(workload.metric, []):
         if workload.reached(value) and step in clock:
             return float(clock[step])

@@ -250,7 +250,8 @@ def _sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @dataclass
 class Comparison:
     """Two algorithms on one workload: per-study times (median over studies of ... is ``time_a``/``time_b``),
-    the difference ``time_a - time_b`` in seconds with its ``ci`` interval, and a verdict for ``a``."""
+    the difference ``time_a - time_b`` in ``unit`` (seconds, or steps) with its ``ci`` interval, and a verdict for
+    ``a``."""
 
     a: str
     b: str
@@ -268,6 +269,8 @@ class Comparison:
     diff_lo: float
     diff_hi: float
     verdict: str
+    unit: str = "s"
+    """``"s"``, or ``"steps"`` on the fewest-steps track."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (``None`` for an infinite number)."""
@@ -275,7 +278,7 @@ class Comparison:
         def t(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
-        out = {k: getattr(self, k) for k in ("a", "b", "workload", "ci", "n_boot", "resampled", "verdict")}
+        out = {k: getattr(self, k) for k in ("a", "b", "workload", "ci", "n_boot", "resampled", "verdict", "unit")}
         for k in ("time_a", "time_b", "diff", "diff_lo", "diff_hi"):
             out[k] = t(getattr(self, k))
         out["studies_a"] = [t(x) for x in self.studies_a]
@@ -287,10 +290,13 @@ class Comparison:
     def sentence(self) -> str:
         """One line: the verdict with the numbers behind it."""
 
-        def s(x: float) -> str:
-            return f"{x:.3g} s" if math.isfinite(x) else "never (missed)"
+        u = self.unit
 
-        bound = f"{self.diff:+.3g} s, {round(100 * self.ci)} % interval [{self.diff_lo:+.3g}, {self.diff_hi:+.3g}] s"
+        def s(x: float) -> str:
+            return f"{x:.3g} {u}" if math.isfinite(x) else "never (missed)"
+
+        bound = (f"{self.diff:+.3g} {u}, {round(100 * self.ci)} % interval [{self.diff_lo:+.3g}, {self.diff_hi:+.3g}] "
+                 f"{u}")  # fmt: skip
         what = {"faster": "faster than", "slower": "slower than", VERDICTS[2]: "not significantly different from"}
         return (f"{self.a} is {what[self.verdict]} {self.b} on {self.workload}: time to target {s(self.time_a)} vs "
                 f"{s(self.time_b)} (difference {bound}; {len(self.studies_a)} vs {len(self.studies_b)} studies, "
@@ -307,6 +313,7 @@ def compare_times(
     n_boot: int = 4000,
     seed: int = 0,
     resample_trials: bool = True,
+    unit: str = "s",
 ) -> Comparison:
     """Compare two algorithms' times to target on one workload from their trial tables (``[[seconds per trial] per
     study]``, ``math.inf`` = miss): the workload time of each (median over studies of the best trial), the difference
@@ -328,5 +335,5 @@ def compare_times(
         resampled="studies and trials within studies" if trials_redrawn else "studies",
         studies_a=[float(x) for x in ca[0].min(axis=1)], studies_b=[float(x) for x in cb[0].min(axis=1)],
         trials_a=ca[0].tolist(), trials_b=cb[0].tolist(),
-        time_a=ta, time_b=tb, diff=diff, diff_lo=lo, diff_hi=hi, verdict=verdict,
+        time_a=ta, time_b=tb, diff=diff, diff_lo=lo, diff_hi=hi, verdict=verdict, unit=unit,
     )  # fmt: skip

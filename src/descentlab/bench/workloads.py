@@ -27,13 +27,18 @@ SCALE_ENV = "DESCENTLAB_BENCH_SCALE"
 # Seconds `reference_probe()` takes on the reference 2-core CPU, idle (docs/benchmark.md, "Calibration").
 REFERENCE_SECONDS = 1.08
 TARGETS_FILE = Path(__file__).with_name("targets.json")
+TRACKS = ("time", "steps")
 
 
 @dataclass(frozen=True)
 class Workload:
     """A benchmark workload: ``task`` (registry name) with ``task_kw``, a target on ``metric`` (validation
     ``accuracy``/``loss``, or ``gap`` = f - f* for logreg), its direction, a budget in reference seconds, a step
-    hint, an evaluation period and a batch size. The workload owns model, loss, evaluation, target and budget."""
+    hint, an evaluation period and a batch size. The workload owns model, loss, evaluation, target and budget.
+
+    ``track`` says what a trial is scored by: ``"time"`` (AlgoPerf: seconds of training time to the target, within
+    ``budget``) or ``"steps"`` (modded-nanogpt's fewest-steps track: optimizer steps to the target, within
+    ``step_hint`` steps; ``budget`` is then only a safety cap on the clock)."""
 
     name: str
     task: str
@@ -46,8 +51,11 @@ class Workload:
     batch_size: int
     task_kw: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    track: str = "time"
 
     def __post_init__(self) -> None:
+        if self.track not in TRACKS:
+            raise ValueError(f"workload {self.name!r}: track must be one of {TRACKS}, got {self.track!r}")
         if not (isinstance(self.budget, (int, float)) and self.budget > 0 and math.isfinite(self.budget)):
             raise ValueError(f"workload {self.name!r}: budget must be positive seconds, got {self.budget!r}")
         for nm in ("step_hint", "eval_every", "batch_size"):
@@ -65,9 +73,31 @@ class Workload:
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
+    @property
+    def unit(self) -> str:
+        """What a trial's cost is counted in: ``"s"`` (time track) or ``"steps"`` (steps track)."""
+        return "steps" if self.track == "steps" else "s"
+
+    def limit(self, spec: dict[str, Any] | None = None) -> float:
+        """The cost a trial may spend, in :attr:`unit`: the budget (time track) or the step hint (steps track);
+        from ``spec`` (a trial's workload dict, whose budget is scaled to the hardware) when given."""
+        d = self.spec() if spec is None else spec
+        return float(d["step_hint"] if self.track == "steps" else d["budget"])
+
+    def clock(self, history: dict[str, list[tuple[int, float]]]) -> dict[int, float]:
+        """``{step: cost so far}`` at the evaluated steps of a trial's ``history``: ``train_time`` (time track) or
+        the step itself (steps track)."""
+        if self.track == "steps":
+            return {int(s): float(s) for s, _ in history.get(self.metric, [])}
+        return {int(s): float(t) for s, t in history.get("train_time", [])}
+
     def spec(self) -> dict[str, Any]:
-        """The workload as a plain dict (part of every trial's cache key)."""
-        return asdict(self)
+        """The workload as a plain dict (part of every trial's cache key; ``track`` only when it is not the
+        default, so the keys of time-track trials are those of earlier versions)."""
+        d = asdict(self)
+        if d["track"] == "time":
+            del d["track"]
+        return d
 
 
 # Reference numbers: docs/benchmark.md ("Calibration") records how they were measured.
@@ -89,9 +119,12 @@ def get_workload(name: str) -> Workload:
     return WORKLOADS[name]
 
 
-def available_workloads(include_tiny: bool = False) -> list[str]:
-    """Names of the shipped workloads (the ``tiny`` smoke-test workload only on request)."""
-    return [n for n in WORKLOADS if include_tiny or not n.startswith("tiny")]
+def available_workloads(include_tiny: bool = False, track: str = "time") -> list[str]:
+    """Names of the shipped workloads of one ``track`` (``"time"``: AlgoPerf's leaderboard; ``"steps"``: the
+    fewest-steps track); the ``tiny`` smoke-test workloads only on request."""
+    if track not in TRACKS:
+        raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
+    return [n for n, w in WORKLOADS.items() if w.track == track and (include_tiny or not n.startswith("tiny"))]
 
 
 def shipped_targets(path: str | os.PathLike[str] = TARGETS_FILE) -> dict[str, float]:
@@ -130,6 +163,18 @@ def _builtin() -> None:
     register_workload(Workload(
         "logreg", "logreg", "gap", t["logreg"], False, budget=1.0, step_hint=1000, eval_every=20,
         batch_size=20, description="mu-strongly convex logistic regression (m=200, n=10); target f - f*",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "charlm_steps", "charlm", "loss", t.get("charlm_steps", 2.3), False, budget=60.0, step_hint=300,
+        eval_every=10, batch_size=32, track="steps",
+        task_kw={"width": 64, "heads": 4, "depth": 2, "context": 32, "rotary": True, "relu2": True,
+                 "qk_norm": True, "zero_init": True, "softcap": 15.0},
+        description="fewest-steps track: the speedrun's GPT (rotary, ReLU², QK-norm, zero-init, soft-cap 15; "
+                    "width 64, 2 layers, context 32, batch 32) on pydoc text; steps to the val loss target",
+    ))  # fmt: skip
+    register_workload(Workload(
+        "tiny_steps", "logreg", "gap", 1e-2, False, budget=20.0, step_hint=200, eval_every=10, batch_size=50,
+        task_kw={"m": 100, "n": 5}, track="steps", description="smoke-test workload of the steps track",
     ))  # fmt: skip
     register_workload(Workload(
         "tiny", "logreg", "gap", 1e-2, False, budget=2.0, step_hint=200, eval_every=10, batch_size=50,
