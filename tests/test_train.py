@@ -226,3 +226,29 @@ def test_schedule_steps_sets_the_schedule_length(toy_task):
     )
     # a linear decay over 20 steps is half-way after 10 steps
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.05, rel=1e-6)
+
+
+def test_bf16_precision_runs_the_forward_under_autocast_and_keeps_fp32_state(toy_task):
+    """precision='bf16': the loss is computed from bf16 activations (torch.autocast), parameters and optimizer
+    state stay fp32, the config records it, and the numbers differ from fp32 only by bf16 rounding."""
+    seen = []
+    base_loss = toy_task.loss
+
+    def loss(model, batch):
+        seen.append(model[0](batch[0]).dtype)  # the first layer's output under whatever context train() set
+        return base_loss(model, batch)
+
+    toy_task.loss = loss  # type: ignore[method-assign]  # this instance only (the fixture is fresh per test)
+    task = toy_task
+    half = train(task, "adam", lr=1e-2, steps=20, eval_every=10, store=False, progress=False, precision="bf16")
+    assert set(seen) == {torch.bfloat16}
+    assert half.config["precision"] == "bf16"
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    assert all(v.dtype == torch.float32 for st in half.optimizer.state.values() for v in st.values() if v.dim())
+    seen.clear()
+    full = train(task, "adam", lr=1e-2, steps=20, eval_every=10, store=False, progress=False)
+    assert set(seen) == {torch.float32} and "precision" not in full.config
+    a, b = half.final["loss"], full.final["loss"]
+    assert a != b and abs(a - b) < 0.05 * abs(b)
+    with pytest.raises(ValueError, match="precision must be one of .*got 'fp16'"):
+        train(task, "adam", steps=2, store=False, progress=False, precision="fp16")

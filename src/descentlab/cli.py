@@ -199,6 +199,9 @@ def train(
     threads: str = typer.Option(
         "auto", "--threads", help="Torch threads: auto (one for small models, else the idle cores) or a count."
     ),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, or bf16 (forward and loss under torch.autocast; fast on GPUs and AMX)."
+    ),
 ) -> None:
     """Train a task with an optimizer, store the run and print a summary."""
     from descentlab import optim
@@ -231,6 +234,7 @@ def train(
         progress=not no_progress,
         overwrite=overwrite,
         threads=threads,
+        precision=precision,
     )
     _print_final(run)
     if run.status == "interrupted":

@@ -54,3 +54,23 @@ def test_scores_json_with_intervals(tmp_path: Path) -> None:
     rows = [line for line in md.splitlines() if line.startswith("| =") or line.startswith("| 3")]
     assert rows[0].startswith("| =1 | adamw | 1 | [") and rows[-1].startswith("| 3 | signsgd |")
     assert "90 % interval" in md and "bootstrap over studies and trials within studies" in md
+
+
+def test_the_fewest_steps_track_gets_its_own_section(tmp_path: Path) -> None:
+    """Two bench folders (AlgoPerf's leaderboard, the steps track) give two sections, each labelled by its unit."""
+    res = _fake_result()
+    write_report(res, tmp_path / "time")
+    steps = BenchmarkResult(plan(["adamw", "sgd_nesterov"], ["tiny_steps"], trials=1, studies=2))
+    for s in steps.specs:
+        hist = {"gap": [(10, 0.5), (20, 0.005)], "train_time": [(10, 0.1), (20, 0.2)]}
+        steps.results[s["key"]] = {"key": s["key"], "spec": s, "status": "finished", "reached": True,
+                                   "time_to_target": 20.0, "final": {"gap": 0.005}, "history": hist, "error": ""}  # fmt: skip
+    write_report(steps, tmp_path / "steps")
+    assert json.loads((tmp_path / "steps" / "leaderboard.json").read_text())["unit"] == "steps"
+    page = write_page(tmp_path / "out", bench=[tmp_path / "time", tmp_path / "steps"]).read_text(encoding="utf-8")
+    assert '<a href="#bench">benchmark</a>' in page and '<a href="#bench-2">fewest steps</a>' in page
+    time_part, steps_part = page.split('id="bench"', 1)[1].split('id="bench-2"', 1)
+    assert "<h2>Benchmark (AlgoPerf rules)</h2>" in time_part and "Steps to target" not in time_part
+    assert "<h2>Fewest-steps track</h2>" in steps_part and "Steps to target (fewest-steps track" in steps_part
+    assert "<figcaption>Steps to target per workload" in steps_part
+    assert "tiny_steps (≤0.01 gap, 200 steps)" in steps_part

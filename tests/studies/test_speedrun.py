@@ -113,3 +113,56 @@ def test_end_to_end_tiny(tmp_path) -> None:
     assert s["anchors"] == []  # the Muon anchor needs the Muon record
     assert (tmp_path / "speedrun.png").exists()
     assert not studies.get("speedrun").in_tour
+
+
+def test_sizes_in_parallel_processes_give_the_sequential_numbers(tmp_path) -> None:
+    """workers=2 runs each width's ladder in its own spawned process (one thread); with one thread in the parent
+    too, the ladder's numbers are the sequential run's, and every run lands in the store under its own id."""
+    from descentlab.store import Store
+    from descentlab.threads import torch_threads
+
+    tiny = dict(quick=True, progress=False, seeds=2, widths=[16, 32], records=["adamw_cosine", "wsd"], steps=12,
+                eval_every=4, eval_windows=8, adamw_lrs=[0.01, 0.03])  # fmt: skip
+    with torch_threads(1):
+        seq = studies.run("speedrun", out=tmp_path / "seq", store=False, workers=1, **tiny).summary
+    par = studies.run("speedrun", out=tmp_path / "par", store=tmp_path / "s.db", workers=2, **tiny).summary
+    assert seq["numbers"]["workers"] == 1 and par["numbers"]["workers"] == 2
+    for key in ("sizes", "targets"):
+        assert par["numbers"][key] == seq["numbers"][key], key
+
+    def steps_only(ladder: dict) -> dict:  # training seconds differ from run to run; everything else may not
+        return {w: {r: {k: v for k, v in e.items() if "seconds" not in k} for r, e in recs.items()}
+                for w, recs in ladder.items()}  # fmt: skip
+
+    assert steps_only(par["numbers"]["ladder"]) == steps_only(seq["numbers"]["ladder"])
+    assert [c["values"] for c in par["claims"]] == [c["values"] for c in seq["claims"]]
+    assert len(par["runs"]) == len(set(par["runs"])) == len(seq["runs"])
+    st = Store(tmp_path / "s.db")
+    try:
+        assert all(st.has_run(r) for r in par["runs"])
+    finally:
+        st.close()
+    with pytest.raises(ValueError, match="workers"):
+        studies.run("speedrun", out=tmp_path / "bad", store=False, workers=-1, **tiny)
+
+
+def test_the_gpu_preset_is_chosen_by_the_hardware_and_bf16_runs_on_cpu(tmp_path) -> None:
+    """preset 'auto': the CPU settings without CUDA, the larger bf16 preset with it (unless device=cpu); bad values
+    are refused; the bf16 path itself (torch.autocast in train()) runs on the CPU."""
+    from descentlab.studies.speedrun import GPU_PRESET, resolve_preset
+
+    base = dict(studies.get("speedrun").quick)
+    assert resolve_preset(base, cuda=False)["preset"] == "cpu" and resolve_preset(base, cuda=False)["device"] == "cpu"
+    gpu = resolve_preset(base, cuda=True)
+    assert gpu["preset"] == "gpu" and gpu["device"] == "cuda" and gpu["precision"] == "bf16"
+    assert all(gpu[k] == v for k, v in GPU_PRESET.items())
+    assert resolve_preset({**base, "device": "cpu"}, cuda=True)["preset"] == "cpu"  # the user's device wins
+    assert resolve_preset({**base, "preset": "gpu", "device": "cuda:1"}, cuda=True)["device"] == "cuda:1"
+    with pytest.raises(ValueError, match="preset must be"):
+        resolve_preset({**base, "preset": "tpu"}, cuda=False)
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_preset({**base, "precision": "fp8"}, cuda=False)
+    res = studies.run("speedrun", quick=True, out=tmp_path, store=False, progress=False, seeds=2, widths=[16],
+                      records=["adamw_cosine"], steps=8, eval_every=4, eval_windows=8, adamw_lrs=[0.01, 0.03],
+                      precision="bf16", device="cpu", workers=1)  # fmt: skip
+    assert res.summary["numbers"]["precision"] == "bf16" and res.summary["numbers"]["preset"] == "cpu"

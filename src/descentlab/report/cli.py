@@ -60,10 +60,11 @@ def report(
     study: list[Path] = typer.Option(
         None, "--study", help="A study output folder, or a folder of them (repeatable)."
     ),
-    bench: Path = typer.Option(
+    bench: list[Path] = typer.Option(
         None,
         "--bench",
-        help="A `descentlab bench report` folder (leaderboard.md, PNGs) or a `bench score --json` file.",
+        help="A `descentlab bench report` folder (leaderboard.md, PNGs) or a `bench score --json` file "
+        "(repeatable: the AlgoPerf leaderboard and the fewest-steps track each get a section).",
     ),
     store: Path = typer.Option(
         None, "--store", help="The store: its runs are listed at the end (default store with --runs)."
@@ -75,5 +76,6 @@ def report(
     from descentlab.report.render import write_report
 
     ids = [x.strip() for r in runs or [] for x in r.split(",") if x.strip()]
-    page = write_report(out, list(study or []), bench=bench, store=store, title=title, run_ids=ids or None)
+    page = write_report(out, list(study or []), bench=list(bench or []) or None, store=store, title=title,
+                        run_ids=ids or None)  # fmt: skip
     console.print(f"page: {page.resolve()}", markup=False, highlight=False)

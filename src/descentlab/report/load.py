@@ -140,6 +140,8 @@ class BenchSection:
     command: str = (
         "descentlab bench run ... && descentlab bench report --out DIR  (the same options for both)"
     )
+    unit: str = "s"
+    """``"s"`` (AlgoPerf's time-to-target leaderboard) or ``"steps"`` (the fewest-steps track)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -257,7 +259,8 @@ def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
     ranks = data.get("ranks") if isinstance(data.get("ranks"), dict) else {}
     pct = f"{round(100 * (as_float(data.get('ci')) or 0.9))} % interval"
     lines = ["| rank | algorithm | score | " + (f"{pct} | " if sci else "")
-             + " | ".join(f"{w} (s)" for w in workloads) + " |"]  # fmt: skip
+             + " | ".join(f"{w} ({'steps' if data.get('unit') == 'steps' else 's'})" for w in workloads)
+             + " |"]  # fmt: skip
     lines.append("|---:|---|---:|" + ("---|" if sci else "") + "---:|" * len(workloads))
     ranked = sorted(scores, key=lambda a: -(as_float(scores[a]) or 0.0))
     for i, a in enumerate(ranked, 1):
@@ -279,7 +282,8 @@ def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
     missing = data.get("missing")
     if isinstance(missing, int) and missing:
         lines += ["", f"{missing} trials had no result (counted as misses)."]
-    lines += ["", "Time to target in seconds of training time; — = target missed."]
+    lines += ["", "Steps to target; — = target missed." if data.get("unit") == "steps" else
+              "Time to target in seconds of training time; — = target missed."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -292,7 +296,8 @@ def load_bench(folder: str | Path) -> BenchSection:
             data = _read_json(path)
         except ValueError as exc:
             raise ValueError(f"bench JSON {str(path)!r} is unreadable: {exc}") from None
-        return BenchSection(path, markdown=bench_json_markdown(data, repr(str(path))))
+        unit = "steps" if isinstance(data, dict) and data.get("unit") == "steps" else "s"
+        return BenchSection(path, markdown=bench_json_markdown(data, repr(str(path))), unit=unit)
     if not path.exists():
         raise ValueError(f"bench {str(path)!r} does not exist")
     if not path.is_dir():
@@ -317,6 +322,12 @@ def load_bench(folder: str | Path) -> BenchSection:
             f"bench folder {str(path)!r} holds no leaderboard.md or PNG (see `descentlab bench report`)"
         )
     sec = BenchSection(path, markdown=md.read_text(encoding="utf-8") if md else "", images=pngs)
+    board = inside(path, "leaderboard.json")
+    if board is not None:
+        try:
+            sec.unit = "steps" if _read_json(board).get("unit") == "steps" else "s"
+        except (ValueError, AttributeError):
+            pass  # the Markdown table still says what it measures
     command = inside(path, COMMAND_FILE)
     if command is not None:
         sec.command = command.read_text(encoding="utf-8").strip()

@@ -362,11 +362,16 @@ BENCH_CAPTIONS = {
 }
 
 
-def _bench_view(bench: BenchSection) -> dict[str, Any]:
+def _bench_view(bench: BenchSection, index: int = 0) -> dict[str, Any]:
+    steps = bench.unit == "steps"
     figures = [
-        {"uri": png_data_uri(p), "alt": p.stem, "caption": BENCH_CAPTIONS.get(p.name, p.name)} for p in bench.images
-    ]
-    return {"error": bench.error, "markdown": bench.markdown, "figures": figures, "command": bench.command}
+        {"uri": png_data_uri(p), "alt": p.stem,
+         "caption": BENCH_CAPTIONS.get(p.name, p.name).replace("Time to target", "Steps to target") if steps
+         else BENCH_CAPTIONS.get(p.name, p.name)} for p in bench.images
+    ]  # fmt: skip
+    return {"error": bench.error, "markdown": bench.markdown, "figures": figures, "command": bench.command,
+            "steps": steps, "id": "bench" if index == 0 else f"bench-{index + 1}",
+            "title": "Fewest-steps track" if steps else "Benchmark (AlgoPerf rules)"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- the page
@@ -374,14 +379,15 @@ def _bench_view(bench: BenchSection) -> dict[str, Any]:
 
 def build_page(
     studies: list[StudySection],
-    bench: BenchSection | None = None,
+    bench: BenchSection | list[BenchSection] | None = None,
     runs: list[dict[str, Any]] | None = None,
     title: str = DEFAULT_TITLE,
     selected: list[Any] | None = None,
 ) -> str:
     """The HTML text of the page: header (claims tally) with a table of contents, the reproduction table (all
     studies' published anchors), one section per study (lecture order), the selected runs (curves), the benchmark
-    section and the runs table. Self-contained: no external resources."""
+    sections (one per ``bench``: AlgoPerf's leaderboard, the fewest-steps track) and the runs table.
+    Self-contained: no external resources."""
     try:
         from descentlab import studies as registry
 
@@ -413,7 +419,7 @@ def build_page(
             anchors=anchors,
             tally=tally,
             selected=_selected_view(selected) if selected else None,
-            bench=_bench_view(bench) if bench is not None else None,
+            benches=[_bench_view(b, i) for i, b in enumerate(_as_list(bench))],
             runs=runs,
             max_runs=MAX_RUN_ROWS,
             stamp=time.strftime("%Y-%m-%d %H:%M"),
@@ -421,28 +427,33 @@ def build_page(
     )
 
 
+def _as_list(x: Any) -> list[Any]:
+    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
+
+
 def write_report(
     out: str | Path,
     studies: list[str | Path] | None = None,
-    bench: str | Path | None = None,
+    bench: str | Path | list[str | Path] | None = None,
     store: str | Path | None = None,
     title: str = DEFAULT_TITLE,
     extra: list[StudySection] | None = None,
     run_ids: list[str] | None = None,
 ) -> Path:
-    """Build the page from existing outputs (study folders or folders of them, a bench report folder or scores
-    JSON, a store) and write ``<out>/index.html``; returns its path. ``run_ids`` (ids or globs) selects runs of
+    """Build the page from existing outputs (study folders or folders of them, bench report folders or scores
+    JSON files, a store) and write ``<out>/index.html``; returns its path. ``run_ids`` (ids or globs) selects runs of
     ``store`` (default: the default store) for a curves section and restricts the runs table to them. ``extra``
     adds sections built elsewhere."""
     folders: list[Path] = []
     for s in studies or []:
         folders.extend(find_study_folders(s))
     sections = [load_study(f) for f in folders] + list(extra or [])
-    if not sections and bench is None and store is None and not run_ids:
+    benches = _as_list(bench)
+    if not sections and not benches and store is None and not run_ids:
         raise ValueError(
             "nothing to report: give --study DIR (repeatable), --runs ID, --bench DIR or --store PATH"
         )
-    bench_sec = load_bench(bench) if bench is not None else None
+    bench_sec = [load_bench(b) for b in benches]
     selected = None
     if run_ids:
         from descentlab.store import default_path

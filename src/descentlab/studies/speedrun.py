@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,27 +211,115 @@ def _schedule_kw(cfg: dict[str, Any], schedule: str) -> dict[str, Any]:
 
 
 def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Measurement]]:
-    """The ladder at every width: tune, fix the target from record 0 on tuning seeds, race to it on eval seeds."""
-    from descentlab import tasks
-    from descentlab.tasks.charlm import parameter_count
-
+    """The ladder at every width: tune, fix the target from record 0 on tuning seeds, race to it on eval seeds
+    (the widths in parallel processes when ``workers`` allows; each width's ladder is sequential)."""
+    cfg = resolve_preset(cfg)
     records = ladder(cfg["records"], float(cfg["softcap"]))
     names = [r["name"] for r in records]
     widths = [int(w) for w in cfg["widths"]]
     seeds = eval_seeds(cfg)
     per: dict[tuple[int, str], dict[str, Any]] = {}
-    numbers: dict[str, Any] = {"records": records, "sizes": {}, "ladder": {}, "targets": {}}
+    numbers: dict[str, Any] = {"records": records, "sizes": {}, "ladder": {}, "targets": {},
+                               "preset": cfg["preset"], "device": cfg["device"], "precision": cfg["precision"],
+                               "settings": {k: cfg[k] for k in GPU_PRESET}}  # what ran (after the preset)
     curves: dict[tuple[int, str], list[tuple[int, float]]] = {}
 
-    for width in widths:
-        params = parameter_count(tasks.get("charlm", **_task_kw(cfg, width, {})).make_model(0))
-        numbers["sizes"][str(width)] = {"width": width, "parameters": params}
-        _ladder_at(ctx, cfg, width, records, numbers, per, curves)
+    workers = _workers(cfg, len(widths))
+    numbers["workers"] = workers
+    if workers == 1:
+        for width in widths:
+            _size(ctx, cfg, width, records, numbers, per, curves)
+    else:  # the sizes are independent ladders: one process each, the largest first
+        _parallel_sizes(ctx, cfg, widths, records, workers, numbers, per, curves)
 
     _figure(ctx, numbers, widths, names, curves)
     measured = _measure(ctx, numbers, per, widths, names, seeds)
     return numbers, measured
 
+
+
+def _workers(cfg: dict[str, Any], sizes: int) -> int:
+    """Processes for the sizes: ``workers`` (0 = the torch threads this process may use, e.g. a tour worker's cap),
+    at most one per size; one on a GPU (the sizes would share it)."""
+    import torch
+
+    if str(cfg["device"]) not in ("cpu",):
+        return 1
+    w = int(cfg["workers"]) or torch.get_num_threads()
+    return max(1, min(w, sizes))
+
+
+def _size(
+    ctx: StudyContext,
+    cfg: dict[str, Any],
+    width: int,
+    records: list[dict[str, Any]],
+    numbers: dict[str, Any],
+    per: dict[tuple[int, str], dict[str, Any]],
+    curves: dict[tuple[int, str], list[tuple[int, float]]],
+) -> None:
+    """The whole ladder at one width (its parameter count, target, tuned lrs and races)."""
+    from descentlab import tasks
+    from descentlab.tasks.charlm import parameter_count
+
+    params = parameter_count(tasks.get("charlm", **_task_kw(cfg, width, {})).make_model(0))
+    numbers["sizes"][str(width)] = {"width": width, "parameters": params}
+    _ladder_at(ctx, cfg, width, records, numbers, per, curves)
+
+
+def _size_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One width in a worker process (one torch thread): the same ``_size`` with a context of its own that writes
+    to the same store (run ids carry their own token); returns what the parent merges."""
+    import torch
+
+    from descentlab.store import Store
+
+    torch.set_num_threads(1)
+    store = Store(job["store"]) if job["store"] is not None else None
+    ctx = StudyContext(name=job["name"], out=Path(job["out"]), store=store, quick=job["quick"])
+    numbers: dict[str, Any] = {"sizes": {}, "ladder": {}, "targets": {}}
+    per: dict[tuple[int, str], dict[str, Any]] = {}
+    curves: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    try:
+        _size(ctx, job["cfg"], job["width"], job["records"], numbers, per, curves)
+    finally:
+        if store is not None:
+            store.close()
+    return {"numbers": numbers, "per": per, "curves": curves, "runs": ctx.runs, "checks": ctx.checks}
+
+
+def _parallel_sizes(
+    ctx: StudyContext,
+    cfg: dict[str, Any],
+    widths: list[int],
+    records: list[dict[str, Any]],
+    workers: int,
+    numbers: dict[str, Any],
+    per: dict[tuple[int, str], dict[str, Any]],
+    curves: dict[tuple[int, str], list[tuple[int, float]]],
+) -> None:
+    """Run ``_size`` for every width in ``workers`` spawned processes and merge the results in width order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    store = str(ctx.store.path) if ctx.store is not None else None
+    jobs = {w: {"name": ctx.name, "out": str(ctx.out), "store": store, "quick": ctx.quick, "cfg": dict(cfg),
+                "width": w, "records": records} for w in widths}  # fmt: skip
+    done: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_size_job, jobs[w]): w for w in sorted(widths, reverse=True)}
+        for fut in futures:
+            res = fut.result()
+            done[futures[fut]] = res
+            ctx.advance(len(res["runs"]))
+    for w in widths:
+        res = done[w]
+        for key in ("sizes", "ladder", "targets"):
+            numbers[key].update(res["numbers"][key])
+        per.update(res["per"])
+        curves.update(res["curves"])
+        ctx.runs.extend(res["runs"])
+        ctx.checks.extend(res["checks"])
 
 
 def _stop_at(target: float | None) -> Any:
@@ -264,6 +353,7 @@ class _Runner:
             eval_every=int(cfg["eval_every"]),
             seed=seed,
             device=str(cfg["device"]),
+            precision=str(cfg["precision"]),
             stop_when=_stop_at(self.target if stop else None),
         )
 
@@ -509,8 +599,43 @@ _BASE: dict[str, Any] = {
     "acceptance_p": 0.01,
     "seeds": 3,
     "tuning_seeds": 1,
-    "device": "cpu",
+    "device": "auto",
+    "precision": "fp32",
+    "preset": "auto",
+    "workers": 0,
 }
+
+GPU_PRESET: dict[str, Any] = {
+    "widths": [128, 256, 512],
+    "head_dim": 64,
+    "depth": 4,
+    "context": 128,
+    "batch_size": 64,
+    "steps": 1000,
+    "eval_every": 25,
+    "precision": "bf16",
+}
+"""What ``preset="gpu"`` (the default ``"auto"`` where CUDA is present) puts over the CPU settings: 0.8 M to
+12.6 M parameters, bf16 autocast; a size closer to the speedrun's, same code path."""
+
+
+def resolve_preset(cfg: dict[str, Any], cuda: bool | None = None) -> dict[str, Any]:
+    """``cfg`` with its preset applied: ``"cpu"`` keeps it, ``"gpu"`` overlays :data:`GPU_PRESET` and runs on
+    ``cuda``; ``"auto"`` is ``"gpu"`` when CUDA is available (``cuda``, default: asked) and the device is not
+    ``cpu``, else ``"cpu"``. The resolved ``preset`` and ``device`` are in the result."""
+    import torch
+
+    preset, device = str(cfg["preset"]), str(cfg["device"])
+    if preset not in ("auto", "cpu", "gpu"):
+        raise ValueError(f"speedrun: preset must be 'auto', 'cpu' or 'gpu', got {preset!r}")
+    if str(cfg["precision"]) not in ("fp32", "bf16"):
+        raise ValueError(f"speedrun: precision must be 'fp32' or 'bf16', got {cfg['precision']!r}")
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if preset == "auto":
+        preset = "gpu" if cuda and device != "cpu" else "cpu"
+    if preset == "gpu":
+        return {**cfg, **GPU_PRESET, "preset": "gpu", "device": "cuda" if device in ("auto", "cpu") else device}
+    return {**cfg, "preset": "cpu", "device": "cpu" if device == "auto" else device}
 
 register(
     Study(
@@ -524,6 +649,7 @@ register(
         run=run,
         predictions=PREDICTIONS,
         in_tour=False,
-        limits={"target_slack": (0.0, 1.0), "acceptance_p": (1e-6, 0.49), "lr_factor": (1.01, 100.0)},
+        limits={"target_slack": (0.0, 1.0), "acceptance_p": (1e-6, 0.49), "lr_factor": (1.01, 100.0),
+                "workers": (0, 64)},
     )
 )

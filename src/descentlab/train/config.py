@@ -21,6 +21,7 @@ from descentlab.train.parallel import SingleProcess, strategy
 
 OptimizerSpec = str | Callable[[nn.Module], torch.optim.Optimizer]
 MAX_TIME_BUDGET = 1e8
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,12 @@ class RunConfig:
     distributed: dict[str, Any] | None = None
     threads: int | None = None  # torch threads the loop ran with (descentlab.threads: "auto" or given)
     threads_reason: str | None = None
+    precision: str | None = None  # "bf16": forward and loss under torch.autocast; None: fp32
 
     def record(self) -> dict[str, Any]:
         """The configuration as the store keeps it (``distributed`` only for data-parallel runs)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for optional in ("distributed", "threads", "threads_reason"):
+        for optional in ("distributed", "threads", "threads_reason", "precision"):
             if out[optional] is None:
                 del out[optional]
         return out
@@ -75,7 +77,7 @@ def train_keywords(record: Mapping[str, Any]) -> dict[str, Any]:
     names = ("lr", "hparams", "schedule", "schedule_kw", "steps", "time_budget", "batch_size", "seed", "eval_every",
              "device", "task_kw", "checkpoint_every", "averaging", "averaging_kw")  # fmt: skip
     return {"optimizer": record["optimizer"], **{k: record[k] for k in names},
-            "schedule_steps": record.get("schedule_steps")}  # fmt: skip
+            "schedule_steps": record.get("schedule_steps"), "precision": record.get("precision") or "fp32"}  # fmt: skip
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -184,12 +186,15 @@ def configure(
     run_id: str | None,
     overwrite: bool,
     store: Store | str | os.PathLike[str] | bool | None,
+    precision: str = "fp32",
 ) -> tuple[RunConfig, Task, SingleProcess, str]:
     """Check every argument of ``train()`` in one place (one-line ValueError/TypeError naming the bad value) and
     return the configuration, the task, the execution strategy (one process or data-parallel) and the run id."""
     if run_id is not None:
         validate_run_id(run_id)
     _check_flag("overwrite", overwrite)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     hparams, task_kw = dict(hparams or {}), dict(task_kw or {})
     task_obj = _build_task(task, task_kw)
     counts = {"steps": steps, "batch_size": batch_size, "eval_every": eval_every,
@@ -223,6 +228,7 @@ def configure(
         checkpoint_every=checkpoint_every,
         schedule_steps=schedule_steps,
         distributed=ex.describe(),
+        precision=None if precision == "fp32" else precision,
     )
     if checkpoint_every and store is False:
         raise ValueError(
