@@ -181,7 +181,7 @@ def test_shipped_targets_file_covers_the_shipped_workloads():
     from descentlab.bench import available_workloads, get_workload
 
     entries = load_targets()
-    for w in available_workloads():
+    for w in available_workloads() + available_workloads(track="steps"):
         assert entries[w]["target"] == get_workload(w).target
 
 

@@ -112,7 +112,7 @@ def test_end_to_end_tiny(tmp_path) -> None:
     assert [c["name"] for c in s["checks"]] == ["record0_reaches_target_w16"]
     assert s["anchors"] == []  # the Muon anchor needs the Muon record
     assert (tmp_path / "speedrun.png").exists()
-    assert not studies.get("speedrun").in_tour
+    assert studies.get("speedrun").in_tour  # quick: 124 s wall on 2 idle cores (sizes in parallel)
 
 
 def test_sizes_in_parallel_processes_give_the_sequential_numbers(tmp_path) -> None:

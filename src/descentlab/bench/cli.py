@@ -80,7 +80,8 @@ def _print_scores(result, ci: float = 0.9) -> None:  # type: ignore[no-untyped-d
     for w in result.workloads:
         table.add_column(f"{w} ({result.unit})", justify="right")
     for a in iv.order():
-        cells = [f"{iv.times[a][w]:.2f}" if math.isfinite(iv.times[a][w]) else "—" for w in result.workloads]
+        fmt = "{:.0f}" if result.unit == "steps" else "{:.2f}"
+        cells = [fmt.format(iv.times[a][w]) if math.isfinite(iv.times[a][w]) else "—" for w in result.workloads]
         table.add_row(Text(rank_label(iv.ranks[a])), Text(a), f"{iv.scores[a]:.3f}",
                       f"[{iv.score_lo[a]:.3f}, {iv.score_hi[a]:.3f}]", *cells)  # fmt: skip
     console.print(table)

@@ -15,12 +15,12 @@ from descentlab.bench.uncertainty import ScoreIntervals, rank_label
 from descentlab.bench.workloads import Workload
 
 
-def _fmt_time(t: float) -> str:
-    return f"{t:.2f}" if math.isfinite(t) else "—"
+def _fmt_time(t: float, steps: bool = False) -> str:
+    return ("—" if not math.isfinite(t) else f"{t:.0f}" if steps else f"{t:.2f}")
 
 
-def _fmt_interval(lo: float, hi: float) -> str:
-    return f"[{_fmt_time(lo)}, {_fmt_time(hi) if math.isfinite(hi) else '∞'}]"
+def _fmt_interval(lo: float, hi: float, steps: bool = False) -> str:
+    return f"[{_fmt_time(lo, steps)}, {_fmt_time(hi, steps) if math.isfinite(hi) else '∞'}]"
 
 
 def leaderboard_markdown(
@@ -56,7 +56,7 @@ def leaderboard_markdown(
     specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
     steps = result.unit == "steps"
     head = [f"{w} ({'≥' if specs[w]['higher_is_better'] else '≤'}{specs[w]['target']:g} {specs[w]['metric']}, "
-            + (f"{specs[w]['step_hint']} steps)" if steps else f"{specs[w]['budget']:g}s)") for w in wls]  # fmt: skip
+            + (f"{specs[w]['step_hint']} steps)" if steps else f"{specs[w]['budget']:.3g} s)") for w in wls]  # fmt: skip
     what = ("Steps to target (fewest-steps track: the step of the first evaluation meeting the target"
             if steps else "Time to target (seconds of training time")
     lines += ["", f"{what}, median over studies of the best trial; {pct} % "
@@ -65,7 +65,7 @@ def leaderboard_markdown(
     lines.append("|---|" + "---:|" * len(wls))
     for a in order:
         cells = [
-            f"{_fmt_time(times[a][w])} {_fmt_interval(iv.time_lo[a][w], iv.time_hi[a][w])}"
+            f"{_fmt_time(times[a][w], steps)} {_fmt_interval(iv.time_lo[a][w], iv.time_hi[a][w], steps)}"
             if math.isfinite(iv.time_lo[a][w]) else "—"
             for w in wls
         ]  # fmt: skip

@@ -335,6 +335,8 @@ class _Bar:
             return
         s = res["spec"]
         t = res["time_to_target"]
-        what = f"{t:.2f}s" if math.isfinite(t) else res["status"] if res["status"] != "finished" else "missed"
+        steps = s["workload"].get("track") == "steps"
+        hit = f"{t:.0f} steps" if steps else f"{t:.2f}s"
+        what = hit if math.isfinite(t) else res["status"] if res["status"] != "finished" else "missed"
         last = f"{s['algorithm']['name']} on {s['workload']['name']}: {what}"
         self._p.update(self._t, advance=1, last=last)

@@ -298,7 +298,8 @@ class Comparison:
         bound = (f"{self.diff:+.3g} {u}, {round(100 * self.ci)} % interval [{self.diff_lo:+.3g}, {self.diff_hi:+.3g}] "
                  f"{u}")  # fmt: skip
         what = {"faster": "faster than", "slower": "slower than", VERDICTS[2]: "not significantly different from"}
-        return (f"{self.a} is {what[self.verdict]} {self.b} on {self.workload}: time to target {s(self.time_a)} vs "
+        return (f"{self.a} is {what[self.verdict]} {self.b} on {self.workload}: {'steps' if u == 'steps' else 'time'} "
+                f"to target {s(self.time_a)} vs "
                 f"{s(self.time_b)} (difference {bound}; {len(self.studies_a)} vs {len(self.studies_b)} studies, "
                 f"bootstrap over {self.resampled})")  # fmt: skip
 

@@ -165,7 +165,7 @@ def _builtin() -> None:
         batch_size=20, description="mu-strongly convex logistic regression (m=200, n=10); target f - f*",
     ))  # fmt: skip
     register_workload(Workload(
-        "charlm_steps", "charlm", "loss", t.get("charlm_steps", 2.3), False, budget=60.0, step_hint=300,
+        "charlm_steps", "charlm", "loss", t["charlm_steps"], False, budget=60.0, step_hint=300,
         eval_every=10, batch_size=32, track="steps",
         task_kw={"width": 64, "heads": 4, "depth": 2, "context": 32, "rotary": True, "relu2": True,
                  "qk_norm": True, "zero_init": True, "softcap": 15.0},

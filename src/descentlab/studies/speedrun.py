@@ -643,12 +643,11 @@ register(
         description="The NanoGPT speedrun at laptop scale: a ladder of records (WSD, Muon, rotary, ReLU², QK-norm, "
         "zero-init, soft-cap) on the char GPT at 3 sizes, steps to a target with the speedrun's acceptance rule.",
         slide="seed 002: 'NanoGPT speedrun', 'Работают ли трюки, если увеличить размер модели?'",
-        seconds=(245, 3600),  # quick: 241 s of CPU measured; full: estimated (docs/studies/speedrun.md)
+        seconds=(220, 3600),  # quick: 220 s of CPU (one process in a tour slot; 124 s wall alone on 2 cores)
         quick=dict(_BASE),
         full={**_BASE, "widths": [32, 64, 128], "steps": 500, "eval_every": 20, "batch_size": 32, "seeds": 5},
         run=run,
         predictions=PREDICTIONS,
-        in_tour=False,
         limits={"target_slack": (0.0, 1.0), "acceptance_p": (1e-6, 0.49), "lr_factor": (1.01, 100.0),
                 "workers": (0, 64)},
     )
