@@ -553,7 +553,8 @@ def _figure(
     ax.set_xlabel("parameters")
     ax.set_ylabel("speed-up over the previous record (steps ratio)")
     ax.set_title("each idea's speed-up vs model size (95 % interval over seeds)")
-    ax.legend(fontsize=7)
+    if len(names) > 1:  # a ladder of one record has no speed-ups to label
+        ax.legend(fontsize=7)
     ax = axes[1]
     for w in widths:
         e = numbers["ladder"][str(w)]
