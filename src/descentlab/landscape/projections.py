@@ -550,6 +550,15 @@ def evaluate_points(
     def done() -> tuple[np.ndarray, np.ndarray | None]:
         return losses, (correct / total if classify else None)
 
+    def add(i: int, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Add point ``i``'s loss (weighted by the batch size) and hits on one batch; ``out`` as the model gave it."""
+        nonlocal classify
+        out = _full(out)
+        losses[i] += float(criterion(out, y)) * int(y.shape[0])
+        classify = classify and is_classification(out, y)
+        if classify:
+            correct[i] += float((out.argmax(-1) == y).sum())
+
     def loop() -> None:
         nonlocal classify
         for i in range(n_points):
@@ -638,12 +647,7 @@ def evaluate_points(
                     for x, y in batches:
                         with _autocast(base.device, precision):
                             out = clone(x)
-                        out = _full(out)
-                        n = int(y.shape[0])
-                        losses[i] += float(criterion(out, y)) * n
-                        classify = classify and is_classification(out, y)
-                        if classify:
-                            correct[i] += float((out.argmax(-1) == y).sum())
+                        add(i, out, y)
             losses /= total
             return done()
         chosen("first layer from tables, the rest by functional_call per point")
@@ -668,12 +672,7 @@ def evaluate_points(
                             tie_weights=True,
                             strict=False,
                         )
-                    out = _full(out)
-                    n = int(y.shape[0])
-                    losses[i] += float(criterion(out, y)) * n
-                    classify = classify and is_classification(out, y)
-                    if classify:
-                        correct[i] += float((out.argmax(-1) == y).sum())
+                    add(i, out, y)
         losses /= total
         return done()
 

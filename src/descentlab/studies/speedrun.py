@@ -228,7 +228,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     numbers["workers"] = workers
     if workers == 1:
         for width in widths:
-            _size(ctx, cfg, width, records, numbers, per, curves)
+            _ladder_at(ctx, cfg, width, records, numbers, per, curves)
     else:  # the sizes are independent ladders: one process each, the largest first
         _parallel_sizes(ctx, cfg, widths, records, workers, numbers, per, curves)
 
@@ -249,26 +249,8 @@ def _workers(cfg: dict[str, Any], sizes: int) -> int:
     return max(1, min(w, sizes))
 
 
-def _size(
-    ctx: StudyContext,
-    cfg: dict[str, Any],
-    width: int,
-    records: list[dict[str, Any]],
-    numbers: dict[str, Any],
-    per: dict[tuple[int, str], dict[str, Any]],
-    curves: dict[tuple[int, str], list[tuple[int, float]]],
-) -> None:
-    """The whole ladder at one width (its parameter count, target, tuned lrs and races)."""
-    from descentlab import tasks
-    from descentlab.tasks.charlm import parameter_count
-
-    params = parameter_count(tasks.get("charlm", **_task_kw(cfg, width, {})).make_model(0))
-    numbers["sizes"][str(width)] = {"width": width, "parameters": params}
-    _ladder_at(ctx, cfg, width, records, numbers, per, curves)
-
-
 def _size_job(job: dict[str, Any]) -> dict[str, Any]:
-    """One width in a worker process (one torch thread): the same ``_size`` with a context of its own that writes
+    """One width in a worker process (one torch thread): the same ``_ladder_at`` with a context of its own that writes
     to the same store (run ids carry their own token); returns what the parent merges."""
     import torch
 
@@ -281,7 +263,7 @@ def _size_job(job: dict[str, Any]) -> dict[str, Any]:
     per: dict[tuple[int, str], dict[str, Any]] = {}
     curves: dict[tuple[int, str], list[tuple[int, float]]] = {}
     try:
-        _size(ctx, job["cfg"], job["width"], job["records"], numbers, per, curves)
+        _ladder_at(ctx, job["cfg"], job["width"], job["records"], numbers, per, curves)
     finally:
         if store is not None:
             store.close()
@@ -298,7 +280,7 @@ def _parallel_sizes(
     per: dict[tuple[int, str], dict[str, Any]],
     curves: dict[tuple[int, str], list[tuple[int, float]]],
 ) -> None:
-    """Run ``_size`` for every width in ``workers`` spawned processes and merge the results in width order."""
+    """Run ``_ladder_at`` for every width in ``workers`` spawned processes and merge the results in width order."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -384,7 +366,13 @@ def _ladder_at(
     per: dict[tuple[int, str], dict[str, Any]],
     curves: dict[tuple[int, str], list[tuple[int, float]]],
 ) -> None:
-    """Tune and race every record at one width (fills ``numbers``, ``per`` and ``curves``)."""
+    """The whole ladder at one width: its parameter count, target, tuned lrs and races (fills ``numbers``, ``per``
+    and ``curves``)."""
+    from descentlab import tasks
+    from descentlab.tasks.charlm import parameter_count
+
+    params = parameter_count(tasks.get("charlm", **_task_kw(cfg, width, {})).make_model(0))
+    numbers["sizes"][str(width)] = {"width": width, "parameters": params}
     names = [r["name"] for r in records]
     seeds = eval_seeds(cfg)
     horizon = int(cfg["steps"])
