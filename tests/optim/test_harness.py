@@ -36,6 +36,8 @@ SPECS: dict[str, dict[str, Any]] = {
     },
     "adam": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
     "adamw": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
+    "algoperf_adamw": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
+    "algoperf_nadamw": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
     "amsgrad": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
     "adamax": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 1.0, "steps": 1000}},
     "nadam": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},

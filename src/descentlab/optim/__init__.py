@@ -17,8 +17,10 @@ from descentlab.optim.sam import SAM
 from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.averaging import EMA, LAWA
 from descentlab.optim.grokfast import GrokfastEMA
+from descentlab.optim.algoperf import AlgoPerfNAdamW
 
 __all__ = [
+    "AlgoPerfNAdamW",
     "EMA",
     "LAWA",
     "SAM",

@@ -1,0 +1,129 @@
+"""AlgoPerf's baseline update rules (Dahl et al. 2023; mlcommons/algorithmic-efficiency, ``paper_baselines``).
+
+``AlgoPerfNAdamW`` is the NAdamW of AlgoPerf's baseline submission, which is *not* ``torch.optim.NAdam`` with
+decoupled weight decay (torch's NAdam has Dozat's momentum schedule and another bias correction). Per parameter,
+with the scheduled learning rate ``lr`` at step ``t`` (1-based)::
+
+    p <- p * (1 - lr * weight_decay)                       # decoupled decay, scaled by the scheduled lr
+    m <- beta1 m + (1 - beta1) g
+    v <- beta2 v + (1 - beta2) g^2
+    m_nesterov = beta1 m + (1 - beta1) g                   # the look-ahead first moment (NAdam, Dozat 2016)
+    p <- p - lr / (1 - beta1^t) * m_nesterov / (sqrt(v / (1 - beta2^t)) + eps)
+
+With ``nesterov=False`` the update uses ``m`` instead of ``m_nesterov``: AdamW exactly as ``torch.optim.AdamW``
+computes it, which is what AlgoPerf's PyTorch AdamW baseline runs. Registered as ``algoperf_nadamw`` and
+``algoperf_adamw``; ``tests/optim/test_algoperf.py`` checks both against a plain transcription of the reference
+update over many steps on the same gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from descentlab.optim.registry import ParamsOrModel, params_of, register
+
+__all__ = ["AlgoPerfNAdamW"]
+
+
+def _number(name: str, value: Any, lo: float, hi: float | None = None, hi_open: bool = True) -> float:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= lo
+    )
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        rng = f"[{lo}, {hi}{')' if hi_open else ']'}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return float(value)
+
+
+class AlgoPerfNAdamW(torch.optim.Optimizer):
+    """AlgoPerf's NAdamW baseline (``nesterov=True``) or AdamW (``nesterov=False``); see the module docstring.
+
+    Hyper-parameters: ``lr`` > 0, ``betas`` in [0, 1) each, ``eps`` >= 0, ``weight_decay`` >= 0 (decoupled,
+    multiplied by the current lr as AlgoPerf does). ValueError naming a bad value."""
+
+    def __init__(
+        self,
+        params: ParamsOrModel,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        nesterov: bool = True,
+    ):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        b1 = _number("betas[0]", betas[0], 0.0, 1.0)
+        b2 = _number("betas[1]", betas[1], 0.0, 1.0)
+        eps = _number("eps", eps, 0.0)
+        weight_decay = _number("weight_decay", weight_decay, 0.0)
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
+        defaults = {
+            "lr": lr,
+            "betas": (b1, b2),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+        }
+        super().__init__(params_of(params), defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter with a gradient; returns the closure's loss (if given)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            lr = float(lr)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("AlgoPerfNAdamW does not support sparse gradients")
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = float(state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                p.mul_(1.0 - lr * wd)
+                m.lerp_(g, 1.0 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+                numerator = m.lerp(g, 1.0 - beta1) if group["nesterov"] else m
+                denom = (v.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)
+                p.addcdiv_(numerator, denom, value=-lr / (1.0 - beta1**t))
+        return loss
+
+
+def _factory(nesterov: bool) -> Callable[..., torch.optim.Optimizer]:
+    def make(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim.Optimizer:
+        if "nesterov" in hparams:
+            raise ValueError(
+                f"nesterov is fixed by the registry name (here {nesterov}); use the class to change it"
+            )
+        return AlgoPerfNAdamW(params_of(params_or_model), nesterov=nesterov, **hparams)
+
+    return make
+
+
+register("algoperf_nadamw", _factory(True), "AlgoPerf's NAdamW baseline update (not torch's NAdam)")
+register(
+    "algoperf_adamw", _factory(False), "AlgoPerf's AdamW baseline update (decay by lr * wd, = torch AdamW)"
+)
