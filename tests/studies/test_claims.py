@@ -75,13 +75,44 @@ def test_verdict_rejects_bad_direction():
         Prediction("x", "s", "src", "q", ">=")
 
 
-def test_anchor_verdicts():
-    a = Anchor("test MSE at d=1", 0.51, "paper")
-    assert a.judge([0.5, 0.52, 0.49])["verdict"] == "reproduced"
-    assert a.judge([1.2, 1.25, 1.3])["verdict"] == "partly"
+def test_anchor_verdicts_by_equivalence():
+    a = Anchor("test MSE at d=1", 0.51, "paper, Fig. 1", tolerance=1.25, reason="stated")
+    lo, hi = 0.51 / 1.25, 0.51 * 1.25
+    inside = [0.5, 0.52, 0.49, 0.51]
+    m = stats.t.interval(0.95, 3, loc=np.mean(inside), scale=stats.sem(inside))
+    assert lo <= m[0] and m[1] <= hi  # the reference interval lies inside the band
+    assert a.judge(inside)["verdict"] == "reproduced"
     assert a.judge([10.0, 11.0, 12.0])["verdict"] == "not reproduced"
-    out = a.judge([0.5, 0.52, 0.49])
-    assert out["ratio"] == pytest.approx(np.mean([0.5, 0.52, 0.49]) / 0.51)
+    out = a.judge(inside)
+    assert out["ratio"] == pytest.approx(np.mean(inside) / 0.51)
+    assert out["band"] == pytest.approx([lo, hi])
+
+
+def test_anchor_one_seed_is_never_reproduced_and_wide_is_inconclusive():
+    a = Anchor("x", 50.0, "paper, Table 2", tolerance=5.0, kind="additive", reason="paper's spread")
+    assert a.judge([50.0])["verdict"] == "inconclusive"  # the old rule said "reproduced" from one seed
+    assert a.judge([0.45])["verdict"] == "inconclusive"
+    # a wide interval around the published value: it straddles the band, never "reproduced"
+    wide = [20.0, 80.0, 50.0]
+    assert a.judge(wide)["verdict"] == "inconclusive"
+    # NaN seeds are not dropped silently
+    out = a.judge([50.0, 50.5, math.nan])
+    assert out["verdict"] == "inconclusive" and "no finite value" in out["reason"]
+
+
+def test_anchor_other_setting_has_no_verdict_and_bad_tolerances_are_refused():
+    a = Anchor("ratio at ImageNet scale", 4.28, "seed 003, slide table", setting="other")
+    assert a.judge([2.0, 2.1, 2.2])["verdict"] == "direction and size only"
+    with pytest.raises(ValueError, match="tolerance"):
+        Anchor("q", 1.0, "src")
+    with pytest.raises(ValueError, match="tolerance"):
+        Anchor("q", 1.0, "src", tolerance=0.9, reason="r")  # a factor must be > 1
+    with pytest.raises(ValueError, match="reason"):
+        Anchor("q", 1.0, "src", tolerance=2.0)
+    with pytest.raises(ValueError, match="positive"):
+        Anchor("q", -1.0, "src", tolerance=2.0, reason="r")
+    with pytest.raises(ValueError, match="setting"):
+        Anchor("q", 1.0, "src", setting="elsewhere")
 
 
 def test_tune_picks_the_minimum_and_extends_an_edge():
@@ -117,7 +148,7 @@ def test_tuning_seeds_are_disjoint_from_evaluation_seeds():
 def _toy_study(name, measured, predictions=(P,)):
     def run(ctx, cfg):
         ctx.check("identity", "1 == 1", True, "trivially")
-        ctx.anchor(Anchor("q", 2.0, "paper"), [2.0, 2.1, 1.9])
+        ctx.anchor(Anchor("q", 2.0, "paper", tolerance=1.5, reason="stated"), [2.0, 2.1, 1.9])
         return {"x": 1}, measured
 
     return studies.Study(
@@ -147,7 +178,7 @@ def test_run_writes_predictions_first_and_judges(tmp_path, monkeypatch):
         {"name": "identity", "check": "1 == 1", "passed": True, "evidence": "trivially"}
     ]
     assert summary["anchors"][0]["verdict"] == "reproduced"
-    assert summary["seeds"] == {"evaluation": [0, 1, 2], "tuning": [1000]}
+    assert summary["seeds"] == {"evaluation": [0, 1, 2], "tuning": [1000, 1001, 1002]}
 
 
 def test_run_refuses_unmeasured_or_undeclared(tmp_path, monkeypatch):

@@ -505,7 +505,9 @@ def _measure(
         Anchor(
             "Grokfast speed-up in steps to 95 % validation (x)",
             50.0,
-            "Lee et al. 2024, 'Grokfast', Fig. 1 (modular multiplication, x50)",
+            "Lee et al. 2024, 'Grokfast: Accelerated Grokking by Amplifying Slow Gradients' (arXiv:2405.20233), "
+            "Fig. 1 (modular multiplication, x50)",
+            setting="other",
         ),
         sp_base,
         "our baseline is AdamW with weight decay 1, which groks by itself; Lee et al.'s baseline had no decay "

@@ -485,7 +485,9 @@ def _measure(
                 "steps to the target, AdamW / Muon (largest size)",
                 5625 / 3250,
                 "modded-nanogpt fewest-steps track: tuned Adam 5,625 steps, Muon 3,250 (Shampoo 4,100) to 3.28 "
-                "FineWeb validation loss at 124M",
+                "FineWeb validation loss at 124M (repository KellerJordan/modded-nanogpt, README.md, the records "
+                "and the fewest-steps comparison)",
+                setting="other",
             ),
             [a / b for a, b in zip(per[(widths[-1], prev_name)]["steps"], per[(widths[-1], "muon")]["steps"])],
             f"ours: a char GPT of {numbers['sizes'][str(widths[-1])]['parameters']} parameters at a fixed "
