@@ -208,8 +208,10 @@ def train(
     from descentlab import schedules as sch
     from descentlab import tasks as tk
     from descentlab.train import train as run_train
+    from descentlab.train.config import check_seed
 
     # Validate names up front so a typo costs nothing.
+    check_seed(seed, "--seed")
     tk._REGISTRY.factory(task)
     optim.registry._REGISTRY.factory(optimizer)
     if schedule:

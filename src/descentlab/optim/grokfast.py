@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descentlab.optim.registry import ParamsOrModel, create, register
+from descentlab.optim.registry import ParamsOrModel, create, needs_closure, register
 
 __all__ = ["GrokfastEMA"]
 
@@ -52,6 +52,11 @@ class GrokfastEMA(torch.optim.Optimizer):
             or lamb < 0
         ):
             raise ValueError(f"lamb must be a finite number >= 0, got {lamb!r}")
+        if needs_closure(base_optimizer):  # the filter steps its base without a closure
+            raise ValueError(
+                f"Grokfast's base optimizer must step without a closure; {type(base_optimizer).__name__} "
+                "evaluates the loss itself (use e.g. adam or adamw)"
+            )
         # The Optimizer machinery (hooks, step counting for LR schedulers) without re-adding the base's groups.
         torch.optim.Optimizer.__init__(self, [{"params": []}], {})
         self.base_optimizer = base_optimizer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -55,9 +57,69 @@ def check_learning_rates(hparams: dict[str, Any], params_or_model: Any = None) -
                         check_learning_rate(f"param group {i} {key}", value, allow_zero=True)
 
 
-def register(name: str, factory: Callable[..., torch.optim.Optimizer], description: str = "") -> None:
-    """Register ``factory(params_or_model, **hparams) -> Optimizer`` under ``name``."""
+# Flags torch's optimizers (and ours) take as booleans; a truthy string or number would pass their ``if`` or
+# reach a fused kernel that refuses it mid-run. ``foreach``/``fused`` also take None (torch's choice).
+_BOOL_FLAGS = frozenset({"nesterov", "amsgrad", "maximize", "capturable", "differentiable", "centered",
+                         "decoupled_weight_decay", "local_perturbation"})  # fmt: skip
+_OPTIONAL_BOOL_FLAGS = frozenset({"foreach", "fused"})
+_INF_ALLOWED = frozenset({"p"})  # a norm's exponent: p = inf is the max norm (SAM)
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is (or holds, in a tuple/list) a float or one-element tensor that is NaN or infinite."""
+    if isinstance(value, (tuple, list)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+        return not math.isfinite(float(value))
+    return False
+
+
+def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
+    """Refuse hyper-parameter values no optimizer can mean: a NaN or infinite number (alone or inside a tuple,
+    e.g. ``betas``; a norm exponent ``p`` may be +inf), or a flag (``nesterov``, ``foreach`` ...; any keyword of ``name``'s factory whose default is
+    a bool) that is not True/False. ValueError naming the optimizer, the key and the value."""
+    flags = set(_BOOL_FLAGS)
+    with contextlib.suppress(TypeError, ValueError):
+        sig = inspect.signature(_REGISTRY.factory(name))
+        flags |= {k for k, p in sig.parameters.items() if isinstance(p.default, bool)}
+    for key, value in hparams.items():
+        if _non_finite(value) and not (key in _INF_ALLOWED and value == math.inf):
+            raise ValueError(f"optimizer {name!r}: {key} must be finite, got {value!r}")
+        if key in flags and not isinstance(value, bool):
+            raise ValueError(f"optimizer {name!r}: {key} must be True or False, got {value!r}")
+        if key in _OPTIONAL_BOOL_FLAGS and value is not None and not isinstance(value, bool):
+            raise ValueError(f"optimizer {name!r}: {key} must be True, False or None, got {value!r}")
+
+
+def needs_closure(optimizer: Any) -> bool:
+    """Whether ``optimizer`` (or an optimizer it wraps, through ``.base_optimizer``) must evaluate the loss itself
+    in ``step(closure)`` (L-BFGS, SAM): such an optimizer cannot be the base of a wrapper that steps it without
+    one (SAM, ASAM, Grokfast)."""
+    seen = 0
+    while optimizer is not None and seen < 16:
+        if isinstance(optimizer, torch.optim.LBFGS) or getattr(type(optimizer), "steps_with_closure", False):
+            return True
+        optimizer, seen = getattr(optimizer, "base_optimizer", None), seen + 1
+    return False
+
+
+_SOURCES: dict[str, str] = {}  # name -> where the implementation comes from (default: descentlab)
+
+
+def register(
+    name: str, factory: Callable[..., torch.optim.Optimizer], description: str = "", source: str = "descentlab"
+) -> None:
+    """Register ``factory(params_or_model, **hparams) -> Optimizer`` under ``name``; ``source`` names where the
+    implementation comes from ("torch", "descentlab", "pytorch_optimizer", "schedulefree")."""
     _REGISTRY.register(name, factory, description)
+    _SOURCES[name.lower()] = source
+
+
+def sources() -> dict[str, str]:
+    """Optimizer name -> the package its implementation comes from."""
+    return {name: _SOURCES.get(name, "descentlab") for name in available()}
 
 
 def available() -> list[str]:
@@ -75,15 +137,18 @@ def create(name: str, params_or_model: ParamsOrModel, **hparams: Any) -> torch.o
 
     Given an ``nn.Module``, a method may build its own parameter groups (e.g. ``muon`` routes hidden matrices
     to Muon and the rest to AdamW). Unknown names raise ValueError listing the closest names; unknown
-    hyper-parameters raise ValueError naming them; so does a learning rate (``lr``, ``lr_*``) that is not a finite
+    hyper-parameters raise ValueError naming them, and so do NaN/infinite values and non-boolean flags
+    (:func:`check_hyperparameters`); so does a learning rate (``lr``, ``lr_*``) that is not a finite
     number > 0 (in explicit param groups: >= 0, lr 0 freezing a group).
     """
     factory = _REGISTRY.factory(name)
     check_learning_rates(hparams, params_or_model)
     try:
-        return factory(params_or_model, **hparams)
+        opt = factory(params_or_model, **hparams)
     except TypeError as exc:
         msg = str(exc)
         if "unexpected keyword" in msg or "got multiple values" in msg:
             raise ValueError(f"optimizer {name!r}: {msg}") from None
         raise
+    check_hyperparameters(name, hparams)  # after the optimizer's own checks, whose messages are more specific
+    return opt

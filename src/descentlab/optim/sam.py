@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from descentlab.optim.registry import ParamsOrModel, create, params_of, register
+from descentlab.optim.registry import ParamsOrModel, create, needs_closure, params_of, register
 
 __all__ = ["SAM", "disable_running_stats", "sam_perturbation", "weight_groups"]
 
@@ -118,6 +118,8 @@ class SAM(torch.optim.Optimizer):
     perturbed pass of ``step``), ``local_perturbation`` (DDP: no averaging of the first gradient).
     """
 
+    steps_with_closure = True  # step(closure) evaluates the loss at the perturbed point (registry.needs_closure)
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict],
@@ -148,6 +150,11 @@ class SAM(torch.optim.Optimizer):
         defaults = dict(rho=rho, p=float(p), adaptive=adaptive, eta=eta)
         super().__init__(params, defaults)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        if needs_closure(self.base_optimizer):  # SAM steps its base without a closure
+            raise ValueError(
+                f"SAM's base optimizer must step without a closure; {type(self.base_optimizer).__name__} "
+                "evaluates the loss itself (use e.g. sgd, adam or adamw)"
+            )
         self._share_with_base()
         self.defaults.update(self.base_optimizer.defaults)
         self.model = model

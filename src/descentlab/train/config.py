@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from descentlab import schedules as schedule_registry
 from descentlab import tasks as task_registry
+from descentlab.optim import registry as optim_registry
 from descentlab.store import Store, new_run_id, validate_run_id
 from descentlab.tasks.base import Task
 from descentlab.train.parallel import SingleProcess, strategy
@@ -83,13 +85,53 @@ def train_keywords(record: Mapping[str, Any]) -> dict[str, Any]:
 def _resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string or torch.device, got {device!r}")
     try:
         dev = torch.device(device)
     except RuntimeError:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):  # e.g. 'meta' holds no data: nothing could be trained on it
+        raise ValueError(f"device {device!r} cannot train a model; use 'auto', 'cpu' or 'cuda[:N]'")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise ValueError(f"device {device!r} does not exist; there is one CPU device, 'cpu'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} requested but MPS is not available")
     return dev
+
+
+MAX_SEED = 2**31 - 1  # the batch streams derive seeds (seed * 1_000_003 + step) that must stay in torch's int64
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` if it is an integer in [0, MAX_SEED]; ValueError (TypeError for a non-integer) naming it otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed
+
+
+def _check_averaging(averaging: Any, averaging_kw: dict[str, Any]) -> None:
+    """``averaging`` in (None, 'ema', 'swa'); ``averaging_kw`` only ``start`` (an integer >= 0) and, for EMA,
+    ``decay`` (a number in (0, 1))."""
+    if averaging not in (None, "ema", "swa"):
+        raise ValueError(f"averaging must be None, 'ema' or 'swa', got {averaging!r}")
+    allowed = {"ema": ("start", "decay"), "swa": ("start",), None: ()}[averaging]
+    unknown = sorted(set(averaging_kw) - set(allowed))
+    if unknown:
+        raise ValueError(f"averaging_kw {unknown} not understood with averaging={averaging!r}; allowed: {allowed}")
+    start = averaging_kw.get("start", 0)
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"averaging_kw start must be an integer >= 0, got {start!r}")
+    decay = averaging_kw.get("decay", 0.999)
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < decay < 1.0:
+        raise ValueError(f"averaging_kw decay must be a number in (0, 1), got {decay!r}")
 
 
 def _optimizer_name(optimizer: OptimizerSpec) -> str:
@@ -135,6 +177,16 @@ def _build_task(task: str | Task, task_kw: dict[str, Any]) -> Task:
     if not isinstance(task_obj, Task):
         raise TypeError(f"task must be a registry name or a Task, got {type(task).__name__}")
     return task_obj
+
+
+def check_hyperparameters(optimizer: OptimizerSpec, lr: Any, hparams: Mapping[str, Any]) -> None:
+    """Refuse a bad ``lr`` and, for a registry optimizer, its name and hyper-parameter values that no optimizer can
+    mean (NaN/infinite numbers, non-boolean flags; :func:`descentlab.optim.registry.check_hyperparameters`)."""
+    _check_positive("lr", lr)
+    if isinstance(optimizer, str):
+        optim_registry._REGISTRY.factory(optimizer)
+        _check_positive("lr", hparams.get("lr"))
+        optim_registry.check_hyperparameters(optimizer.lower(), {k: v for k, v in hparams.items() if k != "lr"})
 
 
 def _check_budgets(task: Task, lr: Any, time_budget: Any, counts: Mapping[str, Any]) -> None:
@@ -202,8 +254,11 @@ def configure(
     _check_budgets(task_obj, lr, time_budget, counts)
     if steps is None and time_budget is None:
         steps = task_obj.default_steps
-    if averaging not in (None, "ema", "swa"):
-        raise ValueError(f"averaging must be None, 'ema' or 'swa', got {averaging!r}")
+    _check_averaging(averaging, dict(averaging_kw or {}))
+    check_seed(seed)
+    if schedule is not None:
+        schedule_registry._REGISTRY.factory(schedule)  # '' or a typo: refused by name, before any work
+    check_hyperparameters(optimizer, lr, hparams)
     _check_flag("distributed", distributed)
     ex = strategy(distributed)
     dev = ex.place(_resolve_device(device))
