@@ -184,6 +184,10 @@ def trial_cmd(
             raise ValueError(f"malformed --hparams {hparams!r}: {exc.msg}") from None
         if not isinstance(point, dict):
             raise ValueError(f"--hparams must be a JSON object, got {hparams!r}")
+        from descentlab.train.config import check_hyperparameters
+
+        kw = alg.train_kwargs(point, step_hint=wl.step_hint)  # a point no run could use: refused, nothing stored
+        check_hyperparameters(kw["optimizer"], kw.get("lr"), dict(kw.get("hparams") or {}))
         spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external", world_size=world)
     else:
         raise ValueError(f"tuning must be 'self' or 'external', got {tuning!r}")

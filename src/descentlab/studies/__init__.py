@@ -196,8 +196,16 @@ _COUNT_INT = 1
 
 
 def _check_setting(name: str, key: str, base: Any, value: Any, limits: Mapping[str, tuple[float, float]]) -> None:
-    """Refuse a nonsense study setting with the value named: non-finite numbers, counts < 1, values out of limits."""
+    """Refuse a nonsense study setting with the value named: an empty list where the study has a list, a non-number
+    in a list of numbers, non-finite numbers, counts < 1, values out of limits."""
     vals = value if isinstance(value, (list, tuple)) else [value]
+    if isinstance(base, (list, tuple)) and base and not vals:
+        raise ValueError(f"study {name!r}: setting {key!r} must list at least one value, got {value!r}")
+    numeric = isinstance(base, (list, tuple)) and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) for b in base
+    )
+    if numeric and any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in vals):
+        raise ValueError(f"study {name!r}: setting {key!r} must be a list of numbers, got {value!r}")
     for v in vals:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
