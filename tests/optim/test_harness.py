@@ -94,6 +94,21 @@ SPECS: dict[str, dict[str, Any]] = {
     "normalized_sgd": {"quadratic": {"lr": 0.01, "steps": 300}, "rosenbrock": {"lr": 3e-3, "steps": 2000}},
     "steepest": {"quadratic": {"lr": 0.01, "steps": 300}, "rosenbrock": {"lr": 3e-3, "steps": 2000}},
     "spectral": {},
+    # pytorch_optimizer's methods (descentlab.optim.collection) and the lab's Muon variants / cautious wrapper
+    "soap": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "ademamix": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 3000}},
+    "mars": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "lion": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 3e-3, "steps": 3000}},
+    "adopt": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 2000}},
+    "scion": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 3e-3, "steps": 1000}},
+    "prodigy": {"quadratic": {"lr": 1.0, "steps": 300}, "rosenbrock": {"lr": 1.0, "steps": 1000}},
+    "dadapt_adam": {"quadratic": {"lr": 1.0, "steps": 300}, "rosenbrock": {"lr": 1.0, "steps": 1000}},
+    "cautious": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
+    # a 2-D point is a 1-D parameter: all on the AdamW side (lr_adam = lr)
+    "normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "po_normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
+    "po_adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
 }
 NAMES = optim.available()
 QUADRATIC_TARGET, ROSENBROCK_TARGET = 1e-3, 0.05

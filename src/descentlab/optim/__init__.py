@@ -7,8 +7,8 @@ Each module registers its names on import.
 # ruff: noqa: I001  (import order matters: the registry first, then the modules that register into it)
 from __future__ import annotations
 
-from descentlab.optim.registry import available, create, describe, params_of, register
-from descentlab.optim import torch_classics, external  # noqa: F401
+from descentlab.optim.registry import available, create, describe, params_of, register, sources
+from descentlab.optim import torch_classics, external, collection  # noqa: F401
 from descentlab.optim.orthogonalize import orthogonalize
 from descentlab.optim.steepest import SteepestDescent
 from descentlab.optim.muon import Muon, muon_param_groups
@@ -17,10 +17,12 @@ from descentlab.optim.sam import SAM
 from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.averaging import EMA, LAWA
 from descentlab.optim.grokfast import GrokfastEMA
+from descentlab.optim.cautious import Cautious
 from descentlab.optim.algoperf import AlgoPerfNAdamW
 
 __all__ = [
     "AlgoPerfNAdamW",
+    "Cautious",
     "EMA",
     "LAWA",
     "SAM",
@@ -36,4 +38,5 @@ __all__ = [
     "orthogonalize",
     "params_of",
     "register",
+    "sources",
 ]

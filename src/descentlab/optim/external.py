@@ -53,9 +53,11 @@ register(
     "schedulefree_adamw",
     _schedulefree_factory("AdamWScheduleFree"),
     "Schedule-Free AdamW (Defazio et al. 2024), lr=0.0025; needs optimizer.train()/.eval() mode switching",
+    source="schedulefree",
 )
 register(
     "schedulefree_sgd",
     _schedulefree_factory("SGDScheduleFree"),
     "Schedule-Free SGD (Defazio et al. 2024), lr=1.0; needs optimizer.train()/.eval() mode switching",
+    source="schedulefree",
 )

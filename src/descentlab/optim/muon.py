@@ -23,6 +23,8 @@ from descentlab.optim.registry import ParamsOrModel, params_of, register
 __all__ = ["ADJUST_LR", "Muon", "muon_param_groups", "muon_lr_ratio"]
 
 ADJUST_LR = ("original", "match_rms_adamw", None)
+NORMALIZE = (None, "row", "elementwise")
+RESCALE = ("preserve", "orthogonal")
 HeadSpec = nn.Module | str | Sequence[nn.Module | str] | None
 
 
@@ -69,6 +71,15 @@ def _validate_group(group: dict) -> None:
         if group["adjust_lr"] not in ADJUST_LR:
             raise ValueError(f"adjust_lr must be one of {ADJUST_LR}, got {group['adjust_lr']!r}")
         _check_number("eps", group["eps"])
+        if group.get("normalize") not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {group.get('normalize')!r}")
+        _check_number("beta2", group.get("beta2", 0.95), 0.0, 1.0, open_high=True)
+        _check_number("norm_eps", group.get("norm_eps", 1e-8))
+        if group.get("rescale", "preserve") not in RESCALE:
+            raise ValueError(f"rescale must be one of {RESCALE}, got {group.get('rescale')!r}")
+        for flag in ("sign_momentum", "cautious_wd"):
+            if not isinstance(group.get(flag, False), bool):
+                raise ValueError(f"{flag} must be a bool, got {group.get(flag)!r}")
         dtype = group["ns_dtype"]
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise ValueError(f"ns_dtype must be None or a floating torch.dtype, got {dtype!r}")
@@ -94,6 +105,14 @@ class Muon(torch.optim.Optimizer):
     Muon step per matrix W (>2-D weights are flattened to (out, rest)): M <- beta M + (1 - beta) G; direction
     D = (1 - beta) G + beta M with Nesterov, else M; O = orthogonalize(D, ns_method, ns_steps, eps, ns_dtype);
     W <- (1 - lr wd) W - lr * ratio(adjust_lr) * O (decay with the unadjusted lr). Same-shape matrices are orthogonalized as one stacked batch;
+    Options (each off by default, each with its formula test in tests/optim/test_muon_variants.py):
+    ``sign_momentum``: O = orthogonalize(sign(D)) (AdaMuon's sign stabilization, Si et al. 2025);
+    ``normalize``: "row" (NorMuon, Li et al. 2025): v <- beta2 v + (1 - beta2) mean_cols(O*O) (one entry per row),
+    O <- O / (sqrt(v) + norm_eps); "elementwise" (AdaMuon): the same with v of O's shape; then O is rescaled to
+    Frobenius norm ||O_before||_F (``rescale="preserve"``, NorMuon's code) or sqrt(min(rows, cols))
+    (``rescale="orthogonal"``: with adjust_lr="match_rms_adamw" the step has RMS 0.2 lr, the papers' boxes);
+    ``cautious_wd`` (Chen et al. 2025, "Cautious Weight Decay"): W <- W - lr wd 1[O * W >= 0] * W, decay only
+    where it agrees with the update.
     under torch.distributed each rank orthogonalizes its share of every batch and the results are all-gathered.
     AdamW groups use ``lr``, ``betas``, ``adam_eps``, ``weight_decay`` through torch's functional AdamW (state:
     step, exp_avg, exp_avg_sq, as torch.optim.AdamW). Muon keeps one state tensor per parameter (momentum_buffer).
@@ -113,6 +132,12 @@ class Muon(torch.optim.Optimizer):
         ns_dtype: torch.dtype | None = None,
         betas: tuple[float, float] = (0.9, 0.95),
         adam_eps: float = 1e-8,
+        normalize: str | None = None,
+        beta2: float = 0.95,
+        norm_eps: float = 1e-8,
+        rescale: str = "preserve",
+        sign_momentum: bool = False,
+        cautious_wd: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -126,6 +151,12 @@ class Muon(torch.optim.Optimizer):
             ns_dtype=ns_dtype,
             betas=tuple(betas) if isinstance(betas, list) else betas,
             adam_eps=adam_eps,
+            normalize=normalize,
+            beta2=beta2,
+            norm_eps=norm_eps,
+            rescale=rescale,
+            sign_momentum=sign_momentum,
+            cautious_wd=cautious_wd,
             use_muon=True,
         )
         _validate_group({**defaults, "params": []})
@@ -180,6 +211,25 @@ class Muon(torch.optim.Optimizer):
                 weight_decay=group["weight_decay"], eps=group["adam_eps"], maximize=False,
             )  # fmt: skip
 
+    def _normalize(self, p: Tensor, o: Tensor, group: dict) -> Tensor:
+        """NorMuon's row / AdaMuon's elementwise second-moment normalization of the orthogonalized matrix ``o``."""
+        o = o.to(p.dtype)
+        sq = o.square()
+        if group["normalize"] == "row":
+            sq = sq.mean(dim=-1, keepdim=True)
+        state = self.state[p]
+        if "second_moment" not in state:
+            state["second_moment"] = torch.zeros_like(sq)
+        v = state["second_moment"]
+        v.lerp_(sq, 1.0 - group.get("beta2", 0.95))
+        eps = group.get("norm_eps", 1e-8)
+        u = o / (v.sqrt() + eps)
+        if group.get("rescale", "preserve") == "preserve":
+            target = o.norm()
+        else:
+            target = math.sqrt(min(o.shape))
+        return u * (target / (u.norm() + eps))
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step: Muon on Muon groups (batched by shape), AdamW on the others. Returns the closure's loss."""
@@ -194,6 +244,8 @@ class Muon(torch.optim.Optimizer):
                 continue
             params, directions = self._muon_directions(group)
             for p, d in zip(params, directions):
+                if group.get("sign_momentum", False):
+                    d = torch.sign(d)
                 matrix_shape = (p.shape[0], p[0].numel())
                 key = (matrix_shape, d.dtype, d.device, group["ns_method"], group["ns_steps"], group["eps"],
                        group["ns_dtype"])  # fmt: skip
@@ -210,8 +262,13 @@ class Muon(torch.optim.Optimizer):
             for (p, _, group), o in zip(items, ortho.unbind(0)):
                 lr = group["lr"]
                 ratio = muon_lr_ratio(group["adjust_lr"], *matrix_shape)
+                if group.get("normalize") is not None:
+                    o = self._normalize(p, o, group)
                 if group["weight_decay"] != 0:
-                    p.mul_(1.0 - lr * group["weight_decay"])
+                    if group.get("cautious_wd", False):
+                        p.sub_(p * (o.view_as(p) * p >= 0), alpha=lr * group["weight_decay"])
+                    else:
+                        p.mul_(1.0 - lr * group["weight_decay"])
                 p.add_(o.view_as(p), alpha=-lr * ratio)
         return loss
 
@@ -355,3 +412,31 @@ def _create_muon(
 
 
 register("muon", _create_muon, "Muon (msign of Nesterov momentum) on hidden matrices + AdamW on the rest")
+
+
+def _muon_variant(name: str, fixed: dict[str, Any]) -> Callable[..., Muon]:
+    def factory(params_or_model: ParamsOrModel, lr: float = 1e-3, lr_adam: float | None = None, **hparams: Any) -> Muon:
+        clash = sorted(set(hparams) & {"normalize", "sign_momentum"})
+        if clash:
+            raise ValueError(f"optimizer {name!r} fixes {clash}; use 'muon' with those options instead")
+        hp = {**fixed, **hparams}
+        return _create_muon(params_or_model, lr=lr, lr_adam=lr if lr_adam is None else lr_adam, **hp)
+
+    factory.__name__ = f"create_{name}"
+    factory.__doc__ = f"Build Muon with {fixed} (lr_adam defaults to lr: the step has AdamW's RMS scale)."
+    return factory
+
+
+# The papers' boxes: the step is 0.2 lr sqrt(mn) O^ / ||O^||_F (RMS 0.2 lr, AdamW's scale), so one lr for all.
+register(
+    "normuon",
+    _muon_variant("normuon", {"normalize": "row", "rescale": "orthogonal", "adjust_lr": "match_rms_adamw",
+                              "nesterov": False, "momentum": 0.95, "beta2": 0.95}),  # fmt: skip
+    "NorMuon (Li et al. 2025): Muon + per-row second-moment normalization, RMS 0.2 lr; lr=1e-3",
+)
+register(
+    "adamuon",
+    _muon_variant("adamuon", {"normalize": "elementwise", "sign_momentum": True, "rescale": "orthogonal",
+                              "adjust_lr": "match_rms_adamw", "nesterov": True, "momentum": 0.95, "beta2": 0.95}),  # fmt: skip
+    "AdaMuon (Si et al. 2025): msign(sign(M)) + elementwise second moment, RMS 0.2 lr; lr=1e-3",
+)

@@ -127,4 +127,4 @@ CLASSICS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
 }
 
 for _name, (_cls, _fixed, _description) in CLASSICS.items():
-    register(_name, _torch_factory(_name, _cls, _fixed), _description)
+    register(_name, _torch_factory(_name, _cls, _fixed), _description, source="torch")

@@ -1,0 +1,147 @@
+"""Cautious optimizers: keep only the coordinates of an update that agree in sign with the gradient (Liang et al.
+2024, "Cautious Optimizers: Improving Training with One Line of Code"), around any base optimizer.
+
+Per parameter tensor, with u_t the base optimizer's update direction (the step is ``x <- x - eta u_t``) and g_t the
+gradient:
+
+    phi_t = 1[u_t * g_t > 0]                                  (elementwise)
+    x_{t+1} = x_t - eta * u_t * phi_t * numel / (sum(phi_t) + xi)     (xi = 1 in the paper)
+    x_{t+1} <- x_{t+1} * (1 - eta * weight_decay)              (decoupled, unmasked, after the step: C-AdamW)
+
+The wrapper does not look inside the base: it takes the base's step ``delta = x_after - x_before`` (= -eta u_t), so
+any registered optimizer can be made cautious (``create("cautious", model, base="adamw", lr=...)``). The base is
+built with ``weight_decay=0`` and the decay is the wrapper's, as in the paper's C-AdamW, where the mask applies to
+the Adam part only. ``delta`` is a difference of two parameter values, so the masked step carries a relative
+rounding error of about ulp(x) / |delta| (float32: 1e-4 for a step 1e-3 of |x|); it is exact in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descentlab.optim.registry import ParamsOrModel, create, register
+
+__all__ = ["Cautious", "cautious_mask"]
+
+
+def cautious_mask(update: Tensor, grad: Tensor, xi: float = 1.0) -> Tensor:
+    """The paper's scaled mask: 1[update * grad > 0] * numel / (count + xi); ``update`` is the descent direction."""
+    mask = (update * grad > 0).to(update.dtype)
+    return mask * (mask.numel() / (float(mask.sum()) + xi))
+
+
+class Cautious(torch.optim.Optimizer):
+    """The cautious mask around an optimizer instance ``base_optimizer`` (exposed as ``.base_optimizer``).
+
+    ``xi``: the mask's normalizer offset (paper: 1; 0 makes an all-ones mask exactly the base's step);
+    ``weight_decay``: decoupled decay x <- x (1 - lr wd) after the masked step, unmasked (give the base none).
+    Param groups are shared with the base, so LR schedulers may drive either.
+    """
+
+    def __init__(self, base_optimizer: torch.optim.Optimizer, xi: float = 1.0, weight_decay: float = 0.0):
+        if not isinstance(base_optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}"
+            )
+        for label, value in (("xi", xi), ("weight_decay", weight_decay)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
+        torch.optim.Optimizer.__init__(self, [{"params": []}], {})
+        self.base_optimizer = base_optimizer
+        self.xi, self.weight_decay = float(xi), float(weight_decay)
+        self.defaults = dict(base_optimizer.defaults)
+        self.param_groups = base_optimizer.param_groups
+        self.state: dict[Tensor, dict[str, Tensor]] = {}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group to the base optimizer."""
+        if hasattr(self, "base_optimizer"):
+            self.base_optimizer.add_param_group(param_group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Evaluate ``closure`` (if given), take the base's step, keep its sign-agreeing coordinates, rescale."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        items = [(p, group) for group in self.param_groups for p in group["params"] if p.grad is not None]
+        before = [p.detach().clone() for p, _ in items]
+        grads = [p.grad.detach().clone() for p, _ in items]  # some bases modify p.grad in place
+        self.base_optimizer.step()
+        for (p, group), x0, g in zip(items, before, grads):
+            delta = p.detach() - x0
+            mask = cautious_mask(-delta, g, self.xi)
+            p.copy_(x0 + delta * mask)
+            if self.weight_decay:
+                p.mul_(1.0 - float(group["lr"]) * self.weight_decay)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients (through the base optimizer)."""
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    def train(self) -> None:
+        """Forward train mode to a base that has one (Schedule-Free)."""
+        if hasattr(self.base_optimizer, "train"):
+            self.base_optimizer.train()
+
+    def eval(self) -> None:
+        """Forward eval mode to a base that has one (Schedule-Free)."""
+        if hasattr(self.base_optimizer, "eval"):
+            self.base_optimizer.eval()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base optimizer's state dict plus "cautious": xi and weight_decay (the mask has no state)."""
+        sd = self.base_optimizer.state_dict()
+        sd["cautious"] = {"xi": self.xi, "weight_decay": self.weight_decay}
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict made by :meth:`state_dict` (into a freshly built model's optimizer too)."""
+        sd = dict(state_dict)
+        own = sd.pop("cautious", None)
+        if own is None:
+            raise ValueError("state_dict has no 'cautious' entry; it was not saved by Cautious.state_dict()")
+        self.base_optimizer.load_state_dict(sd)
+        self.param_groups = self.base_optimizer.param_groups
+        self.xi, self.weight_decay = float(own["xi"]), float(own["weight_decay"])
+
+
+def _cautious_factory(
+    params_or_model: ParamsOrModel,
+    base: str = "adamw",
+    xi: float = 1.0,
+    weight_decay: float = 0.0,
+    **base_hparams: Any,
+) -> Cautious:
+    if not isinstance(base, str):
+        raise ValueError(f"base must be a registered optimizer name, got {base!r}")
+    if base.lower() == "cautious":
+        raise ValueError("base must be another optimizer than 'cautious'")
+    if "weight_decay" in base_hparams:
+        raise ValueError("give weight_decay to the cautious wrapper, not the base")
+    try:
+        inner = create(base, params_or_model, weight_decay=0.0, **base_hparams)
+    except ValueError as exc:
+        if "weight_decay" not in str(exc):
+            raise
+        inner = create(base, params_or_model, **base_hparams)
+    return Cautious(inner, xi=xi, weight_decay=weight_decay)
+
+
+register(
+    "cautious",
+    _cautious_factory,
+    "Cautious mask around any base (base='adamw'): keep update coords agreeing with g, rescale (Liang et al. 2024)",
+)
