@@ -398,7 +398,7 @@ def test_failing_resumes_leave_the_run_exactly_as_it_was(tmp_path, capsys):
     cases = {  # what lands in r's checkpoint folder -> the error it must give
         "another run's checkpoint": (theirs, "belongs to run 'other', not to run 'r'"),
         "another optimizer's state": (foreign_optimizer_state(True), "holds a Adam state"),
-        "another optimizer's state, no class": (foreign_optimizer_state(False), "'momentum' (a state saved by another optimizer?)"),
+        "another optimizer's state, no class": (foreign_optimizer_state(False), "'momentum', 'nesterov' (a state saved by another optimizer?)"),
         "another optimizer's name": (dict(mine, config={**mine["config"], "optimizer": "adam"}), "optimizer 'adam'"),
         "a step past the end": (dict(mine, step=31), "at step 31, outside"),
         "another format": (dict(mine, format="descentlab-model-1"), "not a descentlab resume checkpoint"),

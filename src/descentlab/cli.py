@@ -240,7 +240,7 @@ def train(
     )
     _print_final(run)
     if run.status == "interrupted":
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (getattr(run, "signal", None) or 2))  # 130 after Ctrl-C, 143 after SIGTERM
 
 
 @app.command()
@@ -257,6 +257,8 @@ def resume(
         console.print(Text(f"run {run.id} already {run.status}; nothing to resume, nothing changed"))
         return
     _print_final(run)
+    if run.status == "interrupted":
+        raise typer.Exit(128 + (getattr(run, "signal", None) or 2))
 
 
 @runs_app.command("list")
@@ -536,6 +538,13 @@ def _error_line(message: object) -> Text:
     return Text.assemble(("error:", "red"), " ", str(message))
 
 
+def _interrupt_code(exc: BaseException | None) -> int:
+    """The exit code of an interrupt: 143 when SIGTERM stopped it, 130 for Ctrl-C (and anything else)."""
+    from descentlab.train.interrupt import exit_code
+
+    return exit_code(exc) if isinstance(exc, KeyboardInterrupt) else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning bad input into one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -551,17 +560,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(_error_line(exc), highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143), also inside a study or tour
         err_console.print("interrupted")
-        return 130
+        return _interrupt_code(exc)
     except Exception as exc:  # click's usage errors (typer vendors click; match them by shape)
         if debug:
             raise
         if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
             err_console.print(_error_line(exc.format_message()), highlight=False, soft_wrap=True)
             return 2
-        if type(exc).__name__ == "Abort":
-            return 130
+        if type(exc).__name__ == "Abort":  # click turns a KeyboardInterrupt into Abort
+            return _interrupt_code(exc.__context__)
         err_console.print(_error_line(f"{type(exc).__name__}: {exc}"), highlight=False, soft_wrap=True)
         return 1
     return 0

@@ -139,7 +139,8 @@ def create(name: str, params_or_model: ParamsOrModel, **hparams: Any) -> torch.o
     to Muon and the rest to AdamW). Unknown names raise ValueError listing the closest names; unknown
     hyper-parameters raise ValueError naming them, and so do NaN/infinite values and non-boolean flags
     (:func:`check_hyperparameters`); so does a learning rate (``lr``, ``lr_*``) that is not a finite
-    number > 0 (in explicit param groups: >= 0, lr 0 freezing a group).
+    number > 0 (in explicit param groups: >= 0, lr 0 freezing a group). The optimizer's ``load_state_dict`` first
+    checks the state against it (:func:`descentlab.optim.state_check.check_state_dict`).
     """
     factory = _REGISTRY.factory(name)
     check_learning_rates(hparams, params_or_model)
@@ -151,4 +152,6 @@ def create(name: str, params_or_model: ParamsOrModel, **hparams: Any) -> torch.o
             raise ValueError(f"optimizer {name!r}: {msg}") from None
         raise
     check_hyperparameters(name, hparams)  # after the optimizer's own checks, whose messages are more specific
-    return opt
+    from descentlab.optim.state_check import guard_load_state_dict
+
+    return guard_load_state_dict(opt)  # a state that does not fit is refused before any tensor is loaded

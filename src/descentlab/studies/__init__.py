@@ -8,14 +8,21 @@ returns ``(numbers, measured)``, where ``measured`` maps each prediction's name 
 ``train()`` and the store, judges every prediction (mean, 95 % t-interval over seeds, verdict holds / fails /
 inconclusive), and writes figures (PNG and SVG) and ``summary.json`` with ``claims``, ``checks`` (sanity conditions,
 never counted as claims) and ``anchors`` (published numbers).
+
+The first Ctrl-C or SIGTERM stops the whole study: the run in progress stops at its next step boundary (checkpointed),
+no run starts after it, nothing is judged, and ``summary.json`` says ``"status": "interrupted"`` with the runs that
+ran. Run ids in a store are ``<study>-<digest of the configuration>-<n>``, so the same command again reuses the
+runs that ended (rebuilt from their final state), resumes the cut one and trains the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +42,7 @@ from descentlab.studies.claims import (
     tune,
     tuning_seeds,
 )
+from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, signal_name
 
 _REGISTRY = Registry("study")
 
@@ -130,6 +138,11 @@ class StudyContext:
     runs: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     anchors: list[dict[str, Any]] = field(default_factory=list)
+    key: str = ""
+    """The configuration's digest: run ids ``<study>-<key>-<n>`` are the same when the same study runs again."""
+    stop: _DeferredInterrupt | None = None
+    reused: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
     _n: int = 0
     _token: str = ""
 
@@ -142,18 +155,59 @@ class StudyContext:
         self.anchors.append(anchor.judge(list(values), note))
 
     def train(self, task: Any, **kw: Any) -> Run:
-        """``descentlab.train`` with this study's store; the run id is ``<study>-<n>`` and progress is tracked."""
+        """``descentlab.train`` with this study's store and progress. Run ``n`` of a study with a store is
+        ``<study>-<key>-<n>``: if the store holds it from an earlier execution of the same study, an ended run is
+        reused (its model and optimizer rebuilt from its final state) and a cut one resumed; a run with callbacks
+        (they may gather data of their own) is trained again. Raises :class:`Interrupted` when the study is
+        stopping (before a run starts) or when the run was interrupted."""
         from descentlab.train import train
 
         self._n += 1
         kw.setdefault("progress", False)
+        if self.stop is not None:
+            self.stop.stop()  # a signal arrived: no run starts after it
         if not self._token:  # one token per study run: two runs of a study in the same second never collide
             self._token = secrets.token_hex(3)
-        kw.setdefault("run_id", f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{self._token}-{self._n:03d}")
-        run = train(task, store=self.store if self.store is not None else False, **kw)
+        if self.store is None or "run_id" in kw or not self.key:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kw.setdefault("run_id", f"{self.name}-{stamp}-{self._token}-{self._n:03d}")
+            run = train(task, store=self.store if self.store is not None else False, **kw)
+        else:
+            run = self._train_or_reuse(task, f"{self.name}-{self.key}-{self._n:03d}", kw)
         self.runs.append(run.id)
+        if run.status == "interrupted":
+            raise Interrupted(getattr(run, "signal", None) or signal.SIGINT, f"run {run.id} was interrupted")
         self.advance()
         return run
+
+    def _train_or_reuse(self, task: Any, run_id: str, kw: dict[str, Any]) -> Run:
+        """Train run ``run_id``, or take it from the store where an earlier execution of this study left it."""
+        from descentlab.train import DONE_STATUSES, load_checkpoint, train
+
+        assert self.store is not None
+        header = self.store.run_header(run_id)
+        common = {**kw, "store": self.store, "run_id": run_id, "_keep_final_state": True}
+        if header is None:
+            return train(task, **common)
+        if header["status"] == "running":  # maybe another process is training it now: never take it over
+            return train(task, **{**common, "run_id": f"{run_id}-{self._token}"})
+        last = self.store.checkpoint_dir(run_id) / "last.pt"
+        if not kw.get("callbacks") and last.is_file():
+            ended = header["status"] in DONE_STATUSES
+            try:
+                ck = load_checkpoint(last)
+                if ended:
+                    run = train(task, **common, _resume_from=ck, _reopen="ended")
+                else:
+                    at = header["updated"]
+                    run = train(task, **common, _resume_from=ck, _reopen="cut", _resume_updated=at)
+                    run.history = self.store.metrics(run_id)  # the rows before the cut too
+            except ValueError:  # another configuration, or a checkpoint that does not fit: train it again
+                pass
+            else:
+                (self.reused if ended else self.resumed).append(run_id)
+                return run
+        return train(task, **common, overwrite=True)
 
     def advance(self, n: int = 1) -> None:
         """Advance the study's progress bar by ``n`` units of work."""
@@ -317,10 +371,20 @@ def run(
     )
     t0 = time.perf_counter()
     bar = _StudyBar(name, enabled=progress)
-    ctx = StudyContext(name=name, out=out_dir, store=st, quick=quick, progress=bar)
+    key = _config_key(name, quick, config)
+    ctx = StudyContext(name=name, out=out_dir, store=st, quick=quick, progress=bar, key=key)
     try:
-        with bar:
-            numbers, measured = study.run(ctx, config)
+        with bar, _DeferredInterrupt() as stop:  # the first Ctrl-C / SIGTERM stops the study, not one run
+            ctx.stop = stop
+            try:
+                numbers, measured = study.run(ctx, config)
+                stop.stop()  # a signal during the analysis: no verdict either
+            except KeyboardInterrupt as exc:
+                stop.hold = True  # writing down what ran: later signals are only noted
+                signum = getattr(exc, "signum", None) or stop.signum or signal.SIGINT
+                secs = time.perf_counter() - t0
+                _write_interrupted(out_dir, name, quick, config, seeds_used, ctx, signum, secs)
+                raise Interrupted(signum, f"study {name} interrupted ({signal_name(signum)})") from None
     finally:
         if own and st is not None:
             st.close()
@@ -336,12 +400,57 @@ def run(
         "anchors": _clean(ctx.anchors),
         "figures": [p.name for p in ctx.figures],
         "runs": ctx.runs,
+        "reused_runs": ctx.reused,
+        "resumed_runs": ctx.resumed,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out_dir / "summary.json")
     return StudyResult(name=name, summary=summary, figures=list(ctx.figures), out=out_dir)
+
+
+def _config_key(name: str, quick: bool, config: Mapping[str, Any]) -> str:
+    """A short digest of what a study execution trains (name, variant, settings): its run ids carry it."""
+    text = json.dumps({"study": name, "quick": bool(quick), "config": _clean(config)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _write_interrupted(
+    out_dir: Path,
+    name: str,
+    quick: bool,
+    config: Mapping[str, Any],
+    seeds: Mapping[str, Any],
+    ctx: StudyContext,
+    signum: int,
+    seconds: float,
+) -> None:
+    """summary.json of a stopped study: what ran, which run was cut, and no verdict."""
+    by = signal_name(signum)
+    summary = {
+        "study": name,
+        "status": "interrupted",
+        "interrupted_by": by,
+        "quick": quick,
+        "config": _clean(config),
+        "seeds": _clean(seeds),
+        "claims": [],
+        "checks": [],
+        "anchors": [],
+        "figures": [],
+        "runs": ctx.runs,
+        "reused_runs": ctx.reused,
+        "resumed_runs": ctx.resumed,
+        "note": (
+            f"interrupted ({by}) after {len(ctx.runs)} run(s); nothing was judged. The same command again reuses "
+            "the runs that ended, resumes the cut one and trains the rest."
+        ),
+        "seconds": round(seconds, 2),
+    }
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out_dir / "summary.json")
 
 
 def _judge_all(study: Study, measured: Any) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from descentlab.optim.state_check import check_state_dict
 from descentlab.store import Store
 
 CHECKPOINT_FORMAT = "descentlab-checkpoint-1"
@@ -166,15 +167,27 @@ def _restore(
     run_id: str,
 ) -> None:
     """Load a validated checkpoint into freshly built objects; ValueError (nothing written anywhere) if it does
-    not fit them: parameter names and shapes, the optimizer's class, groups and hyper-parameter keys, the stream."""
+    not fit them: parameter names and shapes, the optimizer's class, groups and hyper-parameter keys, every tensor of
+    its state (keys per parameter, shape, dtype, device), the stream."""
     what = f"the checkpoint of run {run_id!r}"
     head = ck.get("config") or {}
     want_cls = head.get("optimizer_class")
     if want_cls is not None and want_cls != type(opt).__qualname__:
         raise ValueError(f"{what} holds a {want_cls} state; this run builds a {type(opt).__qualname__}")
     fresh_keys = [set(g) for g in opt.param_groups]
+    saved = ck["optimizer"] if isinstance(ck.get("optimizer"), dict) else {}
+    saved_groups = saved.get("param_groups") if isinstance(saved.get("param_groups"), list) else []
+    for i, (want, group) in enumerate(zip(fresh_keys, saved_groups)):
+        lost = sorted(want - set(group) - {"params"}) if isinstance(group, dict) else []
+        if lost:
+            raise ValueError(
+                f"{what} does not fit its optimizer {type(opt).__qualname__}: parameter group {i} has no "
+                f"{', '.join(map(repr, lost))} (a state saved by another optimizer?)"
+            )
     try:
         model.load_state_dict(ck["model"])
+        # every optimizer-state tensor checked against a fresh copy first: fused kernels trust their shapes
+        check_state_dict(opt, ck["optimizer"])
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("schedule") is not None:
             sched.load_state_dict(ck["schedule"])

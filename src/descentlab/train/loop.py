@@ -35,7 +35,7 @@ from descentlab.train.checkpoint import (
 )
 from descentlab.train.config import OptimizerSpec, RunConfig, configure, train_keywords
 from descentlab.train.hooks import Callback, Diverged, StepContext, as_callbacks
-from descentlab.train.interrupt import _DeferredInterrupt
+from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, signal_name
 from descentlab.train.parallel import SingleProcess
 from descentlab.train.progress import _escape_markup
 from descentlab.train.recorder import Recorder
@@ -127,6 +127,7 @@ class _Loop:
         self.batch: Batch = ()
         self.mid_step = False  # True while model, optimizer, stream and step count may disagree
         self.wall0 = 0.0
+        self.keep_final_state = False  # also write the full state (last.pt) when the run ends
 
     def loop(self, bar: Any) -> str:
         """Step, record, evaluate on cadence, call back, checkpoint; stop at the budget, a verdict or Ctrl-C."""
@@ -134,8 +135,7 @@ class _Loop:
         if s.step == 0:
             s.last_eval = self.evaluate()
         while True:
-            if self.intr.pending:  # Ctrl-C arrived: stop here, where the state is whole
-                raise KeyboardInterrupt
+            self.intr.stop()  # Ctrl-C or SIGTERM arrived: stop here, where the state is whole
             if cfg.budget_spent(s.step, s.train_time):
                 return ""
             loss = self.step()
@@ -255,16 +255,22 @@ class _Loop:
 
     def interrupted(self) -> str:
         """After Ctrl-C: checkpoint at the step boundary (not inside a step) and say how to continue."""
-        self.intr.hold = True  # more Ctrl-C while the run is written down: remembered, not raised
-        step, run_id = self.state.step, self.rec.run_id
-        # A second Ctrl-C inside a step: this state is half-updated, keep the last checkpoint.
+        self.intr.hold = True  # more signals while the run is written down: remembered, not raised
+        step, run_id, by = self.state.step, self.rec.run_id, signal_name(self.intr.signum)
+        # A second signal inside a step: this state is half-updated, keep the last checkpoint.
         if self.mid_step:
             return (
-                f"interrupted inside step {step + 1} (second Ctrl-C), not checkpointed there; "
+                f"interrupted ({by}) inside step {step + 1} (a second signal), not checkpointed there; "
                 f"`descentlab resume {run_id}` continues from the last checkpoint"
             )
-        self.save_checkpoint()  # Ctrl-C leaves the run resumable whenever it has a store
-        return f"interrupted at step {step}; `descentlab resume {run_id}` continues it"
+        try:
+            self.save_checkpoint()  # a signal leaves the run resumable whenever it has a store
+        except OSError as exc:  # a full disk: the last periodic checkpoint (if any) stays valid
+            return (
+                f"interrupted ({by}) at step {step}; its checkpoint could not be written ({exc.strerror or exc}), "
+                f"`descentlab resume {run_id}` continues from the last one if there is one"
+            )
+        return f"interrupted ({by}) at step {step}; `descentlab resume {run_id}` continues it"
 
     def write_down(self, status: str, note: str) -> Run:
         """Store the status and final metrics (and ``final.pt`` for an ended run); return the Run."""
@@ -276,13 +282,22 @@ class _Loop:
         )
         if status == "diverged":
             final["diverged_step"] = s.step
-        self.rec.finish(status, final, note)
         folder = self.rec.checkpoints
         if status in DONE_STATUSES and folder is not None:
-            s.save_model(folder / "final.pt", config)
-        return Run(
+            try:  # the model is on disk before the run is called finished (a full disk must not lose it)
+                if self.keep_final_state:  # a study reopens the run from its end state when run again
+                    self.save_checkpoint()
+                s.save_model(folder / "final.pt", config)
+            except OSError as exc:
+                self.intr.__exit__()
+                self.rec.fail(exc, s.step)  # not finished: `resume` finishes it from the last checkpoint
+                raise
+        self.rec.finish(status, final, note)
+        run = Run(
             id=self.rec.run_id, config=config, status=status, final=final, history=self.rec.history, note=note
         )
+        run.signal = self.intr.signum if status == "interrupted" else None  # type: ignore[attr-defined]
+        return run
 
 
 def train(
@@ -315,6 +330,8 @@ def train(
     _resume_updated: float | None = None,
     threads: int | str = "auto",
     precision: str = "fp32",
+    _keep_final_state: bool = False,
+    _reopen: str | None = None,
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
 
@@ -337,7 +354,9 @@ def train(
     the store is refused before any work unless ``overwrite=True``, which replaces that run (its rows and
     checkpoints). Ctrl-C stops the run at the next step boundary, marks it ``interrupted`` and checkpoints it there,
     so that ``resume`` ends bit-identical to an uninterrupted run (a second Ctrl-C stops at once, without that
-    checkpoint).
+    checkpoint). SIGTERM is handled the same way (``run.signal`` says which one stopped it). Inside a study or tour
+    that is already stopping, ``train`` raises :class:`~descentlab.train.interrupt.Interrupted` before it writes
+    anything. ``final.pt`` is on disk before the run is marked finished (an OSError there marks it failed).
 
     ``threads``: torch threads for the loop, "auto" (default: one for models under 50 MFLOP per forward pass,
     else the cores not busy elsewhere, never above the caller's setting; see ``descentlab.threads``) or a count.
@@ -361,16 +380,55 @@ def train(
         stack.enter_context(torch_threads(config.threads))  # restored on return, whatever happens
         if _resume_from is not None:  # validate and load everything before the store is touched
             state.restore(_resume_from, run_id, config.record(), rec.created)
-        intr = stack.enter_context(ex.interrupts())  # from here on Ctrl-C waits for a step boundary
+        if _reopen is not None:  # a study run again: only what it stored under this id (same configuration)
+            stored = _stored_as_configured(rec, run_id, config)
+            if _reopen == "ended":  # the run as it ended, rebuilt from its final state; nothing written
+                return _reopened(stored, state, keep_model)
+        intr = stack.enter_context(ex.interrupts())  # from here on signals wait for a step boundary
+        intr.stop()  # the study or tour around this call is stopping: no run starts
         rec.begin(config.record(), overwrite, state.step if resuming else None, _resume_updated)
-        run = _Loop(config, task_obj, ex, rec, state, intr, cbs, stop_when).run(progress)
+        loop = _Loop(config, task_obj, ex, rec, state, intr, cbs, stop_when)
+        loop.keep_final_state = _keep_final_state
+        run = loop.run(progress)
     if intr.pending and run.status != "interrupted":
-        raise KeyboardInterrupt  # Ctrl-C came while the run was being written down: it is stored, then stops
+        raise Interrupted(intr.signum or 2)  # a signal came while the run was written down: stored, then stop
     if keep_model:
         run.model = state.model  # type: ignore[attr-defined]
         run.optimizer = state.opt  # type: ignore[attr-defined]
         run.averaged_model = state.avg_model.module if state.avg_model is not None else None  # type: ignore[attr-defined]
     return run
+
+
+_UNCOMPARED = ("threads", "threads_reason")  # chosen by the machine's load ("auto"), not by the run
+
+
+def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's configuration as the store keeps it (JSON round trip), without the thread count chosen for it."""
+    import json
+
+    from descentlab.store import _dumps
+
+    return {k: v for k, v in json.loads(_dumps(dict(config))).items() if k not in _UNCOMPARED}
+
+
+def _stored_as_configured(rec: Recorder, run_id: str, config: RunConfig) -> Run:
+    """The stored run ``run_id``; ValueError if its stored configuration is not ``config``."""
+    if rec.store is None:
+        raise ValueError("reopening a run needs a store")
+    stored = rec.store.load_run(run_id)
+    if comparable_config(stored.config) != comparable_config(config.record()):
+        raise ValueError(f"run {run_id!r} in the store was trained with another configuration")
+    return stored
+
+
+def _reopened(stored: Run, state: RunState, keep_model: bool) -> Run:
+    """The stored (ended) run with its model and optimizer rebuilt from its final full state."""
+    if keep_model:
+        stored.model = state.model  # type: ignore[attr-defined]
+        stored.optimizer = state.opt  # type: ignore[attr-defined]
+        stored.averaged_model = state.avg_model.module if state.avg_model is not None else None  # type: ignore[attr-defined]
+    stored.signal = None  # type: ignore[attr-defined]
+    return stored
 
 
 def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True) -> Run:
@@ -400,8 +458,11 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
             )
         ck = load_checkpoint(ck_path)
         validate_checkpoint(ck, run_id, cfg, prev.created, source=f"checkpoint {str(ck_path)!r}")
+        kw = train_keywords(cfg)
+        if isinstance(cfg.get("threads"), int) and not isinstance(cfg.get("threads"), bool):
+            kw["threads"] = cfg["threads"]  # the thread count it ran with: bitwise results depend on it
         run = train(cfg["task"], store=st, run_id=run_id, progress=progress, _resume_from=ck,
-                    _resume_updated=prev.updated, **train_keywords(cfg))  # fmt: skip
+                    _resume_updated=prev.updated, **kw)  # fmt: skip
         run.resumed = True  # type: ignore[attr-defined]
         return run
     finally:
