@@ -89,18 +89,33 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
 
 def _crossing(c: float, fractions: tuple[float, ...]) -> float:
-    """P(Z_k >= c / sqrt(t_k) at some look k) for the z statistics of one Brownian motion seen at ``fractions``."""
+    """P(Z_k >= c / sqrt(t_k) at some look k) for the z statistics of one Brownian motion seen at ``fractions``.
+
+    On the score scale ``S_k = Z_k sqrt(t_k) = W(t_k)`` the O'Brien-Fleming boundary is the constant ``c``; the chance
+    of staying below it at every look is computed by the recursive numerical integration of Armitage, McPherson and
+    Rowe (1969) with Simpson's rule on a fine grid (deterministic).
+    """
     import numpy as np
     from scipy import stats
 
-    if len(fractions) == 1:
-        return float(stats.norm.sf(c))
-    t = np.asarray(fractions, dtype=float)
-    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-    inside = stats.multivariate_normal(mean=np.zeros(len(t)), cov=cov).cdf(
-        c / np.sqrt(t), abseps=1e-7, releps=1e-7, rng=np.random.default_rng(0)
-    )
-    return float(min(1.0, max(0.0, 1.0 - inside)))
+    t = [float(x) for x in fractions]
+    if len(t) == 1:
+        return float(stats.norm.sf(c / math.sqrt(t[0])) if t[0] != 1.0 else stats.norm.sf(c))
+    lo = min(c, 0.0) - 9.0 * math.sqrt(t[-1])
+    s = np.linspace(lo, c, 801)
+    w = np.full(s.size, 2.0)  # Simpson's rule
+    w[1::2] = 4.0
+    w[0] = w[-1] = 1.0
+    w *= (s[1] - s[0]) / 3.0
+    f = np.exp(-0.5 * s**2 / t[0]) / math.sqrt(
+        2 * math.pi * t[0]
+    )  # density of W(t_1), kept below the boundary
+    d2 = (s[:, None] - s[None, :]) ** 2
+    for k in range(1, len(t) - 1):
+        var = t[k] - t[k - 1]
+        f = np.exp(-0.5 * d2 / var) @ (w * f) / math.sqrt(2 * math.pi * var)
+    stay = float(np.sum(w * f * stats.norm.cdf((c - s) / math.sqrt(t[-1] - t[-2]))))
+    return float(min(1.0, max(0.0, 1.0 - stay)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -316,13 +331,14 @@ class Measurement:
 
     ``inconclusive`` (a reason) forces the verdict to ``inconclusive`` whatever the values say, e.g. when a tuning
     grid did not bracket an arm's optimum. ``budget`` is the value a censored seed (non-finite: it never reached its
-    target) takes when the prediction declares ``censor``.
+    target) takes when the prediction declares ``censor``: one number, or one per seed (e.g. a ratio whose
+    denominator is the step budget).
     """
 
     values: Sequence[float]
     evidence: str = ""
     inconclusive: str | None = None
-    budget: float | None = None
+    budget: float | Sequence[float] | None = None
 
 
 def verdict(direction: str, threshold: float, lo: float, hi: float, margin: float = 0.0) -> str:
@@ -410,6 +426,7 @@ def judge(
     *,
     plan: SeedPlan | None = None,
     look: int | None = None,
+    p_values: bool = True,
 ) -> dict[str, Any]:
     """Judge ``prediction`` on per-seed values: estimate, interval, p-values, n and the verdict (a dict).
 
@@ -417,7 +434,8 @@ def judge(
     :class:`SeedPlan`, ``look`` (index; default: the last look the values reach) picks the block of seeds judged
     (the first ``plan.blocks[look]`` values) and the interval is that look's repeated confidence interval. Seeds
     without a finite value are never dropped silently: censored at ``Measurement.budget`` when the prediction
-    declares ``censor``, otherwise they make the verdict inconclusive.
+    declares ``censor``, otherwise they make the verdict inconclusive. ``p_values=False`` skips the repeated
+    p-values (None), which a multi-look plan computes by numerical integration.
     """
     m = measured if isinstance(measured, Measurement) else Measurement(list(measured))
     raw = [float(v) if v is not None else math.nan for v in m.values]
@@ -456,12 +474,16 @@ def judge(
         if bad and m.budget is None:
             reasons.append(f"{len(bad)} censored seed(s) but no budget value handed in")
         elif bad:
+            per = list(m.budget) if isinstance(m.budget, Sequence) else [m.budget] * len(m.values)
+            if len(per) < len(vals):
+                raise ValueError(
+                    f"prediction {prediction.name!r}: {len(per)} budget values for {len(vals)} seeds"
+                )
             for i in bad:
-                vals[i] = float(m.budget)  # type: ignore[arg-type]
+                vals[i] = float(per[i])
             n_censored = len(bad)
-            notes.append(
-                f"{n_censored} of {len(vals)} seeds censored ({prediction.censor}): counted at {m.budget:g}"
-            )
+            at = ", ".join(f"{vals[i]:.4g}" for i in bad)
+            notes.append(f"{n_censored} of {len(vals)} seeds censored ({prediction.censor}): counted at {at}")
     if prediction.scale == "log":
         nonpos = sum(math.isfinite(v) and v <= 0 for v in vals)
         if nonpos:
@@ -506,8 +528,8 @@ def judge(
         notes.append("on the predicted side but smaller than the smallest effect of interest")
     if reasons:
         v = "inconclusive"
-    p_h = plan.repeated_p(stats_["p_holds"], look)
-    p_f = plan.repeated_p(stats_["p_fails"], look)
+    p_h = plan.repeated_p(stats_["p_holds"], look) if p_values else None
+    p_f = plan.repeated_p(stats_["p_fails"], look) if p_values else None
     if notes:
         evidence = "; ".join([evidence, *notes]) if evidence else "; ".join(notes)
     pct = 100 * (1 - 2 * a)
@@ -537,7 +559,13 @@ def judge(
         design=plan.describe(),
         p_holds=p_h,
         p_fails=p_f,
-        p_value=p_h if v == "holds" else p_f if v == "fails" else min(p_h, p_f),
+        p_value=None
+        if p_h is None or p_f is None
+        else p_h
+        if v == "holds"
+        else p_f
+        if v == "fails"
+        else min(p_h, p_f),
         verdict=v,
         holds=v == "holds",
         evidence=evidence,
@@ -565,6 +593,7 @@ class Sequential:
         self.plan = plan
         self.looks_done = 0
         self._results: dict[str, dict[str, Any]] = {}
+        self._measured: dict[str, Any] = {}
 
     def undecided(self) -> list[str]:
         """Names of the predictions without a holds/fails verdict yet (declaration order)."""
@@ -598,7 +627,8 @@ class Sequential:
                 continue
             if p.name not in measured:
                 raise ValueError(f"look {k + 1}: no values for the undecided prediction {p.name!r}")
-            r = judge(p, measured[p.name], plan=self.plan, look=k)
+            r = judge(p, measured[p.name], plan=self.plan, look=k, p_values=False)
+            self._measured[p.name] = measured[p.name]
             r["decided_at"] = self.plan.blocks[k] if r["verdict"] in ("holds", "fails") else None
             r["stopped"] = (
                 "decided"
@@ -616,7 +646,19 @@ class Sequential:
         missing = [p.name for p in self.predictions if p.name not in self._results]
         if missing:
             raise ValueError(f"no look taken yet for {missing}")
-        return [self._results[p.name] for p in self.predictions]
+        out = []
+        for p in self.predictions:
+            r = dict(self._results[p.name])
+            full = judge(p, self._measured[p.name], plan=self.plan, look=r["look"] - 1)
+            r.update(p_holds=full["p_holds"], p_fails=full["p_fails"], p_value=full["p_value"])
+            out.append(r)
+        return out
+
+    def verdicts(self) -> dict[str, str]:
+        """Name -> the verdict so far (without the p-values :meth:`results` computes)."""
+        return {
+            p.name: self._results.get(p.name, {}).get("verdict", "inconclusive") for p in self.predictions
+        }
 
 
 def adjust(
