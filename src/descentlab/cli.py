@@ -340,7 +340,7 @@ def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any
     from descentlab.store import Store
     from descentlab.train import checkpoint_dir, load_checkpoint
 
-    with Store(store) as st:
+    with Store(store, read_only=True) as st:  # a missing store is reported, never created
         run = st.load_run(run_id)
         path = checkpoint_dir(st, run_id) / "final.pt"
     if not path.exists():
@@ -396,10 +396,12 @@ def landscape(
     figure = None
     if kind == "line":
         res = ls.line(model, criterion, data, span=(-span, span), points=points, seed=seed)
+        _some_finite(res.loss, span)
         numbers.update(alphas=res.alphas.tolist(), loss=res.loss.tolist())
         figure = plots.plot_line(res, out_dir / "line.png")
     elif kind == "plane":
         res = ls.plane(model, criterion, data, span=((-span, span), (-span, span)), points=(points, points), seed=seed)
+        _some_finite(res.loss, span)
         numbers.update(cosine=res.cosine, loss_min=float(res.loss.min()), loss_max=float(res.loss.max()))
         figure = plots.plot_plane(res, out_dir / "plane.png")
     elif kind == "hessian":
@@ -415,10 +417,20 @@ def landscape(
     else:
         sh = ls.sharpness(model, criterion, data, rho=rho)
         numbers.update(sharpness=sh.value, base_loss=sh.base_loss, perturbed_loss=sh.perturbed_loss, rho=rho)
-    (out_dir / f"{kind}.json").write_text(json.dumps(numbers, indent=2))
+    from descentlab.safe_write import write_text
+
+    write_text(out_dir / f"{kind}.json", json.dumps(numbers, indent=2))  # atomic, never through a planted link
     shown = {k2: v for k2, v in numbers.items() if not isinstance(v, list) or len(v) <= 10}
     console.print_json(json.dumps(shown))
     console.print(Text(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else "")))
+
+
+def _some_finite(loss: Any, span: float) -> None:
+    """UsageError when every loss measured is NaN or infinite (the span overflows the model): nothing is written."""
+    import numpy as np
+
+    if not np.isfinite(np.asarray(loss, dtype=float)).any():
+        raise UsageError(f"every loss is NaN or infinite at --span {span:g} (the model overflows); use a smaller --span")
 
 
 def _landscape_dir(run_id: str) -> Path:

@@ -536,18 +536,15 @@ class Store:
         for n in cols:
             for s, v in run.history[n]:
                 table.setdefault(s, {})[n] = v
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("w", newline="") as f:
+        from descentlab.safe_write import atomic_open
+
+        try:  # a fresh O_EXCL|O_NOFOLLOW temporary name: a link planted beside the target is never followed
+            with atomic_open(out, "w") as f:
                 w = csv.writer(f)
                 w.writerow(["step", *cols])
                 for s in sorted(table):
                     w.writerow([s, *[table[s].get(n, "") for n in cols]])
-            os.replace(tmp, out)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise ValueError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
         return out
 

@@ -20,11 +20,14 @@ from descentlab.landscape.projections import LineResult, PlaneResult  # noqa: E4
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    from descentlab.safe_write import save_figure
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=120)  # atomic; a symbolic link at the path is refused, never written through
+    finally:
+        plt.close(fig)
     return path
 
 

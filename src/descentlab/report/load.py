@@ -8,6 +8,7 @@ summary cannot pull ``/etc/hostname`` or ``../secret.txt`` into the page.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,35 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 
 MAX_RUN_ROWS = 2000
 MAX_ANIMATION_BYTES = 5_000_000
+MAX_FIGURE_BYTES = 20_000_000
+"""The largest figure file a page embeds (20 MB); a bigger one is named on the page instead."""
+
+
+def linked_from_outside(root: Path, path: Path) -> bool:
+    """Whether the file ``path`` (inside ``root``) has a hard link whose name is not inside ``root``: its link count
+    is higher than the names ``root`` holds for it (links inside the folder are counted, none followed)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return True
+    if st.st_nlink <= 1:
+        return False
+    names = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            try:
+                s = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            names += s.st_ino == st.st_ino and s.st_dev == st.st_dev
+    return names < st.st_nlink
 
 
 def inside(folder: Path, name: Any) -> Path | None:
     """``folder / name`` resolved (symbolic links followed) if it is a file inside ``folder``, else None.
 
-    Absolute names, ``..`` components and links that lead out of the folder all give None."""
+    Absolute names, ``..`` components, links that lead out of the folder and files hard-linked from outside it all
+    give None."""
     if not isinstance(name, str) or not name or "\x00" in name:
         return None
     try:
@@ -43,7 +67,17 @@ def inside(folder: Path, name: Any) -> Path | None:
         return None
     if path == root or not path.is_relative_to(root) or not path.is_file():
         return None
+    if linked_from_outside(root, path):  # the same file under a name elsewhere: not the folder's to show
+        return None
     return path
+
+
+def _too_big(path: Path, name: str, what: str = "figure") -> str:
+    """Why ``path`` is not embedded because of its size ('' when it is small enough)."""
+    size = path.stat().st_size
+    if size <= MAX_FIGURE_BYTES:
+        return ""
+    return f"{what} {name} is {size / 1e6:.1f} MB, over the {MAX_FIGURE_BYTES / 1e6:.0f} MB cap on embedded figures"
 
 
 def claim_verdict(claim: dict[str, Any]) -> str:
@@ -150,6 +184,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply to read") from None
 
 
 def _study_figures(folder: Path, summary: dict[str, Any]) -> list[Figure]:
@@ -163,6 +199,8 @@ def _study_figures(folder: Path, summary: dict[str, Any]) -> list[Figure]:
             out.append(Figure(str(name), error=f"figure {name} is missing from the study folder"))
         elif path.suffix.lower() not in IMAGE_TYPES:
             out.append(Figure(str(name), error=f"figure {name} is not a PNG, JPEG or GIF file"))
+        elif _too_big(path, str(name)):
+            out.append(Figure(str(name), error=_too_big(path, str(name))))
         else:
             out.append(Figure(str(name), path))
     numbers = summary.get("numbers")
@@ -192,6 +230,9 @@ def load_study(folder: str | Path) -> StudySection:
         if not isinstance(summary, dict):
             return StudySection(path.name, path, error="summary.json is not a JSON object")
         name = str(summary.get("study") or path.name)
+        if summary.get("status") == "interrupted":  # a stopped study: what ran, no verdict to show
+            note = summary.get("note") or "interrupted"
+            return StudySection(name, path, error=str(note), seconds=as_float(summary.get("seconds")))
         sec = StudySection(name, path, summary=summary, seconds=as_float(summary.get("seconds")))
         sec.figures = _study_figures(path, summary)
         numbers = summary.get("numbers")
@@ -200,8 +241,11 @@ def load_study(folder: str | Path) -> StudySection:
         if traj_path is not None:
             try:
                 sec.trajectories = normalize_trajectories(_read_json(traj_path))
-            except ValueError:
-                sec.trajectories = None
+                why = "" if sec.trajectories is not None else "not the shape the race viewer draws"
+            except ValueError as exc:
+                sec.trajectories, why = None, str(exc)
+            if why:  # named on the page instead of the viewer
+                sec.figures.append(Figure(traj_path.name, error=f"{traj_path.name} is malformed: {why}"))
         return sec
     failed_path = path / FAILED_FILE
     if failed_path.is_file():
@@ -225,10 +269,19 @@ def normalize_trajectories(data: Any) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     if isinstance(data.get("functions"), dict) and data["functions"]:
-        return data
-    if isinstance(data.get("contours"), dict) and isinstance(data.get("runs"), dict):
+        return data if all(_trajectory_shape(f) for f in data["functions"].values()) else None
+    if _trajectory_shape(data):
         return {"functions": {str(data.get("function") or "function"): data}}
     return None
+
+
+def _trajectory_shape(f: Any) -> bool:
+    """Whether ``f`` is one function's entry: ``contours`` with x, y, z lists and ``runs`` {method: {lr: [...]}}."""
+    if not isinstance(f, dict) or not isinstance(f.get("contours"), dict) or not isinstance(f.get("runs"), dict):
+        return False
+    if not all(isinstance(f["contours"].get(k), list) for k in ("x", "y", "z")):
+        return False
+    return all(isinstance(v, dict) and all(isinstance(p, list) for p in v.values()) for v in f["runs"].values())
 
 
 def find_study_folders(folder: str | Path) -> list[Path]:
@@ -307,7 +360,7 @@ def load_bench(folder: str | Path) -> BenchSection:
         )
     md = inside(path, "leaderboard.md")
     pngs = sorted(
-        (p for p in path.glob("*.png") if inside(path, p.name) is not None),
+        (p for p in path.glob("*.png") if inside(path, p.name) is not None and not _too_big(p, p.name)),
         key=lambda p: (p.name != "profiles.png", p.name != "times.png", not p.name.startswith("curves_"), p.name),
     )
     if md is None and not pngs:

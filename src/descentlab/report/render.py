@@ -467,7 +467,13 @@ def write_report(
         raise ValueError(f"--out {str(out_dir)!r} is a file; give a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / "index.html"
-    page.write_text(build_page(sections, bench_sec, runs, title, selected=selected), encoding="utf-8")
+    html = build_page(sections, bench_sec, runs, title, selected=selected)
+    from descentlab.safe_write import write_text
+
+    try:  # temporary file + rename: a failed write keeps the previous page; a planted link is refused
+        write_text(page, html)
+    except OSError as exc:
+        raise ValueError(f"cannot write {str(page)!r}: {exc.strerror or exc}; the previous page is unchanged") from None
     return page
 
 
