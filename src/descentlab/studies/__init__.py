@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from descentlab import safe_write
 from descentlab._registry import Registry
 from descentlab.store import Run, Store
 from descentlab.studies.claims import (
@@ -219,9 +220,11 @@ class StudyContext:
         import matplotlib.pyplot as plt
 
         png = self.out / f"{stem}.png"
-        fig.savefig(png, dpi=120, bbox_inches="tight")
-        fig.savefig(self.out / f"{stem}.svg", bbox_inches="tight")
-        plt.close(fig)
+        try:  # atomic; a symbolic link planted at either name is refused, never written through
+            safe_write.save_figure(fig, png, dpi=120, bbox_inches="tight")
+            safe_write.save_figure(fig, self.out / f"{stem}.svg", bbox_inches="tight")
+        finally:
+            plt.close(fig)
         self.figures.append(png)
         return png
 
@@ -358,7 +361,8 @@ def run(
         "tuning": tuning_seeds(config),
     }
     # The predictions are written before any training: a reader can check they were fixed in advance.
-    (out_dir / "predictions.json").write_text(
+    safe_write.write_text(
+        out_dir / "predictions.json",
         json.dumps(
             {
                 "study": name,
@@ -404,9 +408,7 @@ def run(
         "resumed_runs": ctx.resumed,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
+    safe_write.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))  # atomic, never via a link
     return StudyResult(name=name, summary=summary, figures=list(ctx.figures), out=out_dir)
 
 
@@ -448,9 +450,7 @@ def _write_interrupted(
         ),
         "seconds": round(seconds, 2),
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
+    safe_write.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))  # atomic, never via a link
 
 
 def _judge_all(study: Study, measured: Any) -> list[dict[str, Any]]:
