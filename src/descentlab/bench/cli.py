@@ -129,6 +129,13 @@ def run_cmd(
     _print_scores(result)
 
 
+def _safe_write_text(path: Path, text: str) -> None:
+    """``text`` into ``path`` atomically, never through a symbolic link planted there (descentlab.safe_write)."""
+    from descentlab.safe_write import write_text
+
+    write_text(path, text)
+
+
 @bench_app.command("trial")
 def trial_cmd(
     algorithm: str = typer.Option(..., "--algorithm", "-a", help="One algorithm name."),
@@ -334,8 +341,9 @@ def null_test_cmd(
     md = null_test_markdown(res) + f"\nWall time {time.perf_counter() - t0:.0f} s.\n"
     console.print(Text(md))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(md, encoding="utf-8")
+        from descentlab.safe_write import write_text
+
+        write_text(out, md)  # atomic; never through a planted link
     if not res["tied"]:
         raise typer.Exit(1)
 
@@ -409,7 +417,7 @@ def calibrate_cmd(
         console.print(Text(md))
         if markdown is not None:
             markdown.parent.mkdir(parents=True, exist_ok=True)
-            markdown.write_text(md, encoding="utf-8")
+            _safe_write_text(markdown, md)
         if write is not None:
             console.print(Text(f"targets written to {write_targets(out, write)}"))  # the user's path, as text
 
@@ -451,7 +459,7 @@ def validate_targets_cmd(
     console.print(Text(md))
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(md, encoding="utf-8")
+        _safe_write_text(markdown, md)
     if write is not None:
         console.print(Text(f"targets written to {write_targets({w: e['entry'] for w, e in out.items()}, write)}"))
     if not all(e["passed"] for e in out.values()):

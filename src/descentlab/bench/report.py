@@ -13,6 +13,7 @@ from descentlab.bench.runner import BenchmarkResult
 from descentlab.bench.scoring import performance_profiles, ratios
 from descentlab.bench.uncertainty import ScoreIntervals, rank_label
 from descentlab.bench.workloads import Workload
+from descentlab.safe_write import save_figure, write_text
 
 
 def _fmt_time(t: float, steps: bool = False) -> str:
@@ -113,9 +114,10 @@ def plot_profiles(result: BenchmarkResult, path: str | os.PathLike[str], tau_max
     ax.set_title("Performance profiles (score in parentheses)")
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    try:  # atomic; a symbolic link at the path is refused, never written through
+        save_figure(fig, out, dpi=120)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -176,9 +178,10 @@ def plot_times(result: BenchmarkResult, path: str | os.PathLike[str]) -> Path:
                  "red x: a study that missed (drawn beyond the dashed budget line)", fontsize=8)  # fmt: skip
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:  # atomic; a symbolic link at the path is refused, never written through
+        save_figure(fig, out, dpi=110)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -213,9 +216,10 @@ def plot_curves(result: BenchmarkResult, outdir: str | os.PathLike[str]) -> list
         ax.legend(fontsize=7)
         fig.tight_layout()
         out = Path(outdir) / f"curves_{w}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
+        try:
+            save_figure(fig, out, dpi=110)
+        finally:
+            plt.close(fig)
         paths.append(out)
     return paths
 
@@ -229,8 +233,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     iv = result.intervals(ci=ci, tau_max=tau_max)
     md = out / "leaderboard.md"
-    md.write_text(leaderboard_markdown(result, tau_max, iv), encoding="utf-8")
+    write_text(md, leaderboard_markdown(result, tau_max, iv))
     js = out / "leaderboard.json"
-    js.write_text(json.dumps(leaderboard_json(result, iv), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    write_text(js, json.dumps(leaderboard_json(result, iv), indent=1, allow_nan=False) + "\n")
     return [md, js, plot_profiles(result, out / "profiles.png", tau_max), plot_times(result, out / "times.png"),
             *plot_curves(result, out)]  # fmt: skip

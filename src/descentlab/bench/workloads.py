@@ -208,9 +208,9 @@ def calibrate_hardware(path: str | os.PathLike[str] | None = None, repeats: int 
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     scale = min(reference_probe() for _ in range(repeats)) / REFERENCE_SECONDS
     if path is not None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+        from descentlab.safe_write import write_text
+
+        write_text(Path(path), json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
     return scale
 
 
@@ -227,8 +227,19 @@ def hardware_scale(path: str | os.PathLike[str] | None = None) -> float:
             raise ValueError(f"${SCALE_ENV} must be a positive number, got {env!r}")
         return value
     if path is not None and Path(path).is_file():
-        value = float(json.loads(Path(path).read_text())["scale"])
-        if not value > 0:
-            raise ValueError(f"hardware scale in {str(path)!r} must be positive, got {value!r}")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(
+                f"hardware calibration {str(path)!r} is unreadable ({type(exc).__name__}: {str(exc)[:80]}); "
+                "delete it or run `descentlab bench calibrate` again"
+            ) from None
+        raw = data.get("scale") if isinstance(data, dict) else None
+        value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else math.nan
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(
+                f"hardware scale in {str(path)!r} must be a positive number, got {raw!r}; "
+                "delete the file or run `descentlab bench calibrate` again"
+            )
         return value
     return 1.0

@@ -528,7 +528,9 @@ def _trajectories_json(ctx: StudyContext, cfg: dict[str, Any], races: dict[str, 
             "runs": runs,
         }
     path = ctx.out / "trajectories.json"
-    path.write_text(json.dumps(out))
+    from descentlab.safe_write import write_text
+
+    write_text(path, json.dumps(out))  # atomic; never through a planted link
     return path.name
 
 
