@@ -218,3 +218,79 @@ def test_every_registered_study_declares_sourced_predictions():
         study = studies.get(name)
         for p in study.predictions:
             assert p.source and p.statement and p.quantity, (name, p.name)
+
+
+def _seeded_study(name, quick, versions=((1, "", "first"),), predictions=None):
+    """A toy study whose per-seed values depend on the evaluation seeds it is handed (as real studies do)."""
+    null = Prediction("null", "no effect", "paper, Fig. 2", "x", ">", 0.0)
+
+    def run(ctx, cfg):
+        seeds = studies.eval_seeds(cfg)
+        ctx.check("seeds", "seeds handed in", True, str(seeds))
+        measured = {
+            "gap": [1.0 + 0.001 * s for s in seeds],
+            "null": [(-1.0) ** s * (0.5 + 0.01 * s) for s in seeds],
+        }
+        return {"seeds": seeds, "undecided": ctx.undecided}, measured
+
+    return studies.Study(
+        name=name,
+        description="toy",
+        slide="none",
+        quick=quick,
+        full=quick,
+        run=run,
+        predictions=tuple(predictions or (P, null)),
+        versions=versions,
+    )
+
+
+def test_sequential_run_adds_seeds_only_while_undecided(tmp_path, monkeypatch):
+    st = _seeded_study("toy-seq", {"seeds": 3, "seed_blocks": [5, 10, 20]})
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-seq", (st, "toy"))
+    res = studies.run("toy-seq", quick=True, out=tmp_path, store=False, progress=False)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    claims = {c["name"]: c for c in s["claims"]}
+    assert claims["gap"]["verdict"] == "holds" and claims["gap"]["seeds_used"] == 5  # decided at the first look
+    assert claims["null"]["verdict"] == "inconclusive" and claims["null"]["seeds_used"] == 20  # ran to the maximum
+    assert [b["seeds"] for b in s["numbers"]["sequential_blocks"]] == [[0, 4], [5, 9], [10, 19]]
+    assert s["numbers"]["undecided"] == ["null"]  # the last block was run for the undecided prediction only
+    assert s["design"]["blocks"] == [5, 10, 20] and "O'Brien-Fleming" in s["design"]["description"]
+    assert s["seeds"]["evaluation"] == list(range(20))
+    assert set(s["multiplicity"]["counts"]) == {"raw", "holm", "fdr_bh"}
+    assert res.claims[0]["adjusted"]["holm"] in ("holds", "inconclusive")
+    pred = json.loads((tmp_path / "predictions.json").read_text())
+    assert pred["preregistration"]["hash"] == s["preregistration"]["hash"]
+
+
+def test_split_half_runs_disjoint_seed_sets(tmp_path, monkeypatch):
+    st = _seeded_study("toy-split", {"seeds": 4})
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-split", (st, "toy"))
+    studies.run("toy-split", quick=True, out=tmp_path, store=False, progress=False, split_half=True)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["numbers"]["seeds"] == list(range(8))
+    assert s["claims"][0]["seeds_used"] == 4  # the verdict is the first half's, as a plain 4-seed run
+    sh = s["split_half"]
+    assert sh["seeds_per_half"] == 4 and len(sh["predictions"]) == 2
+    assert sh["agreement"] == pytest.approx(sh["agree"] / 2)
+    with pytest.raises(ValueError, match="seed_blocks"):
+        studies.run("toy-split", quick=True, out=tmp_path, store=False, progress=False, sequential=True)
+
+
+def test_preregistration_versions_and_predictions_document(monkeypatch):
+    with pytest.raises(ValueError, match="versions"):
+        _seeded_study("toy-v", {"seeds": 3}, versions=((1, "", "first"),),
+                      predictions=(Prediction("gap", "s", "src", "q", ">", 0.0, version=2),))  # fmt: skip
+    st = _seeded_study("toy-doc", {"seeds": 3, "seed_blocks": [5, 10]})
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-doc", (st, "toy"))
+    doc = studies.predictions_document("toy-doc")
+    assert doc["preregistration"]["version"] == 1 and len(doc["preregistration"]["hash"]) == 64
+    assert "looks after 5, 10 seeds" in doc["quick_design"]
+    assert [p["name"] for p in doc["predictions"]] == ["gap", "null"]
+
+
+def test_every_study_declares_versions_and_anchor_tolerances():
+    for name in studies.available():
+        study = studies.get(name)
+        pre = study.preregistration()
+        assert pre["version"] in [v["version"] for v in pre["versions"]], name

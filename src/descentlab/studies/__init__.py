@@ -9,6 +9,13 @@ returns ``(numbers, measured)``, where ``measured`` maps each prediction's name 
 inconclusive), and writes figures (PNG and SVG) and ``summary.json`` with ``claims``, ``checks`` (sanity conditions,
 never counted as claims) and ``anchors`` (published numbers).
 
+A study whose config declares ``seed_blocks`` (e.g. ``[5, 10, 20]``) can run sequentially (``run(...,
+sequential=True)``): after each block of evaluation seeds the predictions are judged at an O'Brien-Fleming boundary and
+the next block runs only while some are undecided (``ctx.undecided`` names them). ``split_half=True`` runs twice the
+seeds and judges each prediction again on the second half (disjoint seeds); summary.json reports the agreement.
+Every summary records the design (seed plan), the predictions' version and hash (``preregistration``) and the Holm and
+Benjamini-Hochberg verdicts beside the raw ones.
+
 The first Ctrl-C or SIGTERM stops the whole study: the run in progress stops at its next step boundary (checkpointed),
 no run starts after it, nothing is judged, and ``summary.json`` says ``"status": "interrupted"`` with the runs that
 ran. Run ids in a store are ``<study>-<digest of the configuration>-<n>``, so the same command again reuses the
@@ -33,15 +40,22 @@ from descentlab import safe_write
 from descentlab._registry import Registry
 from descentlab.store import Run, Store
 from descentlab.studies.claims import (
+    ALPHA,
     Anchor,
     Check,
     Measurement,
     Prediction,
+    SeedPlan,
+    Sequential,
     Tuned,
+    adjust,
     eval_seeds,
     judge,
+    predictions_hash,
+    split_half,
     tune,
     tuning_seeds,
+    verdict_counts,
 )
 from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, signal_name
 
@@ -81,11 +95,33 @@ class Study:
     """Whether ``descentlab tour`` runs it by default (a long study can opt out; ``tour --only NAME`` still runs it)."""
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Allowed closed ranges of numeric settings, checked on overrides (on top of: finite; counts >= 1)."""
+    versions: tuple[tuple[int, str, str], ...] = ((1, "", "the predictions as first declared"),)
+    """The predictions' history: ``(version, date, what changed)``, one entry per version; a changed prediction bumps
+    its ``version`` and adds an entry here."""
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.predictions]
         if len(set(names)) != len(names):
             raise ValueError(f"study {self.name!r}: prediction names repeat: {names}")
+        listed = [int(v[0]) for v in self.versions]
+        if listed != sorted(set(listed)) or (self.predictions and self.predictions_version not in listed):
+            raise ValueError(
+                f"study {self.name!r}: versions {listed} must increase and list the predictions' version "
+                f"{self.predictions_version}"
+            )
+
+    @property
+    def predictions_version(self) -> int:
+        """The predictions' version: the highest version of any prediction (1 when none was changed)."""
+        return max((p.version for p in self.predictions), default=1)
+
+    def preregistration(self) -> dict[str, Any]:
+        """Version, hash and history of the declared predictions (what summary.json and ``--predictions`` show)."""
+        return {
+            "version": self.predictions_version,
+            "hash": predictions_hash(self.predictions),
+            "versions": [{"version": int(v), "date": d, "changes": c} for v, d, c in self.versions],
+        }
 
 
 @dataclass
@@ -144,6 +180,8 @@ class StudyContext:
     stop: _DeferredInterrupt | None = None
     reused: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    undecided: list[str] | None = None
+    """Under a sequential run, the predictions still undecided (the next block's seeds are for them); None: all."""
     _n: int = 0
     _token: str = ""
 
@@ -314,12 +352,16 @@ def run(
     seeds: int | None = None,
     store: Store | str | Path | bool | None = None,
     progress: bool = True,
+    sequential: bool | None = None,
+    split_half: bool = False,
     **overrides: Any,
 ) -> StudyResult:
     """Run study ``name`` (its quick or full grid, with ``overrides``) and write figures and summary.json.
 
     Output goes to ``out`` (default ``runs/studies/<name>/``); runs go to ``store``: None or True -> the default
-    store, False -> no store (the runs are not kept), or a path / Store.
+    store, False -> no store (the runs are not kept), or a path / Store. ``sequential`` (default: whenever the config
+    declares ``seed_blocks``) adds blocks of seeds until every prediction is decided or the last block ran;
+    ``split_half`` runs twice the seeds and judges the second half again (fixed design only).
     """
     import matplotlib
 
@@ -350,6 +392,15 @@ def run(
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         config["seeds"] = int(seeds)
+    plan = _plan_for(name, config, sequential)
+    if split_half:
+        if plan is not None:
+            raise ValueError(f"study {name!r}: split_half judges a fixed number of seeds; run it without sequential")
+        if "seeds" not in config:
+            raise ValueError(f"study {name!r} has no 'seeds' setting to split")
+        config["seeds"] = 2 * int(config["seeds"])
+    elif plan is not None:
+        config["seeds"] = plan.blocks[-1]
     out_dir = Path(out) if out is not None else Path("runs/studies") / name
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (store is None or isinstance(store, (Store, str, os.PathLike, bool))):
@@ -368,6 +419,8 @@ def run(
                 "study": name,
                 "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seeds": seeds_used,
+                "preregistration": study.preregistration(),
+                "design": (plan or _fixed_plan(config, split_half)).to_dict(),
                 "predictions": [p.to_dict() for p in study.predictions],
             },
             indent=2,
@@ -381,7 +434,7 @@ def run(
         with bar, _DeferredInterrupt() as stop:  # the first Ctrl-C / SIGTERM stops the study, not one run
             ctx.stop = stop
             try:
-                numbers, measured = study.run(ctx, config)
+                numbers, measured, seq = _execute(study, ctx, config, plan)
                 stop.stop()  # a signal during the analysis: no verdict either
             except KeyboardInterrupt as exc:
                 stop.hold = True  # writing down what ran: later signals are only noted
@@ -392,14 +445,24 @@ def run(
     finally:
         if own and st is not None:
             st.close()
+    claims, halves = _judge_all(study, measured, seq, split_half)
+    if seq is not None:
+        seeds_used["evaluation"] = list(range(max((c.get("seeds_used", 0) for c in claims), default=0)))
     summary = {
         "study": name,
         "slide": study.slide,
         "quick": quick,
         "config": _clean(config),
         "seeds": seeds_used,
+        "preregistration": study.preregistration(),
+        "design": (plan or _fixed_plan(config, split_half)).to_dict(),
+        "multiplicity": {
+            "alpha": ALPHA,
+            "family": f"the {len(claims)} predictions of this study (the tour adjusts over all studies)",
+            "counts": {m: verdict_counts(claims, None if m == "raw" else m) for m in ("raw", "holm", "fdr_bh")},
+        },
         "numbers": _clean(numbers),
-        "claims": _clean(_judge_all(study, measured)),
+        "claims": _clean(claims),
         "checks": [c.to_dict() for c in ctx.checks],
         "anchors": _clean(ctx.anchors),
         "figures": [p.name for p in ctx.figures],
@@ -408,6 +471,8 @@ def run(
         "resumed_runs": ctx.resumed,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if halves is not None:
+        summary["split_half"] = _clean(halves)
     safe_write.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))  # atomic, never via a link
     return StudyResult(name=name, summary=summary, figures=list(ctx.figures), out=out_dir)
 
@@ -453,10 +518,24 @@ def _write_interrupted(
     safe_write.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))  # atomic, never via a link
 
 
-def _judge_all(study: Study, measured: Any) -> list[dict[str, Any]]:
-    """Judge each declared prediction on its measured per-seed values (legacy studies return Claim lists)."""
-    if isinstance(measured, list) and all(isinstance(c, Claim) for c in measured):
-        return [{**c.to_dict(), "verdict": "holds" if c.holds else "fails"} for c in measured]
+def _plan_for(name: str, config: Mapping[str, Any], sequential: bool | None) -> SeedPlan | None:
+    """The sequential seed plan of a config (its ``seed_blocks``), or None for the fixed design."""
+    blocks = config.get("seed_blocks")
+    if sequential is False or (sequential is None and not blocks):
+        return None
+    if not blocks:
+        raise ValueError(f"study {name!r} declares no seed_blocks: it cannot run sequentially")
+    return SeedPlan(tuple(int(b) for b in blocks))
+
+
+def _fixed_plan(config: Mapping[str, Any], split: bool) -> SeedPlan:
+    """The one-look design of a fixed run (one half's seeds under split_half)."""
+    n = int(config.get("seeds", 1))
+    return SeedPlan.fixed(max(1, n // 2 if split else n))
+
+
+def _check_measured(study: Study, measured: Any) -> None:
+    """Refuse measurements of undeclared predictions and declared predictions left unmeasured."""
     if not isinstance(measured, Mapping):
         raise TypeError(f"study {study.name!r}: run must return (numbers, measured mapping), got {type(measured)}")
     declared = {p.name: p for p in study.predictions}
@@ -466,7 +545,103 @@ def _judge_all(study: Study, measured: Any) -> list[dict[str, Any]]:
     missing = [n for n in declared if n not in measured]
     if missing:
         raise ValueError(f"study {study.name!r} did not measure its predictions {missing}")
-    return [judge(p, measured[p.name]) for p in study.predictions]
+
+
+def _as_measurement(m: Any) -> Measurement:
+    return m if isinstance(m, Measurement) else Measurement(list(m))
+
+
+def _extend(acc: Measurement | None, m: Any) -> Measurement:
+    """Append one block's per-seed values (and reasons, notes, censoring budgets) to those of earlier blocks."""
+    m = _as_measurement(m)
+    budget = None if m.budget is None else list(m.budget) if isinstance(m.budget, (list, tuple)) else [m.budget] * len(m.values)
+    if acc is None:
+        return Measurement(list(m.values), m.evidence, m.inconclusive, budget)
+    old_b = acc.budget
+    if budget is not None or old_b is not None:
+        old_b = list(old_b) if old_b is not None else [math.nan] * len(acc.values)
+        budget = old_b + (budget if budget is not None else [math.nan] * len(m.values))
+    reasons = "; ".join(dict.fromkeys(r for r in (acc.inconclusive, m.inconclusive) if r)) or None
+    evidence = " | ".join(e for e in (acc.evidence, m.evidence) if e)
+    return Measurement([*acc.values, *m.values], evidence, reasons, budget)
+
+
+def _head(m: Any, n: int) -> Measurement:
+    """The first ``n`` seeds of a measurement."""
+    m = _as_measurement(m)
+    b = list(m.budget)[:n] if isinstance(m.budget, (list, tuple)) else m.budget
+    return Measurement(list(m.values)[:n], m.evidence, m.inconclusive, b)
+
+
+def _execute(
+    study: Study, ctx: StudyContext, config: dict[str, Any], plan: SeedPlan | None
+) -> tuple[dict[str, Any], Any, Sequential | None]:
+    """Run the study: once (fixed design) or block by block until its predictions are decided (sequential)."""
+    if plan is None:
+        numbers, measured = study.run(ctx, config)
+        return numbers, measured, None
+    seq = Sequential(study.predictions, plan)
+    acc: dict[str, Measurement] = {}
+    blocks: list[dict[str, Any]] = []
+    numbers: dict[str, Any] = {}
+    start = 0
+    while not seq.done:
+        n = int(seq.next_seeds or 0)
+        ctx.undecided = seq.undecided()
+        ctx.checks.clear()  # the checks and anchors of the last block are kept (its seeds are named below)
+        ctx.anchors.clear()
+        numbers, measured = study.run(ctx, {**config, "seeds": n - start, "seed_start": start})
+        _check_measured(study, measured)
+        for p in study.predictions:
+            acc[p.name] = _extend(acc.get(p.name), measured[p.name])
+        left = seq.look({k: acc[k] for k in seq.undecided()})
+        blocks.append({"seeds": [start, n - 1], "undecided_after": left})
+        start = n
+    ctx.undecided = None
+    numbers = {**numbers, "sequential_blocks": blocks, "numbers_checks_anchors_from_seeds": blocks[-1]["seeds"]}
+    return numbers, acc, seq
+
+
+def _judge_all(
+    study: Study, measured: Any, seq: Sequential | None = None, split: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Judge each declared prediction (legacy studies return Claim lists), with Holm/BH verdicts beside the raw ones;
+    under ``split`` the first half of the seeds is the verdict and each half is judged apart (the agreement)."""
+    if isinstance(measured, list) and all(isinstance(c, Claim) for c in measured):
+        return adjust([{**c.to_dict(), "verdict": "holds" if c.holds else "fails"} for c in measured]), None
+    _check_measured(study, measured)
+    if seq is not None:
+        return adjust(seq.results()), None
+    if not split:
+        return adjust([judge(p, measured[p.name]) for p in study.predictions]), None
+    per = [split_half(p, measured[p.name]) for p in study.predictions]
+    claims = [judge(p, _head(measured[p.name], h["seeds_per_half"])) for p, h in zip(study.predictions, per)]
+    agree = sum(h["agree"] for h in per)
+    halves = {
+        "seeds_per_half": per[0]["seeds_per_half"] if per else 0,
+        "predictions": per,
+        "agree": agree,
+        "agreement": agree / len(per) if per else math.nan,
+    }
+    return adjust(claims), halves
+
+
+def predictions_document(name: str) -> dict[str, Any]:
+    """Study ``name``'s declared predictions with their version, hash and history (nothing runs)."""
+    study = get(name)
+    return {
+        "study": name,
+        "slide": study.slide,
+        "preregistration": study.preregistration(),
+        "quick_design": _design_text(study.quick),
+        "full_design": _design_text(study.full),
+        "predictions": [p.to_dict() for p in study.predictions],
+    }
+
+
+def _design_text(config: Mapping[str, Any]) -> str:
+    plan = _plan_for("", config, None) if config.get("seed_blocks") else _fixed_plan(config, False)
+    return plan.describe() if plan is not None else ""
 
 
 class _StudyBar:
@@ -527,6 +702,7 @@ __all__ = [
     "eval_seeds",
     "get",
     "judge",
+    "predictions_document",
     "register",
     "run",
     "tune",
