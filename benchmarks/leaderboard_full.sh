@@ -24,9 +24,9 @@ WORKERS=${WORKERS:-2}
 EXEC=${EXEC:-processes}
 if [[ "${SMOKE:-0}" == 1 ]]; then
   OUT=${OUT:-runs/leaderboard_smoke}
-  WL=(-w tiny); ALGS=(-a sgd_nesterov,nadamw_lawa,nadamw_ema); PROTO=(--trials 2 --studies 3)
-  TARGETS_OUT=$OUT/targets.json; CAL=(--baselines sgd_nesterov --trials 2 --repeats 2); OTHERS=sgd_nesterov,nadamw_ema
-  NULL_ALG=nadamw_lawa
+  WL=(-w tiny); ALGS=(-a sgd_nesterov,nadamw_last5,nadamw_snapema); PROTO=(--trials 2 --studies 3)
+  TARGETS_OUT=$OUT/targets.json; CAL=(--baselines sgd_nesterov --trials 2 --repeats 2); OTHERS=sgd_nesterov,nadamw_snapema
+  NULL_ALG=nadamw_last5
 else
   OUT=${OUT:-runs/leaderboard_full}
   WL=(-w all); ALGS=(-a all); PROTO=(--trials 5 --studies 3)

@@ -26,14 +26,14 @@ from descentlab.bench.targets import (
 
 
 def test_prepare_for_eval_maps_onto_an_optimizer_wrapper():
-    lawa = get_algorithm("nadamw_lawa")
+    lawa = get_algorithm("nadamw_last5")
     kw = lawa.train_kwargs(lawa.default, step_hint=1000)
     assert kw["optimizer"] == "lawa"
-    assert kw["hparams"]["base"] == "nadam" and kw["hparams"]["k"] == 5 and kw["hparams"]["every"] == 20
-    assert kw["hparams"]["decoupled_weight_decay"] is True and kw["lr"] == lawa.default["lr"]
-    ema = get_algorithm("nadamw_ema").train_kwargs({"lr": 1e-3}, step_hint=150)
+    assert kw["hparams"]["base"] == "algoperf_nadamw" and kw["hparams"]["k"] == 5 and kw["hparams"]["every"] == 20
+    assert kw["hparams"]["betas"] == (0.9, 0.99) and kw["lr"] == lawa.default["lr"]
+    ema = get_algorithm("nadamw_snapema").train_kwargs({"lr": 1e-3}, step_hint=150)
     assert ema["optimizer"] == "ema" and ema["hparams"]["every"] == 2 and ema["hparams"]["decay"] == 0.9
-    assert get_algorithm("nadamw").train_kwargs({"lr": 1e-3})["optimizer"] == "nadam"  # no hook: unchanged
+    assert get_algorithm("nadamw").train_kwargs({"lr": 1e-3})["optimizer"] == "algoperf_nadamw"  # no hook: unchanged
     with pytest.raises(ValueError, match="needs the workload's step_hint"):
         lawa.train_kwargs(lawa.default)
     with pytest.raises(ValueError, match="prepare_for_eval must be a dict with a 'method'"):
@@ -46,7 +46,7 @@ def test_prepare_for_eval_maps_onto_an_optimizer_wrapper():
 def test_hook_and_seed_offset_enter_the_key_only_when_set():
     spec = get_algorithm("nadamw").spec()
     assert "prepare_for_eval" not in spec and "seed_offset" not in spec  # existing cache keys unchanged
-    assert get_algorithm("nadamw_lawa").spec()["prepare_for_eval"]["method"] == "lawa"
+    assert get_algorithm("nadamw_last5").spec()["prepare_for_eval"]["method"] == "lawa"
     twin = get_algorithm("nadamw").twin()
     assert twin.name == "nadamw_twin" and twin.spec()["seed_offset"] == TWIN_SEED_OFFSET
     a = plan(["nadamw", twin], ["tiny"], trials=2, studies=2)
@@ -61,11 +61,11 @@ def test_hook_and_seed_offset_enter_the_key_only_when_set():
 
 
 def test_lawa_and_ema_algorithms_run_as_trials(tmp_path):
-    res = run_benchmark(["nadamw_lawa", "nadamw_ema"], ["tiny"], tuning="self", studies=1,
+    res = run_benchmark(["nadamw_last5", "nadamw_snapema"], ["tiny"], tuning="self", studies=1,
                         store=tmp_path / "s.db", progress=False, scale=1.0)  # fmt: skip
     assert {r["status"] for r in res.results.values()} == {"finished"}
     for r in res.results.values():
-        assert r["config"]["optimizer"] in ("lawa", "ema") and r["config"]["hparams"]["base"] == "nadam"
+        assert r["config"]["optimizer"] in ("lawa", "ema") and r["config"]["hparams"]["base"] == "algoperf_nadamw"
 
 
 def test_null_test_machinery_on_tiny(tmp_path):

@@ -8,7 +8,14 @@ schedule and its hyper-parameters, never the model, loss, data, evaluation or bu
                                  default={"lr": 1e-3}, schedule="warmup_cosine"))
 
 A point of the search space maps onto ``train()``: ``lr`` -> ``lr``; ``warmup_fraction``/``min_lr_ratio`` ->
-the schedule; ``one_minus_beta1``/``beta2`` -> ``betas``; anything else -> an optimizer hyper-parameter.
+the schedule; ``one_minus_beta1``/``beta2`` -> ``betas``; ``one_minus_momentum`` -> ``momentum``; anything else ->
+an optimizer hyper-parameter; ``tie={"adam_weight_decay": "weight_decay"}`` copies one tuned value to another
+hyper-parameter (Muon's two weight decays are one dimension).
+
+**Search spaces** follow one rule: every built-in entrant tunes exactly ``TUNED_DIMENSIONS`` (3) dimensions, the
+learning rate and two of its own (``tuned_dimensions()``; ``tests/bench/test_entrants.py`` checks it).
+**Not applicable**: ``not_applicable(workload)`` names why an entrant has nothing to act on in a workload (Muon on a
+model without hidden matrices); such a cell is reported "n/a", never silently run as another method.
 
 **Evaluation hook** (AlgoPerf's ``prepare_for_eval``): ``prepare_for_eval={"method": "lawa", "k": 5,
 "every_fraction": 0.02}`` makes what is evaluated differ from what is trained. ``method`` names an optimizer wrapper
@@ -34,6 +41,10 @@ from descentlab.bench.tuning import validate_space
 SCHEDULE_KEYS = ("warmup_fraction", "min_lr_ratio")
 STEP_FRACTION_KEYS = {"every_fraction": "every", "start_fraction": "start"}
 TWIN_SEED_OFFSET = 100_000
+TUNED_DIMENSIONS = 3
+"""The number of tuned search-space dimensions of every built-in entrant (docs/benchmark.md, "Entrants")."""
+GRADIENT_EVALUATIONS = {"sam": 2, "asam": 2}
+"""Gradient evaluations per optimizer step (1 unless listed): what the fewest-steps track counts."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class Algorithm:
     description: str = ""
     prepare_for_eval: Mapping[str, Any] | None = None
     seed_offset: int = 0
+    tie: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_space(self.space)
@@ -73,6 +85,33 @@ class Algorithm:
                     raise ValueError(f"algorithm {self.name!r}: prepare_for_eval {key} must be in [0, 1], got {v!r}")
         if isinstance(self.seed_offset, bool) or not isinstance(self.seed_offset, int) or self.seed_offset < 0:
             raise ValueError(f"algorithm {self.name!r}: seed_offset must be an integer >= 0, got {self.seed_offset!r}")
+        if not isinstance(self.tie, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tie.items()):
+            raise ValueError(f"algorithm {self.name!r}: tie must map hyper-parameter names to names, got {self.tie!r}")
+
+    def tuned_dimensions(self) -> list[str]:
+        """The search-space dimensions that vary (ranges and value lists; constants and point lists excluded)."""
+        if not isinstance(self.space, Mapping):
+            return []
+        return [k for k, v in self.space.items() if isinstance(v, Mapping)]
+
+    @property
+    def gradient_evaluations(self) -> int:
+        """Gradient evaluations per optimizer step: 2 for SAM (its ascent step), else 1."""
+        names = [self.optimizer, str(self.fixed.get("base", ""))]
+        return max(GRADIENT_EVALUATIONS.get(n, 1) for n in names)
+
+    def not_applicable(self, workload: Any) -> str | None:
+        """Why this entrant has nothing to act on in ``workload`` (a ``Workload``), or None when it applies: Muon
+        needs at least one hidden matrix (its split sends embeddings, the output head and vectors to AdamW)."""
+        if self.optimizer != "muon":
+            return None
+        from descentlab.optim import muon_param_groups
+
+        model = workload.make_task().make_model(seed=0)
+        if any(g.get("use_muon") for g in muon_param_groups(model)):
+            return None
+        return (f"{self.name} has no hidden matrix to act on in {workload.name!r} (every parameter would go to its "
+                "AdamW part)")  # fmt: skip
 
     def train_kwargs(self, point: Mapping[str, Any], step_hint: int | None = None) -> dict[str, Any]:
         """``train()`` keyword arguments (optimizer, lr, hparams, schedule, schedule_kw) for a search-space point;
@@ -91,6 +130,8 @@ class Algorithm:
                 beta1 = 1.0 - float(value)
             elif key == "beta2":
                 beta2 = float(value)
+            elif key == "one_minus_momentum":
+                hparams["momentum"] = 1.0 - float(value)
             else:
                 hparams[key] = value
         if beta1 is not None or beta2 is not None:
@@ -98,6 +139,10 @@ class Algorithm:
             hparams["betas"] = (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
         if lr is None:
             raise ValueError(f"algorithm {self.name!r}: the point {dict(point)!r} has no 'lr'")
+        for dst, src in self.tie.items():
+            if src not in hparams:
+                raise ValueError(f"algorithm {self.name!r}: tie {dst!r} <- {src!r}, but the point has no {src!r}")
+            hparams[dst] = hparams[src]
         optimizer = self.optimizer
         if self.prepare_for_eval is not None:
             hook = dict(self.prepare_for_eval)
@@ -130,6 +175,7 @@ class Algorithm:
             "default": dict(self.default),
             **({"prepare_for_eval": dict(self.prepare_for_eval)} if self.prepare_for_eval is not None else {}),
             **({"seed_offset": self.seed_offset} if self.seed_offset else {}),
+            **({"tie": dict(self.tie)} if self.tie else {}),
         }  # the last two only when set: the cache keys of existing algorithms stay as they were
 
     def twin(self, name: str | None = None, seed_offset: int = TWIN_SEED_OFFSET) -> Algorithm:
@@ -166,64 +212,77 @@ def _log(lo: float, hi: float) -> dict[str, Any]:
 
 
 def _builtin() -> None:
+    # One rule: every entrant tunes 3 dimensions, the learning rate and two of its own (TUNED_DIMENSIONS).
     wd = _log(1e-3, 1.0)  # up to 1: grokking (modular) needs strong decoupled decay
+    b1 = _log(0.03, 0.3)  # 1 - beta1 (or 1 - momentum): beta1 in [0.7, 0.97]
+    adam_lr = _log(3e-4, 3e-2)
     register_algorithm(Algorithm(
-        "nadamw", "nadam", space={"lr": _log(3e-4, 3e-2), "one_minus_beta1": _log(0.03, 0.3), "weight_decay": wd},
+        "nadamw", "algoperf_nadamw", space={"lr": adam_lr, "one_minus_beta1": b1, "weight_decay": wd},
         default={"lr": 3e-3, "one_minus_beta1": 0.1, "weight_decay": 1e-2},
-        fixed={"decoupled_weight_decay": True, "betas": (0.9, 0.99)}, schedule_kw={"warmup_fraction": 0.05},
-        description="AlgoPerf baseline: NAdam + decoupled weight decay, linear warmup then cosine decay",
+        fixed={"betas": (0.9, 0.99)}, schedule_kw={"warmup_fraction": 0.05},
+        description="AlgoPerf's NAdamW baseline update (descentlab.optim.AlgoPerfNAdamW, parity-tested), beta2 "
+                    "0.99, linear warmup 5 % then cosine decay",
     ))  # fmt: skip
     nadamw = ALGORITHMS["nadamw"]
     register_algorithm(dataclasses.replace(
-        nadamw, name="nadamw_lawa", prepare_for_eval={"method": "lawa", "k": 5, "every_fraction": 0.02},
-        description="NAdamW; evaluates the mean of the last 5 weight snapshots, one every 2 % of the step hint "
-                    "(AlgoPerf v0.5 'LAWA queue')",
+        nadamw, name="nadamw_last5", prepare_for_eval={"method": "lawa", "k": 5, "every_fraction": 0.02},
+        description="NAdamW's trials, evaluated at the mean of the last 5 weight snapshots (one every 2 % of the "
+                    "step hint, from step 0, a partial queue before 5); not AlgoPerf v0.5's LAWA submission",
     ))  # fmt: skip
     register_algorithm(dataclasses.replace(
-        nadamw, name="nadamw_ema", prepare_for_eval={"method": "ema", "decay": 0.9, "every_fraction": 0.01},
-        description="NAdamW; evaluates an EMA (decay 0.9) of weight snapshots taken every 1 % of the step hint "
-                    "(AlgoPerf v0.5 'LAWA EMA')",
+        nadamw, name="nadamw_snapema", prepare_for_eval={"method": "ema", "decay": 0.9, "every_fraction": 0.01},
+        description="NAdamW's trials, evaluated at an EMA (decay 0.9) of weight snapshots taken every 1 % of the "
+                    "step hint; not AlgoPerf v0.5's LAWA EMA submission",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "adamw", "adamw", space={"lr": _log(3e-4, 3e-2), "weight_decay": wd},
-        default={"lr": 3e-3, "weight_decay": 1e-2}, schedule_kw={"warmup_fraction": 0.05},
-        description="AdamW, warmup + cosine",
-    ))  # fmt: skip
-    register_algorithm(Algorithm(
-        "sgd_nesterov", "sgd", space={"lr": _log(3e-3, 1.0), "weight_decay": _log(1e-5, 1e-2)},
-        default={"lr": 0.05, "weight_decay": 1e-4}, fixed={"momentum": 0.9, "nesterov": True},
-        schedule_kw={"warmup_fraction": 0.05}, description="SGD + Nesterov momentum 0.9, warmup + cosine",
-    ))  # fmt: skip
-    register_algorithm(Algorithm(
-        "muon", "muon", space={"lr": _log(3e-3, 1e-1), "weight_decay": wd},
-        default={"lr": 0.02, "weight_decay": 1e-2}, schedule_kw={"warmup_fraction": 0.05},
-        description="Muon on hidden matrices + AdamW on the rest (lr_adam = 3e-4 lr / 0.02), warmup + cosine",
-    ))  # fmt: skip
-    register_algorithm(Algorithm(
-        "shampoo", "shampoo", space={"lr": _log(3e-4, 3e-2), "weight_decay": wd},
-        default={"lr": 3e-3, "weight_decay": 1e-3}, fixed={"precondition_frequency": 10},
+        "adamw", "algoperf_adamw", space={"lr": adam_lr, "one_minus_beta1": b1, "weight_decay": wd},
+        default={"lr": 3e-3, "one_minus_beta1": 0.1, "weight_decay": 1e-2}, fixed={"betas": (0.9, 0.99)},
         schedule_kw={"warmup_fraction": 0.05},
+        description="AlgoPerf's AdamW baseline update (= torch AdamW, parity-tested), beta2 0.99, warmup + cosine",
+    ))  # fmt: skip
+    register_algorithm(Algorithm(
+        "sgd_nesterov", "sgd",
+        space={"lr": _log(3e-3, 1.0), "one_minus_momentum": _log(0.01, 0.3), "weight_decay": _log(1e-5, 1e-2)},
+        default={"lr": 0.05, "one_minus_momentum": 0.1, "weight_decay": 1e-4}, fixed={"momentum": 0.9, "nesterov": True},
+        schedule_kw={"warmup_fraction": 0.05}, description="SGD + Nesterov momentum, warmup + cosine",
+    ))  # fmt: skip
+    register_algorithm(Algorithm(
+        "muon", "muon", space={"lr": _log(3e-3, 1e-1), "lr_adam": adam_lr, "weight_decay": wd},
+        default={"lr": 0.02, "lr_adam": 3e-3, "weight_decay": 1e-2}, tie={"adam_weight_decay": "weight_decay"},
+        fixed={"adam_betas": (0.9, 0.99)}, schedule_kw={"warmup_fraction": 0.05},
+        description="Muon on hidden matrices + AdamW on the rest, the AdamW part's lr a tuned dimension (AdamW's "
+                    "range), one weight decay for both parts; n/a on a model without hidden matrices",
+    ))  # fmt: skip
+    register_algorithm(Algorithm(
+        "shampoo", "shampoo", space={"lr": adam_lr, "one_minus_beta1": b1, "weight_decay": wd},
+        default={"lr": 3e-3, "one_minus_beta1": 0.1, "weight_decay": 1e-3},
+        fixed={"precondition_frequency": 10, "betas": (0.9, 1.0)}, schedule_kw={"warmup_fraction": 0.05},
         description="Shampoo, Adam-grafted, preconditioners refreshed every 10 steps, warmup + cosine",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "sam", "sam", space={"lr": _log(3e-3, 1.0), "rho": _log(0.01, 0.2)},
-        default={"lr": 0.05, "rho": 0.05}, fixed={"base": "sgd", "momentum": 0.9, "nesterov": True},
-        schedule_kw={"warmup_fraction": 0.05}, description="SAM around SGD + Nesterov (two gradients per step)",
+        "sam", "sam", space={"lr": _log(3e-3, 1.0), "rho": _log(0.01, 0.2), "weight_decay": _log(1e-5, 1e-2)},
+        default={"lr": 0.05, "rho": 0.05, "weight_decay": 1e-4}, fixed={"base": "sgd", "momentum": 0.9, "nesterov": True},
+        schedule_kw={"warmup_fraction": 0.05},
+        description="SAM around SGD + Nesterov 0.9 (two gradient evaluations per step), warmup + cosine",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "lookahead", "lookahead", space={"lr": _log(3e-4, 3e-2), "alpha": {"min": 0.3, "max": 0.8}},
-        default={"lr": 3e-3, "alpha": 0.5}, fixed={"base": "adam", "k": 5},
-        schedule_kw={"warmup_fraction": 0.05}, description="Lookahead(Adam), k = 5, warmup + cosine",
+        "lookahead", "lookahead", space={"lr": adam_lr, "alpha": {"min": 0.3, "max": 0.8}, "weight_decay": wd},
+        default={"lr": 3e-3, "alpha": 0.5, "weight_decay": 1e-2}, fixed={"base": "adamw", "k": 5},
+        schedule_kw={"warmup_fraction": 0.05}, description="Lookahead(AdamW), k = 5, warmup + cosine",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "schedulefree_adamw", "schedulefree_adamw", space={"lr": _log(1e-3, 3e-2), "weight_decay": wd},
-        default={"lr": 5e-3, "weight_decay": 1e-3}, fixed={"warmup_steps": 50}, schedule=None,
+        "schedulefree_adamw", "schedulefree_adamw",
+        space={"lr": _log(1e-3, 3e-2), "one_minus_beta1": b1, "weight_decay": wd},
+        default={"lr": 5e-3, "one_minus_beta1": 0.1, "weight_decay": 1e-3},
+        fixed={"warmup_steps": 50, "betas": (0.9, 0.999)}, schedule=None,
         description="Schedule-Free AdamW, 50 warmup steps, no schedule",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "signsgd", "signsgd", space={"lr": _log(1e-4, 1e-2)}, default={"lr": 1e-3},
-        schedule_kw={"warmup_fraction": 0.05}, description="signSGD, warmup + cosine",
+        "signsgd", "signsgd",
+        space={"lr": _log(1e-4, 1e-2), "one_minus_momentum": _log(0.01, 1.0),
+               "warmup_fraction": {"min": 0.02, "max": 0.1}},
+        default={"lr": 1e-3, "one_minus_momentum": 1.0, "warmup_fraction": 0.05},
+        description="signSGD (Signum with momentum), warmup + cosine",
     ))  # fmt: skip
-
 
 _builtin()

@@ -58,6 +58,12 @@ def plan(
     wls = _resolve(workloads, get_workload)
     if not algs or not wls:
         raise ValueError("need at least one algorithm and one workload")
+    from descentlab.bench.targets import TARGET_SEED_BASE
+
+    top = seed + max(a.seed_offset for a in algs) + 1000 * (studies - 1) + max(trials, 1000)
+    if top >= TARGET_SEED_BASE:  # the target-setting stream starts there (bench.targets)
+        raise ValueError(f"seed {seed} with {studies} studies reaches seed {top}, into the target-setting stream "
+                         f"(>= {TARGET_SEED_BASE}); use a smaller seed")  # fmt: skip
     tracks = {w.track for w in wls}
     if len(tracks) > 1:
         by = {t: [w.name for w in wls if w.track == t] for t in sorted(tracks)}

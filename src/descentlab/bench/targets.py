@@ -18,6 +18,10 @@ the best configuration several times and take the median of what it reaches. Her
    easier than the failed one; it is validated in a new round on new seeds. After ``rounds`` rounds a workload that
    still fails is reported as failed, with its last candidate.
 
+**Own streams**: every seed and Halton seed of steps 1-4 is offset by ``TARGET_SEED_BASE`` (10^9), so target setting
+never shares a data order, an initialization or a search-space point with a scored trial (``runner.plan`` refuses
+seeds that would reach it; ``tests/bench/test_board.py`` asserts the two sets are disjoint).
+
 ``derive_targets`` does all four steps; ``validate_targets`` reruns step 4 for targets already shipped
 (``targets.json`` beside this module, read by ``workloads.py``); ``validation_markdown`` prints the table that
 docs/benchmark.md shows.
@@ -52,6 +56,8 @@ TARGET_SETTING_POINTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
 }
 REPEAT_SEED = 10_000
+TARGET_SEED_BASE = 1_000_000_000
+"""Offset of every target-setting seed (its own stream, disjoint from the scoring seeds below it)."""
 VALIDATION_SEED = 20_000
 
 
@@ -122,7 +128,8 @@ def _validation_specs(
 ) -> list[dict[str, Any]]:
     wt = Workload(**{**w.spec(), "target": float(target)})
     alg = get_algorithm(baseline)
-    return [make_spec(wt, alg, dict(hparams), seed + s, budget=w.budget * scale, study=s, tuning="external")
+    return [make_spec(wt, alg, dict(hparams), TARGET_SEED_BASE + seed + s, budget=w.budget * scale, study=s,
+                      tuning="external")
             for s in range(studies)]  # fmt: skip
 
 
@@ -206,10 +213,11 @@ def derive_targets(
     for w in wls:
         for b in baselines:
             alg = get_algorithm(b)
-            for i, point in enumerate(halton_points(alg.space, trials, seed=seed)):
-                specs.append(make_spec(_off(w), alg, point, seed + i, budget=w.budget * scale, trial=i))
+            for i, point in enumerate(halton_points(alg.space, trials, seed=TARGET_SEED_BASE + seed)):
+                specs.append(make_spec(_off(w), alg, point, TARGET_SEED_BASE + seed + i, budget=w.budget * scale,
+                                       trial=i))  # fmt: skip
         for j, (b, point) in enumerate(extra.get(w.name, [])):
-            specs.append(make_spec(_off(w), get_algorithm(b), dict(point), seed + trials + j,
+            specs.append(make_spec(_off(w), get_algorithm(b), dict(point), TARGET_SEED_BASE + seed + trials + j,
                                    budget=w.budget * scale, trial=trials + j))  # fmt: skip
     tuned = execute(specs, **run)
     out: dict[str, dict[str, Any]] = {}
@@ -233,7 +241,7 @@ def derive_targets(
         }
     # 2-3. repeats of the tuned configuration, target off
     rep_specs = {
-        w.name: [make_spec(_off(w), get_algorithm(out[w.name]["baseline"]), out[w.name]["hparams"], seed + REPEAT_SEED + r,
+        w.name: [make_spec(_off(w), get_algorithm(out[w.name]["baseline"]), out[w.name]["hparams"], TARGET_SEED_BASE + seed + REPEAT_SEED + r,
                            budget=w.budget * scale, study=r) for r in range(repeats)]
         for w in wls
     }  # fmt: skip
@@ -244,7 +252,7 @@ def derive_targets(
         if not any(math.isfinite(v) for v in at):
             raise ValueError(f"workload {w.name!r}: no repeat of the tuned configuration produced a finite value")
         first = round_easier(statistics.median([v for v in at if math.isfinite(v)]), w.metric, w.higher_is_better)
-        out[w.name].update(repeats={"seeds": [seed + REPEAT_SEED + r for r in range(repeats)], "within_fraction": at},
+        out[w.name].update(repeats={"seeds": [TARGET_SEED_BASE + seed + REPEAT_SEED + r for r in range(repeats)], "within_fraction": at},
                            candidates=[first], validation=[])  # fmt: skip
     # 4. validation rounds on fresh seeds (one batch of trials per round); a failing candidate is recalibrated from
     # every run so far

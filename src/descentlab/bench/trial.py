@@ -116,13 +116,26 @@ def _tuplify_betas(hparams: dict[str, Any]) -> dict[str, Any]:
     return hparams
 
 
-def time_to_target(workload: Workload, history: Mapping[str, list[tuple[int, float]]]) -> float:
+def time_to_target(
+    workload: Workload, history: Mapping[str, list[tuple[int, float]]], gradient_evaluations: int = 1
+) -> float:
     """The cost at the first evaluation whose ``workload.metric`` meets the target, in the workload's unit:
-    ``train_time`` seconds (time track) or the step (steps track); ``inf`` if none does."""
+    ``train_time`` seconds (time track) or gradient evaluations (steps track: the step times
+    ``gradient_evaluations`` per step, 2 for SAM); ``inf`` if none does."""
     clock = workload.clock(dict(history))
+    scale = gradient_evaluations if workload.track == "steps" else 1
     for step, value in history.get(workload.metric, []):
         if workload.reached(value) and step in clock:
-            return float(clock[step])
+            return float(clock[step]) * scale
+    return math.inf
+
+
+def steps_to_target(workload: Workload, history: Mapping[str, list[tuple[int, float]]]) -> float:
+    """The optimizer step of the first evaluation meeting the target (``inf`` if none does): the step count that
+    ``bench.board`` multiplies by a cell's pooled step cost (the modeled time-to-target)."""
+    for step, value in history.get(workload.metric, []):
+        if workload.reached(value):
+            return float(step)
     return math.inf
 
 
@@ -206,12 +219,19 @@ def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distribu
     }
     wall0 = time.perf_counter()
     try:
+        reason = alg.not_applicable(wl)
+        if reason is not None:  # nothing to act on: reported as such, never run as another method
+            result.update(status="finished", final={"not_applicable": 1.0}, note=reason)
+            result["wall_time"] = time.perf_counter() - wall0
+            return result
         kwargs = alg.train_kwargs(spec["hparams"], step_hint=wl.step_hint)
         kwargs["hparams"] = _tuplify_betas(dict(kwargs["hparams"]))
         task = wl.make_task()
+        evals = alg.gradient_evaluations
         run = train(
             task,
-            steps=wl.step_hint,
+            # the steps track's limit counts gradient evaluations (SAM: two per step)
+            steps=wl.step_hint // evals if wl.track == "steps" else wl.step_hint,
             time_budget=wl.budget,
             batch_size=wl.batch_size,
             seed=int(spec["seed"]),
@@ -226,7 +246,7 @@ def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distribu
         )
         if run.status == "interrupted":
             raise KeyboardInterrupt  # a real Ctrl-C: stop the benchmark, cache nothing
-        ttt = time_to_target(wl, run.history)
+        ttt = time_to_target(wl, run.history, evals)
         result.update(
             status="diverged" if run.status == "diverged" else "finished",
             reached=math.isfinite(ttt),
