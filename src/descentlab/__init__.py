@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from descentlab import optim, schedules, store, tasks  # noqa: E402,F401
 from descentlab.store import Run, Store, load_run  # noqa: E402
-from descentlab.train import Callback, StepContext, resume, train  # noqa: E402
+from descentlab.train import Callback, StepContext, resume, resume_many, train, train_many  # noqa: E402
 
 __all__ = [
     "Callback",
@@ -21,8 +21,10 @@ __all__ = [
     "load_run",
     "optim",
     "resume",
+    "resume_many",
     "schedules",
     "store",
     "tasks",
     "train",
+    "train_many",
 ]

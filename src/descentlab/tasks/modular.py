@@ -105,6 +105,12 @@ class Transformer(nn.Module):
         self.head = nn.Linear(width, outputs)
         self.share_prefixes = bool(share_prefixes)
 
+    def prepare_population(self) -> None:
+        """For ``descentlab.train_many``'s vmapped forward: the plain forward path (the shared-prefix one groups
+        sequences with ``torch.unique``, whose output shape depends on the data and which vmap cannot batch). Both
+        paths compute the same function; only the population's copy of the model is switched."""
+        self.share_prefixes = False
+
     def forward(self, tokens: Tensor) -> Tensor:
         t = tokens.shape[1]
         if t > self.context:

@@ -16,7 +16,8 @@ The parts:
 - ``parallel``: one process or data-parallel (sharding, gradient sync, clock, stop verdict, who writes);
 - ``recorder``: metric history and the run's rows in the store; ``interrupt``: Ctrl-C at a step boundary;
 - ``progress``: progress bars; ``hooks``: callbacks and ``Diverged``;
-- ``loop``: ``train()`` and ``resume()``, the loop itself.
+- ``loop``: ``train()`` and ``resume()``, the loop itself;
+- ``population``: ``train_many()`` / ``resume_many()``: M runs as one model with a member axis, the same parts.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from descentlab.train.loop import _finite_params as _finite_params
 from descentlab.train.parallel import DataParallel, SingleProcess
 from descentlab.train.parallel import _dist_rank_world as _dist_rank_world
 from descentlab.train.parallel import _shard as _shard
+from descentlab.train.population import resume_many, train_many
 from descentlab.train.progress import _escape_markup as _escape_markup
 from descentlab.train.progress import _NoBar as _NoBar
 from descentlab.train.progress import _progress as _progress
@@ -76,6 +78,8 @@ __all__ = [
     "configure",
     "load_checkpoint",
     "resume",
+    "resume_many",
     "train",
+    "train_many",
     "validate_checkpoint",
 ]

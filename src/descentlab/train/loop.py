@@ -442,6 +442,10 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
     st = store if isinstance(store, Store) else Store(store)
     try:
         prev = st.load_run(run_id)
+        if isinstance(prev.config.get("population"), dict):  # a member: its whole population continues
+            from descentlab.train.population import resume_many
+
+            return next(r for r in resume_many(run_id, store=st, progress=progress) if r.id == run_id)
         if prev.status in DONE_STATUSES:
             prev.resumed = False  # type: ignore[attr-defined]
             return prev
