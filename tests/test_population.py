@@ -27,7 +27,14 @@ HPARAMS = {"muon": {"ns_dtype": torch.float32}, "sgd": {"momentum": 0.9, "nester
 # With one vmapped forward the gradients round differently from train()'s (~1e-7); matrix roots and bf16
 # orthogonalization amplify that to ~1e-5..1e-4 in 8 steps. forward="sequential" computes train()'s gradients exactly.
 # Shampoo and SOAP (inverse matrix roots, eigenbases) amplify most: ~1e-3 after 8 steps.
-VMAP_TOLERANCE = {"normuon": 1e-3, "adamuon": 1e-3, "po_adamuon": 1e-3, "scion": 1e-3, "shampoo": 2e-2, "soap": 2e-2}
+VMAP_TOLERANCE = {
+    "normuon": 1e-3,
+    "adamuon": 1e-3,
+    "po_adamuon": 1e-3,
+    "scion": 1e-3,
+    "shampoo": 2e-2,
+    "soap": 2e-2,
+}
 
 
 def _flat(model: nn.Module) -> torch.Tensor:
@@ -91,18 +98,26 @@ def test_members_differ_by_seed_and_lr_and_share_batches_by_seed(mlp_task: Task)
 
 def test_a_diverging_member_is_frozen_and_the_others_go_on(mlp_task: Task) -> None:
     members = [{"seed": 0, "lr": 1e-3}, {"seed": 0, "lr": 1e6}, {"seed": 1, "lr": 1e-3}]
-    runs = train_many(mlp_task, "sgd", members, steps=12, eval_every=4, store=False, progress=False, threads=1)
+    runs = train_many(
+        mlp_task, "sgd", members, steps=12, eval_every=4, store=False, progress=False, threads=1
+    )
     assert [r.status for r in runs] == ["finished", "diverged", "finished"]
-    single = train(mlp_task, "sgd", lr=1e6, seed=0, steps=12, eval_every=4, store=False, progress=False, threads=1)
+    single = train(
+        mlp_task, "sgd", lr=1e6, seed=0, steps=12, eval_every=4, store=False, progress=False, threads=1
+    )
     assert single.status == "diverged"
     assert runs[1].final["diverged_step"] == single.final["diverged_step"]
-    ok = train(mlp_task, "sgd", lr=1e-3, seed=1, steps=12, eval_every=4, store=False, progress=False, threads=1)
+    ok = train(
+        mlp_task, "sgd", lr=1e-3, seed=1, steps=12, eval_every=4, store=False, progress=False, threads=1
+    )
     assert _rel(_flat(runs[2].model), _flat(ok.model)) < 1e-5
 
 
 def test_stop_when_ends_each_member_on_its_own(mlp_task: Task) -> None:
     members = [{"seed": 0, "lr": 3e-3}, {"seed": 0, "lr": 1e-6}]
-    first = train_many(mlp_task, "adam", members, steps=40, eval_every=10, store=False, progress=False, threads=1)
+    first = train_many(
+        mlp_task, "adam", members, steps=40, eval_every=10, store=False, progress=False, threads=1
+    )
     target = first[0].metrics("loss")[2][1]  # member 0's loss at step 20
     runs = train_many(mlp_task, "adam", members, steps=40, eval_every=10, store=False, progress=False, threads=1,
                       stop_when=lambda m: m["loss"] <= target)  # fmt: skip
@@ -118,11 +133,15 @@ def test_refusals_name_the_value(mlp_task: Task) -> None:
     with pytest.raises(TypeError, match="member 0"):
         train_many(mlp_task, "adam", [3], steps=2, store=False, progress=False)
     with pytest.raises(ValueError, match="member 1 lr"):
-        train_many(mlp_task, "adam", [{"seed": 0}, {"seed": 1, "lr": -1.0}], steps=2, store=False, progress=False)
+        train_many(
+            mlp_task, "adam", [{"seed": 0}, {"seed": 1, "lr": -1.0}], steps=2, store=False, progress=False
+        )
     with pytest.raises(ValueError, match="seed"):
         train_many(mlp_task, "adam", [{"seed": -3}], steps=2, store=False, progress=False)
     with pytest.raises(ValueError, match="weight_decay"):
-        train_many(mlp_task, "adamw", [{"seed": 0, "weight_decay": math.nan}], steps=2, store=False, progress=False)
+        train_many(
+            mlp_task, "adamw", [{"seed": 0, "weight_decay": math.nan}], steps=2, store=False, progress=False
+        )
 
 
 def test_describe_modes_covers_the_registry() -> None:
@@ -142,8 +161,13 @@ def test_members_land_in_the_store_with_their_population(tmp_path, mlp_task: Tas
         for i, run in enumerate(runs):
             stored = st.load_run(f"pop-{i}")
             assert stored.status == "finished"
-            assert stored.config["population"] == {"id": "pop", "member": i, "size": 4, "mode": "stacked",
-                                                  "forward": "vmap"}
+            assert stored.config["population"] == {
+                "id": "pop",
+                "member": i,
+                "size": 4,
+                "mode": "stacked",
+                "forward": "vmap",
+            }
             assert stored.config["lr"] == run.config["lr"] and stored.config["seed"] == run.config["seed"]
             assert stored.metrics("batch_loss") == run.metrics("batch_loss")
             assert stored.final["loss"] == run.final["loss"]
@@ -187,7 +211,15 @@ def test_resume_keeps_a_member_that_had_already_ended(tmp_path, mlp_task: Task) 
     members = [{"seed": 0, "lr": 1e-3}, {"seed": 0, "lr": 1e6}]
     kw = dict(steps=12, eval_every=4, progress=False, threads=1, forward="vmap")
     whole = train_many(mlp_task, "sgd", members, store=tmp_path / "a.db", population_id="p", **kw)
-    train_many(mlp_task, "sgd", members, store=tmp_path / "b.db", population_id="p", callbacks=[_interrupt_at(8)], **kw)
+    train_many(
+        mlp_task,
+        "sgd",
+        members,
+        store=tmp_path / "b.db",
+        population_id="p",
+        callbacks=[_interrupt_at(8)],
+        **kw,
+    )
     with Store(tmp_path / "b.db") as st:
         assert st.load_run("p-1").status == "diverged" and st.load_run("p-0").status == "interrupted"
     again = resume_many("p-0", store=tmp_path / "b.db", progress=False)
@@ -224,7 +256,9 @@ def test_dropout_members_draw_their_own_masks() -> None:
         return nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
 
     task = Task("dropout_toy", (x, y), (x, y), factory, default_batch_size=16)
-    runs = train_many(task, "adam", [{"seed": 0}, {"seed": 0}], steps=3, store=False, progress=False, threads=1)
+    runs = train_many(
+        task, "adam", [{"seed": 0}, {"seed": 0}], steps=3, store=False, progress=False, threads=1
+    )
     single = train(task, "adam", seed=0, steps=3, store=False, progress=False, threads=1)
     # The same init and evaluation (no dropout in eval mode) at step 0; the training masks differ per member.
     assert runs[0].metrics("loss")[0] == runs[1].metrics("loss")[0] == single.metrics("loss")[0]

@@ -121,7 +121,9 @@ def describe_modes() -> dict[str, str]:
 def _parse_members(members: Any) -> list[dict[str, Any]]:
     """Each member as ``{"seed", "lr", "hparams", "run_id"}``; keys other than those are hyper-parameters."""
     if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Iterable):
-        raise TypeError(f"members must be a sequence of per-member settings (dicts), got {type(members).__name__}")
+        raise TypeError(
+            f"members must be a sequence of per-member settings (dicts), got {type(members).__name__}"
+        )
     out = []
     for i, m in enumerate(members):
         if not isinstance(m, Mapping):
@@ -216,7 +218,12 @@ class Population:
     """M members of one task and one optimizer, built and stepped together (``train_many`` drives it)."""
 
     def __init__(
-        self, task: Task, optimizer: OptimizerSpec, configs: list[RunConfig], recs: list[Recorder], forward: str = "auto"
+        self,
+        task: Task,
+        optimizer: OptimizerSpec,
+        configs: list[RunConfig],
+        recs: list[Recorder],
+        forward: str = "auto",
     ):
         if forward not in FORWARDS:
             raise ValueError(f"forward must be one of {FORWARDS}, got {forward!r}")
@@ -288,7 +295,9 @@ class Population:
         for i, m in enumerate(models[1:], 1):
             got = [(n, tuple(p.shape), p.dtype) for n, p in m.named_parameters()]
             if got != want:
-                raise ValueError(f"member {i}'s model differs in its parameters from member 0's; cannot stack them")
+                raise ValueError(
+                    f"member {i}'s model differs in its parameters from member 0's; cannot stack them"
+                )
 
     def _bind(self, model: nn.Module, i: int) -> None:
         """Replace ``model``'s parameters and buffers by views of member ``i`` of the stacked storage; the aliases of
@@ -471,8 +480,14 @@ class Population:
             "streams": {seed: s.state_dict() for seed, s in self.streams.items()},
             "frozen": {i: v for i, v in self.frozen_values.items()},
             "member_state": [
-                {"alive": m.alive, "status": m.status, "note": m.note, "last_eval": dict(m.last_eval),
-                 "train_time": m.train_time, "end_step": m.end_step}
+                {
+                    "alive": m.alive,
+                    "status": m.status,
+                    "note": m.note,
+                    "last_eval": dict(m.last_eval),
+                    "train_time": m.train_time,
+                    "end_step": m.end_step,
+                }
                 for m in self.members
             ],  # fmt: skip
             "step": self.step,
@@ -483,7 +498,9 @@ class Population:
         """Load a population checkpoint into this freshly built population (ValueError naming what does not fit)."""
         if not isinstance(ck, dict) or ck.get("format") != POPULATION_FORMAT:
             got = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
-            raise ValueError(f"{source} is not a population checkpoint (format {got!r}, want {POPULATION_FORMAT!r})")
+            raise ValueError(
+                f"{source} is not a population checkpoint (format {got!r}, want {POPULATION_FORMAT!r})"
+            )
         if ck.get("population") != pop_id or ck.get("members") != [m.rec.run_id for m in self.members]:
             raise ValueError(f"{source} belongs to another population than {pop_id!r}")
         if ck.get("created") != [m.rec.created for m in self.members]:
@@ -499,7 +516,9 @@ class Population:
                 for n, t in self.stacked.items():
                     v = ck["params"][n]
                     if v.shape != t.shape or v.dtype != t.dtype:
-                        raise ValueError(f"parameter {n} is {tuple(v.shape)} {v.dtype}, want {tuple(t.shape)}")
+                        raise ValueError(
+                            f"parameter {n} is {tuple(v.shape)} {v.dtype}, want {tuple(t.shape)}"
+                        )
                     t.data.copy_(v)
                 for n, t in self.buffers.items():
                     t.copy_(ck["buffers"][n])
@@ -541,7 +560,9 @@ def _check_optimizer_state(opt: torch.optim.Optimizer, saved: Any, source: str) 
                 raise ValueError(f"{source}: optimizer state {name!r} of parameter {key} has shape "
                                  f"{tuple(v.shape)}, want {tuple(p.shape)}")  # fmt: skip
             if isinstance(v, torch.Tensor) and v.dim() > 0 and v.dtype != p.dtype:
-                raise ValueError(f"{source}: optimizer state {name!r} of parameter {key} is {v.dtype}, want {p.dtype}")
+                raise ValueError(
+                    f"{source}: optimizer state {name!r} of parameter {key} is {v.dtype}, want {p.dtype}"
+                )
 
 
 class _PopulationLoop:
@@ -698,7 +719,9 @@ class _PopulationLoop:
                 continue
             final = {k: v for k, v in m.last_eval.items() if isinstance(v, (int, float))}
             end = m.end_step if m.end_step is not None else pop.step
-            final.update({"step": end, "train_time": m.train_time, "wall_time": time.perf_counter() - self.wall0})
+            final.update(
+                {"step": end, "train_time": m.train_time, "wall_time": time.perf_counter() - self.wall0}
+            )
             if m.status == "diverged":
                 final["diverged_step"] = end
             folder = m.rec.checkpoints
@@ -805,7 +828,9 @@ def train_many(
         flops = None
         data = task_obj.train_data
         if threads == "auto" and isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):
-            flops = len(parsed) * forward_flops(pop.members[0].model, data[0][: config.batch_size].to(config.device))
+            flops = len(parsed) * forward_flops(
+                pop.members[0].model, data[0][: config.batch_size].to(config.device)
+            )
         choice = choose_threads(threads, flops=flops)
         for mb in pop.members:
             mb.config = dataclasses.replace(mb.config, threads=choice.threads, threads_reason=choice.reason)
@@ -840,7 +865,9 @@ def train_many(
                 final, status, note = stored.final, stored.status, stored.note
             else:
                 final, status, note = final or {}, mb.status, mb.note
-            run = Run(id=mb.rec.run_id, config=record, status=status, final=final, history=mb.rec.history, note=note)
+            run = Run(
+                id=mb.rec.run_id, config=record, status=status, final=final, history=mb.rec.history, note=note
+            )
             if keep_model:
                 run.model = _detached(mb.model)  # type: ignore[attr-defined]
                 run.averaged_model = mb.avg_model.module if mb.avg_model is not None else None  # type: ignore[attr-defined]
@@ -861,7 +888,9 @@ def _detached(model: nn.Module) -> nn.Module:
     return model
 
 
-def resume_many(run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True) -> list[Run]:
+def resume_many(
+    run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True
+) -> list[Run]:
     """Continue the population that run ``run_id`` belongs to from its last checkpoint; returns every member's Run.
 
     Members that had already ended are left as stored; the others continue exactly where an uninterrupted population
@@ -885,7 +914,9 @@ def resume_many(run_id: str, store: Store | str | os.PathLike[str] | None = None
                 member_runs.append((int(pi["member"]), r))
         member_runs.sort(key=lambda t: t[0])
         if [i for i, _ in member_runs] != list(range(size)):
-            raise ValueError(f"population {pop_id!r} is incomplete in the store ({len(member_runs)} of {size} members)")
+            raise ValueError(
+                f"population {pop_id!r} is incomplete in the store ({len(member_runs)} of {size} members)"
+            )
         runs = [r for _, r in member_runs]
         if all(r.status in DONE_STATUSES for r in runs):
             for r in runs:
@@ -893,7 +924,9 @@ def resume_many(run_id: str, store: Store | str | os.PathLike[str] | None = None
             return runs
         ck_path = checkpoint_dir(st, runs[0].id) / POPULATION_CHECKPOINT
         if not ck_path.exists():
-            raise ValueError(f"population {pop_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)")
+            raise ValueError(
+                f"population {pop_id!r} has no checkpoint to resume from (train it with checkpoint_every=N)"
+            )
         ck = load_checkpoint(ck_path)
         if not isinstance(ck, dict):
             raise ValueError(f"checkpoint {str(ck_path)!r} is not a population checkpoint")
