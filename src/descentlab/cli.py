@@ -166,7 +166,9 @@ def train(
     optimizer: str = typer.Option(
         "adam", "--optimizer", "-o", help="Optimizer name (see `descentlab optimizers`)."
     ),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (default: the task's)."),
+    lr: str = typer.Option(
+        None, "--lr", help="Learning rate (default: the task's); a comma list (1e-3,3e-3) trains a population."
+    ),
     steps: int = typer.Option(None, "--steps", help="Number of optimizer steps (default: the task's)."),
     time_budget: float = typer.Option(
         None, "--time-budget", help="Stop after this many seconds of training."
@@ -176,6 +178,9 @@ def train(
         None, "--schedule", help="Learning-rate schedule (see `descentlab schedules`)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization)."),
+    seeds: str = typer.Option(
+        None, "--seeds", help="Train a population: seeds as a list or ranges, e.g. 0-15 or 0,3,7-9 (x every --lr)."
+    ),
     eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
     run_id: str = typer.Option(
         None, "--run-id", help="Name of the run in the store (letters, digits, '.', '_', '-')."
@@ -212,14 +217,25 @@ def train(
 
     # Validate names up front so a typo costs nothing.
     check_seed(seed, "--seed")
+    lrs = parse_floats(lr, "--lr")
     tk._REGISTRY.factory(task)
     optim.registry._REGISTRY.factory(optimizer)
     if schedule:
         sch._REGISTRY.factory(schedule)
+    if seeds is not None or len(lrs) > 1:
+        seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+        _train_population(
+            task, optimizer, [{"seed": sd, "lr": x} for x in lrs for sd in seed_list], hparams=parse_sets(sets),
+            schedule=schedule, schedule_kw=parse_sets(schedule_sets), steps=steps, time_budget=time_budget,
+            batch_size=batch_size, eval_every=eval_every, device=device, store=store, population_id=run_id,
+            task_kw=parse_sets(task_sets), checkpoint_every=checkpoint_every, progress=not no_progress,
+            overwrite=overwrite, threads=threads, precision=precision,
+        )  # fmt: skip
+        return
     run = run_train(
         task,
         optimizer=optimizer,
-        lr=lr,
+        lr=lrs[0],
         hparams=parse_sets(sets),
         schedule=schedule,
         schedule_kw=parse_sets(schedule_sets),
@@ -241,6 +257,59 @@ def train(
     _print_final(run)
     if run.status == "interrupted":
         raise typer.Exit(128 + (getattr(run, "signal", None) or 2))  # 130 after Ctrl-C, 143 after SIGTERM
+
+
+def parse_floats(text: str | None, option: str) -> list[float | None]:
+    """``"1e-3,3e-3"`` -> ``[0.001, 0.003]`` (None -> ``[None]``); UsageError naming the bad value."""
+    if text is None:
+        return [None]
+    out: list[float | None] = []
+    for part in text.split(","):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise UsageError(f"{option} takes numbers separated by commas, got {part.strip()!r}") from None
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``: seeds as a comma list of integers and inclusive ranges (at most 4096)."""
+    from descentlab.train.config import check_seed
+
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise UsageError(f"--seeds takes integers and ranges like 0-15 or 0,3,7-9, got {part.strip()!r}") from None
+        if b < a or b - a >= 4096:
+            raise UsageError(f"--seeds range {part.strip()!r} must go up and hold at most 4096 seeds")
+        out.extend(check_seed(sd, "--seeds") for sd in range(a, b + 1))
+    if len(set(out)) != len(out) or len(out) > 4096:
+        raise UsageError(f"--seeds must name each seed once and at most 4096 in all, got {text!r}")
+    return out
+
+
+def _train_population(task: str, optimizer: str, members: list[dict[str, Any]], **kw: Any) -> None:
+    """``descentlab train --seeds/--lr a,b``: the grid as one population; a table of its members."""
+    from descentlab.train.population import train_many
+
+    runs = train_many(task, optimizer, members, **kw)
+    diverged = sum(r.status == "diverged" for r in runs)
+    pop = runs[0].config["population"]
+    table = Table(title=Text(f"population {pop['id']} · {len(runs)} members ({pop['mode']}, {pop['forward']} forward)"
+                             f" · {sum(r.status == 'finished' for r in runs)} finished, {diverged} diverged"))  # fmt: skip
+    for col in ("id", "seed", "lr", "status", "step", "val loss", "val acc"):
+        table.add_column(col)
+    for r in runs:
+        f = r.final
+        cells = (r.id, r.config["seed"], _fmt(r.config["lr"]), r.status, _fmt(f.get("step", "")),
+                 _fmt(f.get("loss", "")), _fmt(f.get("accuracy", "")))  # fmt: skip
+        table.add_row(*(Text(str(c)) for c in cells))
+    console.print(table)
+    if any(r.status == "interrupted" for r in runs):
+        raise typer.Exit(128 + (getattr(runs[0], "signal", None) or 2))
 
 
 @app.command()
@@ -275,10 +344,11 @@ def runs_list(
     with Store(store, read_only=True) as st:
         rows = st.list_runs(status=status, limit=limit)
     table = Table(title=f"runs ({len(rows)})")
-    for col in ("id", "status", "task", "optimizer", "lr", "steps", "val loss", "val acc"):
+    for col in ("id", "status", "task", "optimizer", "lr", "steps", "val loss", "val acc", "population"):
         table.add_column(col)
     for r in rows:
         c, f = r["config"], r["final"]
+        pop = c.get("population") if isinstance(c.get("population"), dict) else {}
         cells = (
             r["id"],
             r["status"],
@@ -288,6 +358,7 @@ def runs_list(
             _fmt(f.get("step", "")),
             _fmt(f.get("loss", "")),
             _fmt(f.get("accuracy", "")),
+            f"{pop.get('id')} [{pop.get('member')}/{pop.get('size')}]" if pop else "",
         )
         table.add_row(*(Text(str(cell)) for cell in cells))  # user strings (ids, names) as text, never markup
     console.print(table)
