@@ -283,6 +283,48 @@ def _slide(sec: StudySection) -> str:
         return ""
 
 
+def _judging_view(summary: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """How a study's claims were judged: design, seeds used, Holm/BH counts, split halves, predictions' version."""
+    from descentlab.studies.claims import ALPHA, verdict_counts
+
+    design = summary.get("design") if isinstance(summary.get("design"), dict) else {}
+    used = [c.get("seeds_used") for c in claims if isinstance(c.get("seeds_used"), int)]
+    adjusted = any(isinstance(c.get("adjusted"), dict) for c in claims)
+    split = summary.get("split_half") if isinstance(summary.get("split_half"), dict) else None
+    prereg = summary.get("preregistration") if isinstance(summary.get("preregistration"), dict) else None
+    return {
+        "design": str(design.get("description", "")),
+        "seeds_used": ", ".join(map(str, used)) if used and len(set(used)) > 1 else (str(used[0]) if used else ""),
+        "adjusted": adjusted,
+        "adjusted_counts": {m: verdict_counts(claims, m) for m in ("holm", "fdr_bh")} if adjusted else {},
+        "alpha": (summary.get("multiplicity") or {}).get("alpha", ALPHA),
+        "split_half": split if split and isinstance(split.get("predictions"), list) else None,
+        "prereg": prereg if prereg and isinstance(prereg.get("versions"), list) else None,
+        "tour_adjusted": 0,
+    }
+
+
+def tour_adjustment(sections: list[StudySection]) -> dict[str, Any]:
+    """Holm and Benjamini-Hochberg over every claim of the page (all studies one family), on the claims' one-sided
+    p-values; the raw counts beside them, and ``per_study``: each study's claims' tour-wide Holm verdicts."""
+    from descentlab.studies.claims import ALPHA, adjust, verdict_counts
+
+    owners = [(s.name, c) for s in sections if not s.failed for c in s.claims]
+    out = adjust([c for _, c in owners], alpha=ALPHA)
+    per: dict[str, list[str]] = {}
+    for (name, _), a in zip(owners, out):
+        per.setdefault(name, []).append(a["adjusted"]["holm"])
+    return {
+        "per_study": per,
+        "alpha": ALPHA,
+        "claims": len(owners),
+        "with_p": sum("unadjusted" not in a for a in out),
+        "raw": verdict_counts(out),
+        "holm": verdict_counts(out, "holm"),
+        "fdr_bh": verdict_counts(out, "fdr_bh"),
+    }
+
+
 def _study_view(sec: StudySection, describe: dict[str, str]) -> dict[str, Any]:
     """What study.html.j2 shows of one section."""
     claims = sec.claims
@@ -305,6 +347,7 @@ def _study_view(sec: StudySection, describe: dict[str, str]) -> dict[str, Any]:
     if sec.failed:
         return view
     summary = sec.summary or {}
+    view.update(_judging_view(summary, claims))
     view["figures"] = [
         {"uri": png_data_uri(f.path), "alt": f.path.stem + (" (animation)" if f.animation else ""),
          "caption": f.path.name + (" (animation)" if f.animation else "")}
@@ -395,7 +438,13 @@ def build_page(
     except ImportError:
         describe = {}
     ordered = sorted(studies, key=lambda s: (seed_order(str((s.summary or {}).get("slide", ""))), s.name))
+    multiplicity = tour_adjustment(ordered)
     views = [_study_view(s, describe) for s in ordered]
+    for v in views:
+        if v.get("adjusted") and len(ordered) > 1:
+            v["tour_adjusted"] = multiplicity["claims"]
+            for c, tv in zip(v["claims"], multiplicity["per_study"].get(v["name"], [])):
+                c["tour_holm"] = tv
     anchors = [{**a, "study": v["name"], "sid": v["sid"]} for v in views for a in v["anchors"]]
     checks = [c for s in ordered for c in s.checks]
     tally = {
@@ -406,6 +455,7 @@ def build_page(
         "inconclusive": sum(s.claims_inconclusive for s in ordered),
         "checks": len(checks),
         "checks_passed": sum(bool(c.get("passed")) for c in checks),
+        "multiplicity": multiplicity if multiplicity["with_p"] else None,
     }
     has_race = any(v.get("race") for v in views)
     return (
