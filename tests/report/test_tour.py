@@ -49,6 +49,7 @@ def test_tour_continues_after_a_failed_study(tmp_path: Path, fake_studies: list[
     stale = out / "studies" / "fake-bad"
     stale.mkdir(parents=True)
     (stale / "summary.json").write_text("{}")  # an old success must not hide this run's failure
+    (out / tour_mod.MANIFEST).write_text('{"files": ["studies/fake-bad/summary.json"]}')  # an earlier tour's
     res = tour_mod.run_tour(out, quick=True, bench=False, progress=False)
     assert fake_studies == ["fake-bad", "fake-good"]  # lecture order: seed 001 first
     assert [(e.name, e.status) for e in res.entries] == [("fake-bad", "failed"), ("fake-good", "ok")]
@@ -208,6 +209,7 @@ def test_parallel_tour_runs_longest_first_and_keeps_lecture_order(
     stale = out / "studies" / "fake-bad"
     stale.mkdir(parents=True)
     (stale / "summary.json").write_text("{}")
+    (out / tour_mod.MANIFEST).write_text('{"files": ["studies/fake-bad/summary.json"]}')  # an earlier tour's
     res = tour_mod.run_tour(out, quick=True, bench=False, progress=False, jobs=2)
     assert fake_studies == ["fake-good", "fake-bad"]
     # ... but entries and the page keep lecture order (seed 001 before 002)

@@ -65,7 +65,7 @@ class ProcessExecutor:
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
         """Submit every item; yield results as they complete. On Ctrl-C (or when the consumer stops early) the
-        pending items are cancelled and the running ones get SIGINT."""
+        pending items are cancelled and the running ones get SIGINT (SIGTERM when the driver got SIGTERM)."""
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -79,10 +79,11 @@ class ProcessExecutor:
             futures = [pool.submit(fn, item) for item in items]
             for fut in as_completed(futures):
                 yield fut.result()
-        except BaseException:  # Ctrl-C in the driver, or the consumer left: interrupt the running items too
+        except BaseException as exc:  # Ctrl-C / SIGTERM in the driver, or the consumer left: interrupt the running
+            sig = getattr(exc, "signum", None) or signal.SIGINT  # items too, with the signal the driver got
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 if proc.is_alive() and proc.pid is not None:
-                    os.kill(proc.pid, signal.SIGINT)
+                    os.kill(proc.pid, sig)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -31,6 +31,9 @@ def tour(
         help="Studies run at once, each in its own process with cores/jobs torch threads, longest first "
         "(0 = one per core, at most 4; 1 = one after another in this process, with each study's progress bar).",
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Write into --out even where it holds files no earlier tour wrote (never deleted)."
+    ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""
     from rich.text import Text
@@ -42,7 +45,7 @@ def tour(
     jobs = jobs or auto_jobs()
 
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
-                      progress=not no_progress, jobs=jobs)  # fmt: skip
+                      progress=not no_progress, jobs=jobs, force=force)  # fmt: skip
     console.print(summary_table(result))
     for e in result.entries:  # claims that fail or are inconclusive (the tour itself succeeded)
         for claim in e.failed_claims:

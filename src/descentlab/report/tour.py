@@ -1,14 +1,19 @@
 """``descentlab tour``: run every registered study (and a small benchmark) into one folder, then write the page.
 
 Layout of the output folder: ``studies/<name>/`` (figures, summary.json, or failed.json when the study raised),
-``bench/`` (leaderboard.md, profiles.png, curves), ``tour.db`` (the store of every run) and ``index.html``.
+``bench/`` (leaderboard.md, profiles.png, curves), ``tour.db`` (the store of every run), ``index.html`` and
+``.descentlab-tour.json``, the manifest of the files the tour wrote. A tour deletes or replaces only files its
+manifest lists; where it would write over a file it did not write, it refuses unless ``force=True`` (``--force``),
+and even then it deletes nothing it did not write. The first Ctrl-C or SIGTERM stops the tour: no study or run
+starts after it, the page shows what ran, and the same command again reuses the runs in ``tour.db``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from rich.markup import escape
 from descentlab.report.formatting import seed_order
 from descentlab.report.load import COMMAND_FILE, FAILED_FILE, claim_verdict
 from descentlab.report.render import write_report
+from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, _RaisingInterrupt, signal_name
 
 QUICK_BENCH: dict[str, Any] = {
     "algorithms": ["adamw", "sgd_nesterov"],
@@ -53,6 +59,8 @@ class TourEntry:
     claims_inconclusive: int = 0
     checks_passed: int = 0
     checks_total: int = 0
+    signum: int = 0
+    """The signal that interrupted it (``status`` "interrupted"), else 0."""
 
     @property
     def all_hold(self) -> bool:
@@ -127,12 +135,100 @@ def _run_bench(out: Path, store: Any, quick: bool, progress: bool) -> str:
     )
 
 
-def _fresh_folder(out_dir: Path, name: str) -> Path:
-    """``<out>/studies/<name>``, emptied: stale figures or summaries of an earlier tour must not show up."""
+MANIFEST = ".descentlab-tour.json"
+"""The file in a tour's folder that lists (relative paths) every file the tour wrote there."""
+
+
+def _files(folder: Path) -> dict[str, float]:
+    """Every regular file under ``folder`` (links not followed) -> its modification time, by relative path."""
+    out: dict[str, float] = {}
+    if not folder.is_dir():
+        return out
+    for root, _dirs, names in os.walk(folder):
+        for n in names:
+            p = Path(root) / n
+            if p.is_file() and not p.is_symlink():
+                out[p.relative_to(folder).as_posix()] = p.stat().st_mtime
+    return out
+
+
+def _read_manifest(out_dir: Path) -> set[str]:
+    """The files an earlier tour wrote into ``out_dir`` (empty when there is no readable manifest)."""
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set()
+    files = data.get("files") if isinstance(data, dict) else None
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else set()
+
+
+def _write_manifest(out_dir: Path, before: dict[str, float], ours: set[str]) -> None:
+    """Record the files this tour wrote (new or changed since ``before``) plus the earlier tours' still there."""
+    now = _files(out_dir)
+    mine = {f for f, t in now.items() if f not in before or before[f] != t} | (ours & set(now))
+    mine.discard(MANIFEST)
+    tmp = out_dir / f".{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps({"files": sorted(mine)}, indent=1))
+    os.replace(tmp, out_dir / MANIFEST)
+
+
+def _targets(names: list[str], bench: bool) -> list[str]:
+    """The folders (with a trailing slash) and files a tour of ``names`` writes or clears."""
+    return ["index.html", "tour.db", *[f"studies/{n}/" for n in names], *(["bench/"] if bench else [])]
+
+
+def _check_ownership(out_dir: Path, names: list[str], bench: bool, ours: set[str], force: bool) -> None:
+    """Refuse (ValueError naming the file) to write where a file the tour did not write would be replaced or mixed
+    with its outputs, unless ``force``."""
+    existing = _files(out_dir)
+    foreign = [
+        f
+        for t in _targets(names, bench)
+        for f in sorted(existing)
+        if (f == t or f.startswith(t) or (t == "tour.db" and f.startswith("tour.db-"))) and f not in ours
+    ]
+    if foreign and not force:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ValueError(
+            f"--out {str(out_dir)!r} holds {foreign[0]!r}{more}, which no earlier tour wrote there; the tour would "
+            "replace it or mix its outputs with it: choose another folder, or pass --force (files it did not write "
+            "are never deleted)"
+        )
+
+
+RESULT_FILES = ("summary.json", FAILED_FILE, "predictions.json")
+"""What a study folder's page section is read from: with ``force``, such a file the tour did not write is replaced
+too (an old summary must not stand for this tour's run)."""
+
+
+def _clear_ours(folder: Path, out_dir: Path, ours: set[str], force: bool = False) -> None:
+    """Delete the files an earlier tour wrote under ``folder`` (and folders left empty); with ``force`` also the
+    result files (:data:`RESULT_FILES`) at its top; nothing else."""
+    if not folder.is_dir():
+        return
+    if force:
+        ours = ours | {(folder / n).relative_to(out_dir).as_posix() for n in RESULT_FILES}
+    for rel in sorted(ours):
+        p = out_dir / rel
+        try:
+            p.relative_to(folder)
+        except ValueError:
+            continue
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+    for root, _dirs, _names in sorted(os.walk(folder), key=lambda x: -len(x[0])):
+        if Path(root) != folder and not os.listdir(root):
+            os.rmdir(root)
+
+
+def _fresh_folder(
+    out_dir: Path, name: str, ours: set[str] = frozenset(), force: bool = False  # type: ignore[assignment]
+) -> Path:
+    """``<out>/studies/<name>`` without an earlier tour's files: its stale figures or summaries must not show up
+    (files the tour did not write stay)."""
     folder = out_dir / "studies" / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    _clear_ours(folder, out_dir, ours, force)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -143,12 +239,12 @@ def _run_study(name: str, quick: bool, folder: Path, store: Any, progress: bool,
     t0 = time.perf_counter()
     try:
         res = studies.run(name, quick=quick, out=folder, store=store, progress=progress, **overrides)
-    except KeyboardInterrupt:  # keep what ran: the page is still written, then the interrupt goes on
+    except KeyboardInterrupt as exc:  # keep what ran: the page is still written, then the interrupt goes on
         secs = time.perf_counter() - t0
-        (folder / FAILED_FILE).write_text(
-            json.dumps({"study": name, "error": "interrupted (Ctrl-C)", "seconds": round(secs, 2)})
-        )
-        return TourEntry(name, "interrupted", secs, error="interrupted (Ctrl-C)")
+        err = f"interrupted ({signal_name(getattr(exc, 'signum', None))}); nothing judged"
+        (folder / FAILED_FILE).write_text(json.dumps({"study": name, "error": err, "seconds": round(secs, 2)}))
+        signum = getattr(exc, "signum", None) or signal.SIGINT
+        return TourEntry(name, "interrupted", secs, error=err, signum=signum)
     except Exception as exc:  # a broken study must not stop the tour
         secs = time.perf_counter() - t0
         err = f"{type(exc).__name__}: {exc}"
@@ -185,12 +281,14 @@ def _study_entry(name: str, seconds: float, summary: dict[str, Any]) -> TourEntr
     )
 
 
-def _bench_entry(out_dir: Path, store: Any, quick: bool, progress: bool) -> TourEntry:
-    """Run the tour's benchmark into ``<out>/bench`` (emptied first); failures and Ctrl-C become its entry."""
+def _bench_entry(
+    out_dir: Path, store: Any, quick: bool, progress: bool, ours: set[str] = frozenset()  # type: ignore[assignment]
+) -> TourEntry:
+    """Run the tour's benchmark into ``<out>/bench`` (an earlier tour's files there removed first); failures and
+    Ctrl-C become its entry."""
     bench_dir = out_dir / "bench"
-    if bench_dir.exists():
-        shutil.rmtree(bench_dir)
-    bench_dir.mkdir(parents=True)
+    _clear_ours(bench_dir, out_dir, ours)
+    bench_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
         note = _run_bench(bench_dir, store, quick, progress)
@@ -237,14 +335,14 @@ def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
 
     The worker opens the tour's store itself (SQLite WAL, several writers wait for each other) and caps a
     study's own ``threads`` setting at the worker's share of the cores."""
-    import signal
-
     from descentlab import studies
     from descentlab.store import Store
+    from descentlab.train import interrupt
 
+    interrupt.REPEAT_GRACE_S = 2.0  # Ctrl-C reaches a worker from the terminal and from the driver: one stop
     kind, name, quick, out, store_path, threads = job
     out_dir = Path(out)
-    with Store(store_path) as store:
+    with Store(store_path) as store:  # the driver cleared the earlier tour's files before it started the pool
         if kind == "bench":
             entry = _bench_entry(out_dir, store, quick, False)
         else:
@@ -252,8 +350,9 @@ def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
             own = cfg.get("threads") if isinstance(cfg, dict) else None
             overrides = {"threads": threads} if isinstance(own, int) and (own <= 0 or own > threads) else {}
             entry = _run_study(name, quick, _fresh_folder(out_dir, name), store, False, **overrides)
-    if entry.status == "interrupted":  # the pool is going down: a second SIGINT must not cut the way back
+    if entry.status == "interrupted":  # the pool is going down: a second signal must not cut the way back
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return entry
 
 
@@ -277,9 +376,13 @@ def _run_parallel(
     bar: _TourBar,
     entries: list[TourEntry],
     folders: list[Path],
-) -> bool:
+    ours: set[str] = frozenset(),  # type: ignore[assignment]
+    force: bool = False,
+) -> int:
     """Run the studies (and the benchmark) in ``jobs`` worker processes, longest first; fill ``entries`` and
-    ``folders`` in lecture order. Returns whether the tour was interrupted."""
+    ``folders`` in lecture order. Returns the signal that interrupted the tour (0 if none). The first Ctrl-C or
+    SIGTERM here cancels the studies not started and passes the signal on to the running ones, which stop at their
+    next step boundary."""
     from descentlab.bench.executors import ProcessExecutor
 
     todo = names + (["benchmark"] if bench else [])
@@ -288,28 +391,33 @@ def _run_parallel(
     work = [("bench" if n == "benchmark" else "study", n, quick, str(out_dir), str(store_path), pool.threads)
             for n in order]  # fmt: skip
     for n in names:  # stale outputs of an earlier tour go now; a study not reached must not show old results
-        shutil.rmtree(out_dir / "studies" / n, ignore_errors=True)
-    shutil.rmtree(out_dir / "bench", ignore_errors=True)
+        _clear_ours(out_dir / "studies" / n, out_dir, ours, force)
+    if bench:
+        _clear_ours(out_dir / "bench", out_dir, ours)
     bar.say(f"[bold]{len(todo)} jobs[/bold] in {jobs} processes ({pool.threads} torch thread(s) each), "
             f"longest first: {escape(', '.join(order))}")  # fmt: skip
     bar.step(f"{jobs} at once")
     done: dict[str, TourEntry] = {}
-    interrupted, broken = False, ""
+    interrupted, broken = 0, ""
     try:
-        for entry in pool.map(_tour_job, work):
-            done[entry.name] = entry
-            bar.say(_entry_line(entry))
-            bar.advance()
-            interrupted = interrupted or entry.status == "interrupted"
-    except KeyboardInterrupt:
-        interrupted = True
+        with _RaisingInterrupt():  # SIGTERM too: raise here, the pool passes it on to the running studies
+            for entry in pool.map(_tour_job, work):
+                done[entry.name] = entry
+                bar.say(_entry_line(entry))
+                bar.advance()
+                if entry.status == "interrupted":
+                    interrupted = interrupted or entry.signum or signal.SIGINT
+    except KeyboardInterrupt as exc:
+        interrupted = getattr(exc, "signum", None) or signal.SIGINT
     except Exception as exc:  # a worker died (BrokenProcessPool: killed, out of memory) or could not start
         broken = f"the tour's worker processes failed: {type(exc).__name__}: {exc}"
         bar.say(f"    [red]✗ {escape(broken)}[/red]")
-    for n in todo:  # what an interrupt or a dead worker left: a started study has its folder, one not started none
+    for n in todo:  # what an interrupt or a dead worker left: a started study wrote a summary or failed.json
         folder = out_dir / ("bench" if n == "benchmark" else f"studies/{n}")
-        if n not in done and (folder.is_dir() or broken):
-            status, err = ("failed", broken) if broken else ("interrupted", "interrupted (Ctrl-C)")
+        started = (folder / "summary.json").is_file() or (folder / FAILED_FILE).is_file()
+        if n not in done and (started or broken):
+            err = f"interrupted ({signal_name(interrupted or None)}); nothing judged"
+            status, err = ("failed", broken) if broken else ("interrupted", err)
             done[n] = TourEntry(n, status, 0.0, error=err)
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / FAILED_FILE).exists() and not (folder / "summary.json").exists():
@@ -330,12 +438,19 @@ def run_tour(
     console: Any = None,
     progress: bool = True,
     jobs: int = 1,
+    force: bool = False,
 ) -> TourResult:
     """Run the selected studies (quick or full variants) and, if ``bench``, the small benchmark, all into one store
     ``<out>/tour.db``; a study that raises is recorded as failed and the tour goes on. Writes ``<out>/index.html``.
 
     ``jobs`` > 1 runs that many studies at once in spawned processes (torch threads = cores // jobs each, longest
-    studies first by their measured ``Study.seconds``); the page and the entries keep lecture order."""
+    studies first by their measured ``Study.seconds``); the page and the entries keep lecture order.
+
+    Only files an earlier tour wrote (``.descentlab-tour.json``) are deleted or replaced; a file it did not write
+    where the tour writes (``index.html``, ``tour.db``, ``studies/<name>/``, ``bench/`` unless ``bench=False``) is a
+    ValueError unless ``force`` (then it is written over or left beside, never deleted). The first Ctrl-C or SIGTERM
+    stops the tour (no study starts after it; the page shows what ran) and raises
+    :class:`~descentlab.train.interrupt.Interrupted`; the same call again reuses the runs in ``tour.db``."""
     from descentlab import studies
     from descentlab.store import Store
 
@@ -345,26 +460,38 @@ def run_tour(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {str(out_dir)!r} is a file; give a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
     bench_note = ""
     if bench:
         try:
             import descentlab.bench  # noqa: F401
         except ImportError as exc:  # the benchmark package is optional for the page
             bench, bench_note = False, f"not importable: {exc}"
+    ours = _read_manifest(out_dir)
+    _check_ownership(out_dir, names, bench, ours, force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = _files(out_dir)
     t_start = time.perf_counter()
     entries: list[TourEntry] = []
     folders: list[Path] = []
     bench_dir: Path | None = None
-    interrupted = False
-    with _TourBar(len(names) + int(bench), console, progress) as bar, Store(out_dir / "tour.db") as store:
+    interrupted = 0
+    with (
+        _TourBar(len(names) + int(bench), console, progress) as bar,
+        Store(out_dir / "tour.db") as store,
+        _DeferredInterrupt() as stop,  # a signal between studies stops the tour too
+    ):
         say = bar.say
         if jobs > 1:
-            interrupted = _run_parallel(names, out_dir, store.path, quick, bench, jobs, bar, entries, folders)
+            ran_bench = bench
+            interrupted = _run_parallel(
+                names, out_dir, store.path, quick, bench, jobs, bar, entries, folders, ours, force
+            )
             bench = False  # ran in the pool (its entry is in `entries`)
-            bench_dir = out_dir / "bench" if (out_dir / "bench").is_dir() else None
+            bench_dir = out_dir / "bench" if ran_bench and (out_dir / "bench").is_dir() else None
         for i, name in enumerate(names if jobs == 1 else [], 1):
-            folder = _fresh_folder(out_dir, name)
+            if stop.pending:
+                break
+            folder = _fresh_folder(out_dir, name, ours, force)
             folders.append(folder)
             bar.step(name)
             say(f"[bold][{i}/{len(names)}][/bold] {escape(name)}: {escape(studies.get(name).description)}")
@@ -372,9 +499,11 @@ def run_tour(
             entries.append(entry)
             say(_entry_line(entry))
             if entry.status == "interrupted":
-                interrupted = True
+                interrupted = entry.signum or signal.SIGINT
                 break
             bar.advance()
+        stop.hold = True  # writing the page: later signals are only noted
+        interrupted = interrupted or (stop.signum if stop.pending else 0) or 0
         if bench_note:
             entries.append(TourEntry("benchmark", "skipped", 0.0, note=bench_note))
             say(f"[yellow]benchmark skipped[/yellow]: descentlab.bench is {escape(bench_note)}")
@@ -383,17 +512,20 @@ def run_tour(
             bar.step("benchmark")
             say(f"[bold]benchmark[/bold]: {' vs '.join(cfg['algorithms'])} on {', '.join(cfg['workloads'])} "
                 f"({cfg['tuning']} tuning, {cfg['trials']} trials; AlgoPerf rules)")  # fmt: skip
-            entry = _bench_entry(out_dir, store, quick, progress)
+            entry = _bench_entry(out_dir, store, quick, progress, ours)
             entries.append(entry)
             say(_entry_line(entry))
             bench_dir = out_dir / "bench"
-            interrupted = entry.status == "interrupted"
+            interrupted = signal.SIGINT if entry.status == "interrupted" else 0
             bar.advance()
-    page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
+    try:
+        page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
+    finally:
+        _write_manifest(out_dir, before, ours)
     if interrupted:
         if console is not None:
             console.print(f"interrupted; the page of what ran: {page.resolve()}", markup=False, highlight=False)
-        raise KeyboardInterrupt
+        raise Interrupted(interrupted, f"tour interrupted ({signal_name(interrupted)})")
     return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start)
 
 
