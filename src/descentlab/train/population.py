@@ -948,3 +948,67 @@ def resume_many(
     finally:
         if not isinstance(store, Store):
             st.close()
+
+
+def reopen_many(
+    task: str | Task,
+    optimizer: OptimizerSpec,
+    members: Sequence[Mapping[str, Any]],
+    ids: Sequence[str],
+    store: Store,
+    shared: Mapping[str, Any],
+) -> list[Run]:
+    """The ended runs ``ids`` of a population as stored (nothing written), checked against the settings a caller would
+    train them with (``members`` and the ``shared`` keywords of ``train_many``); with ``keep_model`` (default) each
+    member's model rebuilt from its ``final.pt``. ValueError when a stored run does not match or has no final model."""
+    from descentlab import tasks as task_registry
+    from descentlab.train.config import _optimizer_name
+
+    parsed = _parse_members(members)
+    runs = [store.load_run(i) for i in ids]
+    name = _optimizer_name(optimizer)
+    base_hp = dict(shared.get("hparams") or {})
+
+    def norm(x: Any) -> str:
+        return json.dumps(x, sort_keys=True, default=repr)
+
+    for m, r in zip(parsed, runs, strict=True):
+        c = r.config
+        hp = {**base_hp, **m["hparams"]}
+        if m["lr"] is None:
+            hp.pop("lr", None)
+        if c.get("optimizer") != name or c.get("seed") != m["seed"] or norm(c.get("hparams")) != norm(hp):
+            raise ValueError(f"run {r.id!r} was trained with other settings")
+        if m["lr"] is not None and c.get("lr") != m["lr"]:
+            raise ValueError(f"run {r.id!r} was trained with another lr")
+        for key in (
+            "steps",
+            "time_budget",
+            "batch_size",
+            "schedule",
+            "schedule_kw",
+            "eval_every",
+            "averaging",
+        ):
+            if key in shared and shared[key] is not None and norm(shared[key]) != norm(c.get(key)):
+                raise ValueError(f"run {r.id!r} was trained with another {key}")
+        if not isinstance(c.get("population"), dict):
+            raise ValueError(f"run {r.id!r} is not a population member")
+    if shared.get("keep_model", True):
+        task_obj = (
+            task if isinstance(task, Task) else task_registry.get(task, **dict(shared.get("task_kw") or {}))
+        )
+        for r in runs:
+            path = checkpoint_dir(store, r.id) / "final.pt"
+            if not path.is_file():
+                raise ValueError(f"run {r.id!r} has no final model to rebuild")
+            saved = load_checkpoint(path)
+            model = task_obj.make_model(int(r.config["seed"]))
+            try:
+                model.load_state_dict(saved["model"])
+            except (KeyError, RuntimeError, TypeError) as exc:
+                raise ValueError(f"the final model of run {r.id!r} does not fit: {str(exc)[:200]}") from None
+            r.model = model  # type: ignore[attr-defined]
+    for r in runs:
+        r.resumed = False  # type: ignore[attr-defined]
+    return runs
