@@ -108,11 +108,19 @@ def optimizers(
         "orthogonalize)."
     ),
 ) -> None:
-    """List the optimizers in the registry (or, with --explain NAME, the kernels NAME picks on this machine)."""
+    """List the optimizers in the registry with their source (torch, descentlab, pytorch_optimizer, schedulefree),
+    or with --explain NAME the kernels NAME picks on this machine."""
     from descentlab import optim
 
-    if explain is None:
-        _names_table("optimizers", optim.describe())
+    if explain is None:  # name, where the implementation comes from, description
+        table = Table(title="optimizers")
+        table.add_column("name", style="bold")
+        table.add_column("source")
+        table.add_column("description")
+        source = optim.sources()
+        for name, desc in optim.describe().items():
+            table.add_row(Text(name), Text(source.get(name, "descentlab")), Text(desc))
+        console.print(table)
         return
     from descentlab.optim.orthogonalize import explain_plans
 

@@ -601,3 +601,12 @@ def test_sources_name_pytorch_optimizer_torch_and_descentlab():
         assert src[name] == "pytorch_optimizer"
     assert src["adamw"] == "torch" and src["muon"] == "descentlab" and src["normuon"] == "descentlab"
     assert src["cautious"] == "descentlab" and src["schedulefree_adamw"] == "schedulefree"
+
+
+def test_cli_lists_the_source_of_each_method(capsys):
+    from descentlab.cli import main
+
+    assert main(["optimizers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = {name: next((ln for ln in lines if f" {name} " in ln), "") for name in ("soap", "adamw", "normuon")}
+    assert "pytorch_optimizer" in row["soap"] and "torch" in row["adamw"] and "descentlab" in row["normuon"]
