@@ -539,21 +539,57 @@ def study(
     seeds: int = typer.Option(None, "--seeds", help="Number of seeds."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/studies/NAME)."),
     store: Path = typer.Option(None, "--store", help="Store path."),
+    predictions: bool = typer.Option(
+        False, "--predictions", help="Print the declared predictions (version, hash, design) and run nothing."
+    ),
+    sequential: bool = typer.Option(
+        None, "--sequential/--fixed", help="Blocks of seeds until decided (needs seed_blocks) / all seeds at once."
+    ),
+    split_half: bool = typer.Option(
+        False, "--split-half", help="Twice the seeds; each prediction judged again on the second half."
+    ),
 ) -> None:
     """Run a study: its figures, summary.json and the lecture's claims checked against the numbers."""
     from descentlab import studies as stds
 
     stds.get(name)
-    result = stds.run(name, quick=quick, out=out, seeds=seeds, store=store, **parse_sets(sets))
+    if predictions:
+        _print_predictions(stds.predictions_document(name))
+        return
+    result = stds.run(name, quick=quick, out=out, seeds=seeds, store=store, sequential=sequential,
+                      split_half=split_half, **parse_sets(sets))  # fmt: skip
     for table in _verdict_tables(result):
         console.print(table)
     counts = result.verdicts
+    holm = (result.summary.get("multiplicity") or {}).get("counts", {}).get("holm")
+    adj = f" (Holm: {holm['holds']} hold · {holm['fails']} fail · {holm['inconclusive']} inconclusive)" if holm else ""
+    sh = result.summary.get("split_half")
+    half = f"; split halves agree on {sh['agree']} of {len(sh['predictions'])}" if sh else ""
     console.print(
         Text(
-            f"{counts['holds']} hold · {counts['fails']} fail · {counts['inconclusive']} inconclusive; "
+            f"{counts['holds']} hold · {counts['fails']} fail · {counts['inconclusive']} inconclusive{adj}{half}; "
             f"figures and summary.json in {result.out}"
         )
     )
+
+
+def _print_predictions(doc: dict[str, Any]) -> None:
+    """The declared predictions of a study, one block each, then their version, hash, history and seed designs."""
+    pre = doc["preregistration"]
+    console.print(Text(f"study {doc['study']} · predictions v{pre['version']} · sha256 {pre['hash']}", style="bold"))
+    for p in doc["predictions"]:
+        margin = f"{p['margin']:g} ({p['margin_source']})" if p["margin"] else "0"
+        console.print(Text(f"\n{p['name']} (v{p['version']}): {p['claim']}", style="bold"))
+        console.print(Text(f"  predicted {p['predicted']} · scale {p['scale']} · test {p['test']} · margin {margin}"))
+        console.print(Text(f"  per seed: {p['quantity']}"))
+        if p["censor"]:
+            console.print(Text(f"  censoring: {p['censor']}"))
+        console.print(Text(f"  source: {p['source']}"))
+    console.print()
+    for v in pre["versions"]:
+        console.print(Text(f"v{v['version']} {v['date'] or '(undated)'}: {v['changes']}"))
+    console.print(Text(f"quick: {doc['quick_design']}"))
+    console.print(Text(f"full: {doc['full_design']}"))
 
 
 _VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow"}

@@ -294,3 +294,15 @@ def test_every_study_declares_versions_and_anchor_tolerances():
         study = studies.get(name)
         pre = study.preregistration()
         assert pre["version"] in [v["version"] for v in pre["versions"]], name
+
+
+def test_cli_prints_predictions_without_running(tmp_path, monkeypatch, capsys):
+    from descentlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "init-depth", "--predictions"]) == 0
+    out = capsys.readouterr().out
+    doc = studies.predictions_document("init-depth")
+    assert doc["preregistration"]["hash"] in out and "kaiming_beats_xavier_30 (v1)" in out
+    assert not (tmp_path / "runs").exists()  # nothing ran, nothing written
+    assert main(["study", "no-such-study", "--predictions"]) == 2
