@@ -147,7 +147,7 @@ class Store:
     ``read_only=True`` opens an existing store with SQLite's ``mode=ro`` (nothing is created or written; a store on
     a read-only disk or with read-only permissions can be listed, shown and exported). A store opened for writing
     whose file cannot be written falls back to read-only, and its write methods then raise ValueError.
-    Checkpoints of run ``r`` live in ``<store folder>/checkpoints/r/`` (:meth:`checkpoint_dir`).
+    Checkpoints of run ``r`` live in ``<store folder>/<store file name>.checkpoints/r/`` (:meth:`checkpoint_dir`).
     """
 
     def __init__(
@@ -166,6 +166,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+            self._refuse_foreign()  # before anything is changed in it (journal mode, tables)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._retry(lambda: self._conn.executescript(_SCHEMA))
@@ -180,6 +181,19 @@ class Store:
             raise ValueError(f"cannot open store {str(self.path)!r}: {exc}") from None
         except OSError as exc:
             raise ValueError(f"cannot create store {str(self.path)!r}: {exc.strerror or exc}") from None
+
+    def _refuse_foreign(self) -> None:
+        """ValueError when the file is another program's SQLite database (tables, but not ours): it is never
+        turned into a store. An empty database (a new file) is fine."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {t for t in tables if not t.startswith("sqlite_")}
+        if tables and not {"runs", "metrics"} <= tables:
+            self._conn.close()
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise ValueError(
+                f"{str(self.path)!r} is an SQLite database of another program (tables: {shown}), not a descentlab "
+                "store; nothing was changed in it"
+            )
 
     def _open_read_only(self, timeout: float) -> None:
         if not self.path.is_file():
@@ -276,12 +290,62 @@ class Store:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def checkpoint_dir(self, run_id: str) -> Path:
-        """Where run ``run_id``'s checkpoints live: ``<store folder>/checkpoints/<run_id>/`` (id validated)."""
-        root = self.path.parent / "checkpoints"
+        """Where run ``run_id``'s checkpoints live: ``<store folder>/<store file name>.checkpoints/<run_id>/`` (id
+        validated), a folder of this store's own: stores side by side never share, delete or read each other's.
+
+        Stores made before this layout kept them in ``<store folder>/checkpoints/<run_id>/``, a folder every store
+        there shared; such a folder is moved into this store's only when it provably belongs to this store's run:
+        its ``last.pt`` names this run and its creation time, or (without one) its ``final.pt`` holds this run's
+        exact configuration."""
+        root = self.path.parent / f"{self.path.name}.checkpoints"
         path = root / validate_run_id(run_id)
         if path.resolve().parent != root.resolve():  # cannot happen for a valid name; kept as a guard
             raise ValueError(f"run id {run_id!r} would leave the store's checkpoint folder {str(root)!r}")
+        if not path.exists():
+            return self._adopt_legacy_checkpoints(run_id, path)
         return path
+
+    def _adopt_legacy_checkpoints(self, run_id: str, path: Path) -> Path:
+        """``path``, after moving the old shared-layout folder of ``run_id`` there if it provably is this store's
+        (a read-only store reads it where it is)."""
+        checked = self.__dict__.setdefault("_not_legacy", set())
+        legacy = self.path.parent / "checkpoints" / run_id
+        if run_id in checked or legacy.is_symlink() or not legacy.is_dir():
+            return path
+        if not self._owns_legacy(run_id, legacy):
+            checked.add(run_id)
+            return path
+        if self.read_only:
+            return legacy
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, path)
+        except OSError:
+            return legacy
+        return path
+
+    def _owns_legacy(self, run_id: str, legacy: Path) -> bool:
+        """Whether an old shared-layout checkpoint folder was written by this store's run ``run_id``."""
+        row = self._conn.execute("SELECT config, created FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return False
+        from descentlab.train.checkpoint import load_checkpoint
+
+        try:
+            if (legacy / "last.pt").is_file():
+                head = load_checkpoint(legacy / "last.pt").get("config")
+                return (
+                    isinstance(head, dict)
+                    and head.get("run_id") == run_id
+                    and isinstance(head.get("run_created"), (int, float))
+                    and float(head["run_created"]) == float(row[1])
+                )
+            if (legacy / "final.pt").is_file():
+                cfg = load_checkpoint(legacy / "final.pt").get("config")
+                return isinstance(cfg, dict) and json.loads(_dumps(cfg)) == json.loads(row[0])
+        except (ValueError, AttributeError, TypeError):
+            return False
+        return False
 
     def _remove_checkpoints(self, run_id: str) -> Path | None:
         """Move a run's checkpoint folder aside (one atomic rename); returns where it went, or None."""
@@ -466,18 +530,19 @@ class Store:
         q += " ORDER BY created DESC, id DESC"
         if limit:
             q += f" LIMIT {int(limit)}"
-        return [
-            {
-                "id": r[0],
-                "config": json.loads(r[1]),
-                "status": r[2],
-                "created": r[3],
-                "updated": r[4],
-                "final": json.loads(r[5]),
-                "note": r[6],
-            }
-            for r in self._conn.execute(q, args)
-        ]
+        out = []
+        for r in self._conn.execute(q, args):
+            config, bad_config = _json_object(r[1])
+            final, bad_final = _json_object(r[5])
+            row = {"id": r[0], "config": config, "status": r[2], "created": r[3], "updated": r[4],
+                   "final": final, "note": r[6]}  # fmt: skip
+            damage = [what for what, bad in (("config", bad_config), ("final metrics", bad_final)) if bad]
+            if not isinstance(r[0], str) or r[2] not in STATUSES:
+                damage.append("id or status")
+            if damage:  # one damaged row is shown as such; the rest of the store stays readable
+                row["damaged"] = f"unreadable {' and '.join(damage)}"
+            out.append(row)
+        return out
 
     def metrics(self, run_id: str, name: str | None = None) -> dict[str, list[tuple[int, float]]]:
         """Metric histories of a run: name -> [(step, value), ...] sorted by step."""
@@ -500,13 +565,18 @@ class Store:
             from descentlab._registry import unknown_name_message
 
             raise ValueError(unknown_name_message("run id", run_id, ids[-20:]) + f" in {self.path}")
+        config, bad_config = _json_object(row[1])
+        final, bad_final = _json_object(row[5])
+        if bad_config or bad_final:
+            what = " and ".join(w for w, bad in (("config", bad_config), ("final metrics", bad_final)) if bad)
+            raise ValueError(f"run {run_id!r} in {str(self.path)!r} is damaged: its {what} is not a JSON object")
         return Run(
             id=row[0],
-            config=json.loads(row[1]),
+            config=config,
             status=row[2],
             created=row[3],
             updated=row[4],
-            final=json.loads(row[5]),
+            final=final,
             note=row[6],
             history=self.metrics(run_id),
         )
@@ -559,6 +629,15 @@ class Store:
                 if path.exists() and f.exists() and os.path.samefile(path, f):
                     return True
         return False
+
+
+def _json_object(text: Any) -> tuple[dict[str, Any], bool]:
+    """A stored JSON object and False, or ``({}, True)`` when the stored text is not one (a damaged row)."""
+    try:
+        obj = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {}, True
+    return (obj, False) if isinstance(obj, dict) else ({}, True)
 
 
 def load_run(run_id: str, path: str | os.PathLike[str] | None = None) -> Run:

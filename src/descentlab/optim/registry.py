@@ -76,6 +76,44 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
+def _defaults(name: str) -> dict[str, Any]:
+    """The keyword defaults of optimizer ``name``: its factory's, and for torch's classics the class's."""
+    out: dict[str, Any] = {}
+    with contextlib.suppress(TypeError, ValueError):
+        factory = _REGISTRY.factory(name)
+        targets: list[Any] = [factory]
+        from descentlab.optim.torch_classics import CLASSICS
+
+        if name.lower() in CLASSICS:
+            targets.insert(0, CLASSICS[name.lower()][0])
+        for target in targets:
+            for k, p in inspect.signature(target).parameters.items():
+                if p.default is not inspect.Parameter.empty:
+                    out[k] = p.default
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_hyperparameter_types(name: str, hparams: dict[str, Any]) -> None:
+    """Refuse a value of the wrong kind for a keyword whose default says its kind: a number where the default is a
+    number, a tuple of as many numbers where it is a tuple of numbers (e.g. ``betas``). ValueError naming the
+    optimizer, the key and the value (torch's own messages name neither)."""
+    defaults = _defaults(name)
+    for key, value in hparams.items():
+        d = defaults.get(key, None)
+        if _is_number(d) and not _is_number(value) and not isinstance(value, torch.Tensor):
+            raise ValueError(f"optimizer {name!r}: {key} must be a number (default {d!r}), got {value!r}")
+        if isinstance(d, tuple) and d and all(_is_number(x) for x in d):
+            ok = isinstance(value, (tuple, list)) and len(value) == len(d) and all(_is_number(x) for x in value)
+            if not ok:
+                raise ValueError(
+                    f"optimizer {name!r}: {key} must be {len(d)} numbers such as {d!r}, got {value!r}"
+                )
+
+
 def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
     """Refuse hyper-parameter values no optimizer can mean: a NaN or infinite number (alone or inside a tuple,
     e.g. ``betas``; a norm exponent ``p`` may be +inf), or a flag (``nesterov``, ``foreach`` ...; any keyword of ``name``'s factory whose default is
@@ -144,6 +182,7 @@ def create(name: str, params_or_model: ParamsOrModel, **hparams: Any) -> torch.o
     """
     factory = _REGISTRY.factory(name)
     check_learning_rates(hparams, params_or_model)
+    check_hyperparameter_types(name, hparams)
     try:
         opt = factory(params_or_model, **hparams)
     except TypeError as exc:

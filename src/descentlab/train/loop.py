@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 from descentlab import optim as optim_registry
 from descentlab import schedules as schedule_registry
-from descentlab.store import Run, Store, validate_run_id
+from descentlab.store import Run, Store, default_path, validate_run_id
 from descentlab.tasks.base import Task
 from descentlab.threads import choose_threads, forward_flops, torch_threads
 from descentlab.train.checkpoint import (
@@ -439,6 +440,10 @@ def resume(run_id: str, store: Store | str | os.PathLike[str] | None = None, pro
     optimizer and its state, step) before the store is touched: a resume that fails leaves the run as it was.
     """
     validate_run_id(run_id)
+    if not isinstance(store, Store):  # a missing store is reported, never created empty
+        where = Path(store) if store is not None else default_path()
+        if not where.exists():
+            raise ValueError(f"no store at {str(where)!r}; nothing to resume")
     st = store if isinstance(store, Store) else Store(store)
     try:
         prev = st.load_run(run_id)
