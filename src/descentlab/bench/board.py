@@ -354,7 +354,8 @@ def analyze(
                 k - np.arange(k)
             )  # Holm step i: a/(k-i+1)
             level[comparable] = sub
-        iv = _t_interval({kk: np.nan_to_num(v) for kk, v in pb.items()}, 1 - level)
+        with np.errstate(over="ignore"):
+            iv = np.exp(_t_interval({kk: np.nan_to_num(v) for kk, v in pb.items()}, 1 - level))
         for q, (i, j) in enumerate(pairs_idx):
             if not comparable[q]:
                 pairs.append({"a": algorithms[i], "b": algorithms[j], "ratio_a_over_b": None, "ratio": None,
@@ -366,7 +367,7 @@ def analyze(
             pairs.append({
                 "a": algorithms[i], "b": algorithms[j], "ratio_a_over_b": float(np.exp(d)),
                 "ratio": float(np.exp(abs(d))), "faster": faster, "slower": slower,
-                "interval": [float(np.exp(iv[q, 0])), float(np.exp(iv[q, 1]))], "interval_level": float(1 - level[q]),
+                "interval": [float(iv[q, 0]), float(iv[q, 1])], "interval_level": float(1 - level[q]),
                 "p": float(pvals[q]), "p_holm": float(p_holm[q]), "separated": bool(reject[q]) and enough,
             })  # fmt: skip
     ranked = [
