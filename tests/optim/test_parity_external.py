@@ -95,30 +95,50 @@ def test_lion_matches_chen_et_al_algorithm_2():
 # ---------------------------------------------------------------------------------------------------- ADOPT
 
 
-def test_adopt_matches_taniguchi_et_al_clipped_algorithm():
-    """Taniguchi et al. 2024 (clipped ADOPT): v_0 = g_0^2 and no step at t = 0; then
-    m <- b1 m + (1-b1) clip(g / max(sqrt(v), eps), t^(1/4)); x <- x - lr m; v <- b2 v + (1-b2) g^2.
-    The clip index t counts the initializing step (t = 2 at the first move), as the authors' code does.
-    Tolerance 1e-12."""
-    lr, b1, b2, eps = 1e-2, 0.9, 0.9999, 1e-6
-    params = leaves(start())
-    got = drive(optim.create("adopt", params, lr=lr, betas=(b1, b2), eps=eps), params)
+def adopt_box(lr, b1, b2, eps, wd=0.0, clip_shift=0, decay_at_init=False):
+    """Taniguchi et al. 2024 (clipped ADOPT), indexed as the authors' code: v_0 = g_0^2 and no move at t = 0; then
+    for t = 1, 2, ...: x <- x (1 - lr wd); m <- b1 m + (1-b1) clip(g / max(sqrt(v), eps), t^(1/4)); x <- x - lr m;
+    v <- b2 v + (1-b2) g^2. (``clip_shift`` / ``decay_at_init`` reproduce the library's departures.)"""
     xs = start()
     ms = [torch.zeros(s, dtype=torch.float64) for s in SHAPES]
     vs: list[torch.Tensor | None] = [None, None]
-    want = []
+    out = []
     for t in range(STEPS):
         for i, g in enumerate(grads_for(t)):
             if vs[i] is None:
                 vs[i] = g * g
+                if decay_at_init:
+                    xs[i] = xs[i] * (1 - lr * wd)
                 continue
-            clip = (t + 1) ** 0.25
+            xs[i] = xs[i] * (1 - lr * wd)
+            clip = (t + clip_shift) ** 0.25
             normed = torch.clamp(g / torch.clamp(vs[i].sqrt(), min=eps), -clip, clip)
             ms[i] = b1 * ms[i] + (1 - b1) * normed
             xs[i] = xs[i] - lr * ms[i]
             vs[i] = b2 * vs[i] + (1 - b2) * g * g
-        want.append([x.clone() for x in xs])
-    assert_paths_close(got, want, rtol=1e-12, atol=1e-12)
+        out.append([x.clone() for x in xs])
+    return out
+
+
+def test_adopt_matches_taniguchi_et_al_clipped_algorithm():
+    """The registry's adopt (decoupled decay) against the box. Tolerance 1e-12."""
+    hp = dict(lr=1e-2, betas=(0.9, 0.9999), eps=1e-6)
+    params = leaves(start())
+    got = drive(optim.create("adopt", params, weight_decay=0.1, weight_decouple=True, **hp), params)
+    assert_paths_close(got, adopt_box(1e-2, 0.9, 0.9999, 1e-6, wd=0.1), rtol=1e-12, atol=1e-12)
+
+
+def test_adopt_library_defaults_clip_one_step_late_and_decay_at_init():
+    """pytorch_optimizer's ADOPT clips at (t + 1)^(1/4) and decays at the initializing call too: it matches the
+    box with those two changes (1e-12) and not the box itself."""
+    import pytorch_optimizer
+
+    params = leaves(start())
+    got = drive(pytorch_optimizer.ADOPT(params, lr=1e-2, weight_decay=0.1, weight_decouple=True), params)
+    shifted = adopt_box(1e-2, 0.9, 0.9999, 1e-6, wd=0.1, clip_shift=1, decay_at_init=True)
+    assert_paths_close(got, shifted, rtol=1e-12, atol=1e-12)
+    paper = adopt_box(1e-2, 0.9, 0.9999, 1e-6, wd=0.1)
+    assert (got[-1][0] - paper[-1][0]).abs().max() > 1e-4
 
 
 # ---------------------------------------------------------------------------------------------------- AdEMAMix

@@ -27,6 +27,8 @@ docs/optimizers.md records what differs (tests/optim/test_parity_external.py hol
   ``weight_decay_1d`` are given (the library fixes them at 3e-3 and 0.1, so lr = 0 did not freeze a model);
 - ``prodigy`` / ``dadapt_adam`` read one lr for all groups; here a group at lr 0 is frozen (left out of the step and
   of the d estimate, as the authors' prodigyopt does) and other lrs must agree (ValueError otherwise);
+- ``adopt`` clips at t^(1/4) for the t-th move and decays (decoupled) from the first move, as the authors' code;
+  the library clips at (t + 1)^(1/4) and decays once more at the initializing call;
 - ``scion`` takes ``norm_type`` by name ("auto", "spectral", "sign", "bias", "col", "row", "spectral_conv").
 """
 
@@ -121,6 +123,45 @@ def _create_mars(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim.
     hp.setdefault("lr_1d", hp["lr"])
     hp.setdefault("weight_decay_1d", hp.get("weight_decay", 0.0))
     return cls(params_of(params_or_model), **hp)
+
+
+def _official_clip(step: int) -> float:
+    """ADOPT's clip c_t = t^(1/4), t counting the moves (the library calls it with the call count, t + 1)."""
+    return (step - 1) ** 0.25
+
+
+_ADOPT_CLASS: list[type] = []
+
+
+def _adopt_class() -> type:
+    """pytorch_optimizer's ADOPT without the decoupled decay it applies at the initializing call (the authors'
+    code decays from the first move on)."""
+    if not _ADOPT_CLASS:
+        base = _po("ADOPT")
+
+        class ADOPTOfficial(base):  # type: ignore[misc, valid-type]
+            def step(self, closure: Callable[[], Any] | None = None) -> Any:
+                held = [(g, g["weight_decay"]) for g in self.param_groups
+                        if g.get("step", 0) == 0 and g.get("weight_decouple")]  # fmt: skip
+                for g, _ in held:
+                    g["weight_decay"] = 0.0
+                try:
+                    return super().step(closure)
+                finally:
+                    for g, wd in held:
+                        g["weight_decay"] = wd
+
+        ADOPTOfficial.__doc__ = base.__doc__
+        _ADOPT_CLASS.append(ADOPTOfficial)
+    return _ADOPT_CLASS[0]
+
+
+def _create_adopt(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim.Optimizer:
+    """ADOPT with the authors' clip index (c = t^(1/4) at the t-th move) and decay schedule."""
+    check_keywords("adopt", _po("ADOPT"), hparams)
+    hp = dict(hparams)
+    hp.setdefault("clip_lambda", _official_clip)
+    return _adopt_class()(params_of(params_or_model), **hp)
 
 
 _LMO_NAMES = {
@@ -250,7 +291,7 @@ _register(
 )
 _register(
     "adopt",
-    _simple("adopt", "ADOPT"),
+    _create_adopt,
     "ADOPT: momentum of clip(g / sqrt(v_prev)), v after the step (Taniguchi et al. 2024)",
 )
 _register(
