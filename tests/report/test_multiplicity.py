@@ -71,3 +71,24 @@ def test_summaries_without_p_values_keep_the_raw_headline(tmp_path: Path) -> Non
     (folder / "summary.json").write_text(json.dumps({"study": "old", "slide": "", "claims": claims}))
     page = write_report(tmp_path / "out", [folder]).read_text()
     assert "Holm-adjusted" not in page and "<b>1 hold</b>" in page
+
+
+def test_tour_split_half_reports_agreement_and_holm_counts(tmp_path: Path, monkeypatch) -> None:
+    import descentlab.studies as studies
+    from descentlab.report.tour import run_tour, summary_table
+
+    def run(ctx, cfg):
+        seeds = studies.eval_seeds(cfg)
+        return {}, {"p0": [1.0 + 0.01 * s for s in seeds], "p1": [(-1.0) ** s for s in seeds]}
+
+    preds = (Prediction("p0", "an effect", "paper, Fig. 1", "x", ">", 0.0),
+             Prediction("p1", "no effect", "paper, Fig. 2", "x", ">", 0.0))  # fmt: skip
+    st = studies.Study("toy-tour", "toy", "seed 001, 'X'", {"seeds": 4}, {"seeds": 4}, run, predictions=preds)
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-tour", (st, "toy"))
+    res = run_tour(tmp_path / "t", quick=True, bench=False, only="toy-tour", progress=False, split_half=True)
+    sh = json.loads((tmp_path / "t" / "studies" / "toy-tour" / "summary.json").read_text())["split_half"]
+    assert sh["seeds_per_half"] == 4
+    assert res.split_half["toy-tour"] == {"agree": sh["agree"], "of": 2, "seeds_per_half": 4}
+    assert res.split_half["total"]["agreement"] == sh["agree"] / 2
+    assert res.multiplicity["raw"]["holds"] == 1 and res.multiplicity["holm"]["holds"] <= 1
+    summary_table(res)  # renders with the adjusted rows

@@ -34,6 +34,9 @@ def tour(
     force: bool = typer.Option(
         False, "--force", help="Write into --out even where it holds files no earlier tour wrote (never deleted)."
     ),
+    split_half: bool = typer.Option(
+        False, "--split-half", help="Twice the seeds per study; every prediction judged again on the second half."
+    ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""
     from rich.text import Text
@@ -45,7 +48,7 @@ def tour(
     jobs = jobs or auto_jobs()
 
     result = run_tour(out, quick=quick, bench=not no_bench, only=only, skip=skip, console=console,
-                      progress=not no_progress, jobs=jobs, force=force)  # fmt: skip
+                      progress=not no_progress, jobs=jobs, force=force, split_half=split_half)  # fmt: skip
     console.print(summary_table(result))
     for e in result.entries:  # claims that fail or are inconclusive (the tour itself succeeded)
         for claim in e.failed_claims:

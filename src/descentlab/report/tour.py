@@ -80,6 +80,10 @@ class TourResult:
     page: Path
     entries: list[TourEntry] = field(default_factory=list)
     seconds: float = 0.0
+    multiplicity: dict[str, Any] | None = None
+    """Holm and Benjamini-Hochberg counts over every claim of the tour, raw beside (None without p-values)."""
+    split_half: dict[str, Any] | None = None
+    """Under ``split_half``: per study, how many predictions got the same verdict on both halves of the seeds."""
 
 
 def _parse_names(names: str | list[str] | None) -> list[str]:
@@ -330,7 +334,7 @@ BENCH_SECONDS = (44.0, 100.0)
 """Measured (quick, full) wall seconds of the tour's benchmark on the reference 2-core CPU (for ``--jobs``)."""
 
 
-def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
+def _tour_job(job: tuple[Any, ...]) -> TourEntry:
     """One unit of a parallel tour, run in a worker process: a study (``kind`` "study") or the benchmark.
 
     The worker opens the tour's store itself (SQLite WAL, several writers wait for each other) and caps a
@@ -340,7 +344,8 @@ def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
     from descentlab.train import interrupt
 
     interrupt.REPEAT_GRACE_S = 2.0  # Ctrl-C reaches a worker from the terminal and from the driver: one stop
-    kind, name, quick, out, store_path, threads = job
+    kind, name, quick, out, store_path, threads, *rest = job  # rest: (split_half,)
+    split = bool(rest and rest[0])
     out_dir = Path(out)
     with Store(store_path) as store:  # the driver cleared the earlier tour's files before it started the pool
         if kind == "bench":
@@ -349,6 +354,7 @@ def _tour_job(job: tuple[str, str, bool, str, str, int]) -> TourEntry:
             cfg = studies.get(name).quick if quick else studies.get(name).full
             own = cfg.get("threads") if isinstance(cfg, dict) else None
             overrides = {"threads": threads} if isinstance(own, int) and (own <= 0 or own > threads) else {}
+            overrides.update({"split_half": True} if split else {})
             entry = _run_study(name, quick, _fresh_folder(out_dir, name), store, False, **overrides)
     if entry.status == "interrupted":  # the pool is going down: a second signal must not cut the way back
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -378,6 +384,7 @@ def _run_parallel(
     folders: list[Path],
     ours: set[str] = frozenset(),  # type: ignore[assignment]
     force: bool = False,
+    split_half: bool = False,
 ) -> int:
     """Run the studies (and the benchmark) in ``jobs`` worker processes, longest first; fill ``entries`` and
     ``folders`` in lecture order. Returns the signal that interrupted the tour (0 if none). The first Ctrl-C or
@@ -388,8 +395,8 @@ def _run_parallel(
     todo = names + (["benchmark"] if bench else [])
     order = sorted(todo, key=lambda n: -_job_cost(n, quick))
     pool = ProcessExecutor(jobs)
-    work = [("bench" if n == "benchmark" else "study", n, quick, str(out_dir), str(store_path), pool.threads)
-            for n in order]  # fmt: skip
+    work = [("bench" if n == "benchmark" else "study", n, quick, str(out_dir), str(store_path), pool.threads,
+             split_half) for n in order]  # fmt: skip
     for n in names:  # stale outputs of an earlier tour go now; a study not reached must not show old results
         _clear_ours(out_dir / "studies" / n, out_dir, ours, force)
     if bench:
@@ -439,6 +446,7 @@ def run_tour(
     progress: bool = True,
     jobs: int = 1,
     force: bool = False,
+    split_half: bool = False,
 ) -> TourResult:
     """Run the selected studies (quick or full variants) and, if ``bench``, the small benchmark, all into one store
     ``<out>/tour.db``; a study that raises is recorded as failed and the tour goes on. Writes ``<out>/index.html``.
@@ -450,7 +458,10 @@ def run_tour(
     where the tour writes (``index.html``, ``tour.db``, ``studies/<name>/``, ``bench/`` unless ``bench=False``) is a
     ValueError unless ``force`` (then it is written over or left beside, never deleted). The first Ctrl-C or SIGTERM
     stops the tour (no study starts after it; the page shows what ran) and raises
-    :class:`~descentlab.train.interrupt.Interrupted`; the same call again reuses the runs in ``tour.db``."""
+    :class:`~descentlab.train.interrupt.Interrupted`; the same call again reuses the runs in ``tour.db``.
+
+    ``split_half`` runs every study on twice its seeds and judges each prediction again on the second half
+    (``TourResult.split_half`` has the agreement); ``TourResult.multiplicity`` has the Holm-adjusted counts."""
     from descentlab import studies
     from descentlab.store import Store
 
@@ -484,7 +495,7 @@ def run_tour(
         if jobs > 1:
             ran_bench = bench
             interrupted = _run_parallel(
-                names, out_dir, store.path, quick, bench, jobs, bar, entries, folders, ours, force
+                names, out_dir, store.path, quick, bench, jobs, bar, entries, folders, ours, force, split_half
             )
             bench = False  # ran in the pool (its entry is in `entries`)
             bench_dir = out_dir / "bench" if ran_bench and (out_dir / "bench").is_dir() else None
@@ -495,7 +506,7 @@ def run_tour(
             folders.append(folder)
             bar.step(name)
             say(f"[bold][{i}/{len(names)}][/bold] {escape(name)}: {escape(studies.get(name).description)}")
-            entry = _run_study(name, quick, folder, store, progress)
+            entry = _run_study(name, quick, folder, store, progress, **({"split_half": True} if split_half else {}))
             entries.append(entry)
             say(_entry_line(entry))
             if entry.status == "interrupted":
@@ -526,7 +537,29 @@ def run_tour(
         if console is not None:
             console.print(f"interrupted; the page of what ran: {page.resolve()}", markup=False, highlight=False)
         raise Interrupted(interrupted, f"tour interrupted ({signal_name(interrupted)})")
-    return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start)
+    mult, halves = _tour_judging(folders)
+    return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start, multiplicity=mult,
+                      split_half=halves if split_half else None)  # fmt: skip
+
+
+def _tour_judging(folders: list[Path]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Holm/BH over the tour's claims (None when no claim has a p-value) and each study's split-half agreement."""
+    from descentlab.report.load import load_study
+    from descentlab.report.render import tour_adjustment
+
+    sections = [load_study(f) for f in folders]
+    mult = tour_adjustment(sections)
+    halves: dict[str, Any] = {}
+    for sec in sections:
+        sh = (sec.summary or {}).get("split_half")
+        if isinstance(sh, dict) and isinstance(sh.get("predictions"), list):
+            halves[sec.name] = {"agree": int(sh.get("agree", 0)), "of": len(sh["predictions"]),
+                                "seeds_per_half": sh.get("seeds_per_half")}  # fmt: skip
+    if halves:
+        agree, total = sum(h["agree"] for h in halves.values()), sum(h["of"] for h in halves.values())
+        halves["total"] = {"agree": agree, "of": total, "agreement": agree / total if total else math.nan}
+    mult.pop("per_study", None)
+    return (mult if mult["with_p"] else None), halves
 
 
 class _TourBar:
@@ -603,4 +636,14 @@ def summary_table(result: TourResult) -> Any:
     open_ = sum(e.claims_inconclusive for e in result.entries)
     table.add_row(Text("total", style="bold"), "", f"{result.seconds:.1f}",
                   Text(f"{held} hold · {fails} fail · {open_} inconclusive", style="bold"))  # fmt: skip
+    m = result.multiplicity
+    if m:
+        h, b = m["holm"], m["fdr_bh"]
+        table.add_row(Text("Holm-adjusted (tour)", style="bold"), "", "",
+                      Text(f"{h['holds']} hold · {h['fails']} fail · {h['inconclusive']} inconclusive", style="bold"))
+        table.add_row(Text("Benjamini-Hochberg (tour)"), "", "",
+                      Text(f"{b['holds']} hold · {b['fails']} fail · {b['inconclusive']} inconclusive"))  # fmt: skip
+    sh = (result.split_half or {}).get("total")
+    if sh:
+        table.add_row(Text("split halves agree"), "", "", Text(f"{sh['agree']} of {sh['of']} ({100 * sh['agreement']:.0f} %)"))
     return table
