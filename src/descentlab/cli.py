@@ -151,6 +151,32 @@ def tasks() -> None:
     _names_table("tasks", tk.describe())
 
 
+def _plain(value: Any) -> str:
+    """``value`` as text safe for a terminal: control characters (escape sequences, C1 codes, bidi overrides) a
+    shared store may hold are shown as ``\\x1b``-style escapes, never sent to the terminal."""
+    import unicodedata
+
+    text = str(value)
+    if all(ch.isprintable() for ch in text):
+        return text
+    return "".join(
+        ch if ch.isprintable() or unicodedata.category(ch) == "Zs" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def _print_wide(renderable: Any) -> None:
+    """Print a table at least as wide as it needs, so that no cell is cut (a terminal wraps long lines)."""
+    from rich.measure import Measurement
+
+    need = Measurement.get(console, console.options.update(width=100_000), renderable).maximum
+    if need <= console.width:
+        console.print(renderable)
+        return
+    wide = Console(file=console.file, width=need, color_system=console.color_system, force_terminal=console.is_terminal)
+    wide.print(renderable, crop=False)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.5g}"
@@ -158,14 +184,14 @@ def _fmt(v: Any) -> str:
 
 
 def _print_final(run: Any) -> None:
-    table = Table(title=Text(f"run {run.id} · {run.status}"))
+    table = Table(title=Text(_plain(f"run {run.id} · {run.status}")))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in run.final.items():
-        table.add_row(Text(str(k)), Text(_fmt(v)))
+        table.add_row(Text(_plain(k)), Text(_plain(_fmt(v))))
     console.print(table)
     if run.note:
-        console.print(Text(str(run.note), style="yellow"))
+        console.print(Text(_plain(run.note), style="yellow"))
 
 
 @app.command()
@@ -353,9 +379,13 @@ def runs_list(
         rows = st.list_runs(status=status, limit=limit)
     table = Table(title=f"runs ({len(rows)})")
     for col in ("id", "status", "task", "optimizer", "lr", "steps", "val loss", "val acc", "population"):
-        table.add_column(col)
+        # ids whole (never cut or wrapped: they are what `runs show` and `resume` take)
+        longest = max([len(_plain(r["id"])) for r in rows], default=2) if col == "id" else None
+        table.add_column(col, no_wrap=col == "id", min_width=longest)
     for r in rows:
         c, f = r["config"], r["final"]
+        if r.get("damaged"):
+            r = {**r, "status": f"damaged ({r['damaged']})"}
         pop = c.get("population") if isinstance(c.get("population"), dict) else {}
         cells = (
             r["id"],
@@ -368,8 +398,8 @@ def runs_list(
             _fmt(f.get("accuracy", "")),
             f"{pop.get('id')} [{pop.get('member')}/{pop.get('size')}]" if pop else "",
         )
-        table.add_row(*(Text(str(cell)) for cell in cells))  # user strings (ids, names) as text, never markup
-    console.print(table)
+        table.add_row(*(Text(_plain(cell)) for cell in cells))  # user strings as text, never markup or escapes
+    _print_wide(table)
 
 
 @runs_app.command("show")
@@ -390,8 +420,8 @@ def runs_show(
         d["metrics"] = run.metric_names()
         sys.stdout.write(json.dumps(d, indent=2, default=str, allow_nan=True) + "\n")
         return
-    console.print(Text.assemble((run.id, "bold"), f" · {run.status}"))
-    console.print_json(json.dumps(run.config, default=str))
+    console.print(Text.assemble((_plain(run.id), "bold"), f" · {_plain(run.status)}"))
+    console.print_json(json.dumps(run.config, default=str))  # JSON escapes every control character
     _print_final(run)
 
 
@@ -662,7 +692,7 @@ def demo(
 
 def _error_line(message: object) -> Text:
     """``error: <message>`` with the message as plain text (it may quote user input such as ``[/x]``)."""
-    return Text.assemble(("error:", "red"), " ", str(message))
+    return Text.assemble(("error:", "red"), " ", _plain(message))
 
 
 def _interrupt_code(exc: BaseException | None) -> int:
@@ -675,7 +705,10 @@ def _interrupt_code(exc: BaseException | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning bad input into one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    head = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in head
+    if debug:  # a global option, understood anywhere before `--` (e.g. `descentlab train ... --debug`)
+        args = ["--debug", *[a for a in head if a != "--debug"], *args[len(head) :]]
     try:
         rc = app(args=args, prog_name="descentlab", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool):  # a typer.Exit(code) inside a command, e.g. 130
