@@ -6,11 +6,13 @@ its MLP and ~94 % for its CNN.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.metadata
+import json
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,9 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     Generating costs ~4 s (plus ~2.4 s to import ``mnist1d.data``) in every fresh process — each benchmark worker,
     each CLI command. The arrays are a pure function of the generator's version and arguments, so they are kept as
     ``.npz`` (loaded with ``allow_pickle=False``; written atomically) under :func:`cache_dir`, keyed by the
-    ``mnist1d`` version, ``num_samples`` and ``seed``. An unreadable or malformed file is regenerated.
+    ``mnist1d`` version, ``num_samples`` and ``seed``, with those three and a SHA-256 of the arrays inside the file
+    (:func:`fingerprint`). An unreadable or malformed file, one made for other arguments, or one whose arrays do not
+    match their recorded hash is regenerated (and rewritten).
     """
     folder = cache_dir()
     path = None
@@ -50,27 +54,38 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
         except importlib.metadata.PackageNotFoundError:
             ver = "unknown"
         path = folder / f"mnist1d-{ver}-n{int(num_samples)}-s{int(seed)}.npz"
+        meta = {"generator": f"mnist1d {ver}", "num_samples": int(num_samples), "seed": int(seed)}
         try:
             with np.load(path, allow_pickle=False) as f:
                 out = tuple(f[k] for k in _ARRAYS)
+                stored = json.loads(str(f["meta"][()]))
             n_train = int(round(0.8 * num_samples))
-            if out[0].shape == (n_train, 40) and out[2].shape == (num_samples - n_train, 40):
+            if (
+                out[0].shape == (n_train, 40)
+                and out[2].shape == (num_samples - n_train, 40)
+                and stored == {**meta, "sha256": fingerprint(out)}  # another seed's file, or altered bytes: no
+            ):
                 return out  # type: ignore[return-value]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             pass
     out = _make(num_samples, seed)
     if path is not None:
-        tmp = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **dict(zip(_ARRAYS, out)))
-            os.replace(tmp, path)
-        except OSError:  # a read-only or full disk is not an error: the data are still returned
-            if tmp is not None and os.path.exists(tmp):
-                os.remove(tmp)
+        from descentlab.safe_write import atomic_open
+
+        with contextlib.suppress(OSError, ValueError):  # a read-only or full disk: the data are still returned
+            with atomic_open(path, "wb") as fh:
+                np.savez(fh, **dict(zip(_ARRAYS, out)), meta=np.array(json.dumps({**meta, "sha256": fingerprint(out)})))
     return out
+
+
+def fingerprint(arrays: tuple[np.ndarray, ...]) -> str:
+    """SHA-256 over the arrays' dtypes, shapes and bytes: what a cache file must hold to be trusted."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _make(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

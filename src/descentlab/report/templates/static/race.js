@@ -63,6 +63,14 @@
     caption.textContent = state.fn + ": x in [" + e[0] + ", " + e[1] + "], y in [" + e[2] + ", " + e[3] + "]";
     draw();
   }
+  // The control of method m, matched on its data-method value (never spliced into a selector: a name may hold ' or ]).
+  function byMethod(selector, m) {
+    var found = null;
+    controls.querySelectorAll(selector).forEach(function (el) {
+      if (found === null && el.dataset.method === m) { found = el; }
+    });
+    return found;
+  }
   function draw() {
     var f = data.functions[state.fn], e = f.extent;
     function px(p) {
@@ -73,8 +81,7 @@
     while (layer.firstChild) { layer.removeChild(layer.firstChild); }
     var methods = Object.keys(f.runs);
     methods.forEach(function (m, i) {
-      var sel = controls.querySelector("select[data-method='" + m + "']");
-      var fin = controls.querySelector("span.race-final[data-method='" + m + "']");
+      var sel = byMethod("select", m), fin = byMethod("span.race-final", m);
       var lr = sel.value, pts = f.runs[m][lr] || [];
       var v = (f.final[m] || {})[lr];
       fin.textContent = v === undefined ? "" : "final f = " + fmt(v);
