@@ -88,6 +88,15 @@ def onecycle_closed(k: int) -> float:
 CLOSED_FORMS["onecycle"] = ({}, [onecycle_closed(k) for k in range(T)])
 
 
+def garipov_closed(k: int) -> float:
+    """Garipov et al.: lr0 up to half the steps, linear to lr0 / 100 at 90 %, held (k / T: 7/12 .. 10/12 decay)."""
+    x = k / T
+    return LR0 if x <= 0.5 else LR0 * (1 - 0.99 * (x - 0.5) / 0.4) if x <= 0.9 else LR0 / 100
+
+
+CLOSED_FORMS["garipov"] = ({}, [garipov_closed(k) for k in range(T)])
+
+
 @pytest.mark.parametrize("case", sorted(CLOSED_FORMS))
 def test_schedule_matches_closed_form(case):
     name = case if case in schedules.available() else case.rsplit("_", 1)[0]

@@ -1,8 +1,8 @@
 """Learning-rate schedules by name: ``create(name, optimizer, total_steps, **kw) -> LRScheduler``.
 
 Built on ``torch.optim.lr_scheduler`` (StepLR, ExponentialLR, CosineAnnealingLR, LinearLR, CyclicLR, OneCycleLR,
-SequentialLR, ConstantLR); ``LambdaLR`` only for what torch lacks (``inverse_sqrt``, ``strongly_convex``, and
-cosine to a per-group floor when the groups' learning rates differ). The scheduler is stepped once per optimizer
+SequentialLR, ConstantLR); ``LambdaLR`` only for what torch lacks (``inverse_sqrt``, ``strongly_convex``, ``garipov``
+and cosine to a per-group floor when the groups' learning rates differ). The scheduler is stepped once per optimizer
 step: the k-th update (k = 0 .. total_steps-1) uses ``schedule(k)``. Every schedule scales each param group's own
 initial lr ``lr0`` (its ``initial_lr``), except ``strongly_convex``, which sets an absolute lr.
 
@@ -19,6 +19,8 @@ With k the step, T = total_steps, W = ceil(warmup_fraction T), r = min_lr_ratio:
 - inverse_sqrt: lr0 / sqrt(k + 1) (SGD for convex Lipschitz problems; seed "Стохастический градиентный спуск").
 - strongly_convex: (2k + 1) / (2 mu (k + 1)^2), independent of lr0 (SGD for mu-strongly convex / PL problems,
   E f(x_k) - f* <= L sigma^2 / (2 mu^2 (k + 1)); same seed).
+- garipov: Garipov et al. 2018's curve-finding schedule: lr0 while k / T <= 0.5, then linearly down to 0.01 lr0 at
+  k / T = 0.9, then 0.01 lr0 (:func:`descentlab.landscape.connectivity.garipov_lr_factor`).
 
 When the optimizer is a wrapper with ``.base_optimizer`` (SAM, Lookahead) that does not share its param groups
 with the base, the scheduler is attached to the base optimizer.
@@ -274,6 +276,12 @@ def _strongly_convex(opt: torch.optim.Optimizer, total_steps: int, mu: float | N
     return tls.LambdaLR(opt, [lambda k, lr0=lr0: strongly_convex_lr(k, mu) / lr0 for lr0 in lrs])
 
 
+def _garipov(opt: torch.optim.Optimizer, total_steps: int) -> LRScheduler:
+    from descentlab.landscape.connectivity import garipov_lr_factor
+
+    return tls.LambdaLR(opt, lambda k: garipov_lr_factor(k / total_steps))
+
+
 _SCHEDULES: dict[str, tuple[Callable[..., LRScheduler], str]] = {
     "constant": (_constant, "lr0 throughout"),
     "step": (_step, "lr0 gamma^floor(k/step_size) (StepLR; step_size=T//3, gamma=0.1)"),
@@ -296,6 +304,7 @@ _SCHEDULES: dict[str, tuple[Callable[..., LRScheduler], str]] = {
         _strongly_convex,
         "absolute (2k+1)/(2 mu (k+1)^2), needs mu (SGD, strongly convex; seed)",
     ),
+    "garipov": (_garipov, "lr0 for half the steps, linear to 0.01 lr0 at 90 %, held (Garipov et al. 2018)"),
 }
 for _name, (_factory, _description) in _SCHEDULES.items():
     _REGISTRY.register(_name, _factory, _description)
