@@ -27,7 +27,7 @@ def test_run_score_report(tmp_path):
     rep = runner.invoke(bench_app, ["report", *common, "--out", str(out)])
     assert rep.exit_code == 0, rep.output
     md = (out / "leaderboard.md").read_text()
-    assert "| 1 |" in md and "tiny" in md
+    assert "| 1-2 |" in md and "tiny" in md and "Too few studies" in md and "=1" not in md  # 1 study: no rank
     assert (out / "profiles.png").stat().st_size > 0 and (out / "curves_tiny.png").stat().st_size > 0
 
 

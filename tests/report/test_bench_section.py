@@ -39,13 +39,15 @@ def test_bench_report_on_the_page(tmp_path: Path) -> None:
     names = [p.name for p in write_report(res, folder)]
     assert names[:4] == ["leaderboard.md", "leaderboard.json", "profiles.png", "times.png"]
     md = (folder / "leaderboard.md").read_text(encoding="utf-8")
-    assert "| =1 | adamw |" in md and "| =1 | sgd_nesterov |" in md and "| 3 | signsgd |" in md
+    # 3 studies: the paired analysis refuses to rank (no "=k" overlap ranks any more)
+    assert "| adamw | 1.000 | 1/1 | 1-3 |" in md and "| signsgd | 0.167 | 1/1 | 1-3 |" in md and "=1" not in md
+    assert "Too few studies for a 90 % interval" in md
     page = write_page(tmp_path / "out", bench=folder).read_text(encoding="utf-8")
     body = page.split('id="bench"', 1)[1]
     # profiles first, then the time-to-target plot, then the curves; each with its caption
     caps = [body.index(f"<figcaption>{c}") for c in ("Performance profiles:", "Time to target per workload", "curves_tiny")]
     assert caps == sorted(caps)
-    assert '<td style="text-align:right">=1</td>\n<td>adamw</td>' in body and "90 % interval" in body
+    assert '<td>adamw</td>\n<td style="text-align:right">1.000</td>' in body and "Too few studies" in body
 
 
 def test_scores_json_with_intervals(tmp_path: Path) -> None:

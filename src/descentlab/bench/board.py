@@ -544,7 +544,7 @@ def board_data(result: Any) -> dict[str, Any]:
         for study, _trial, spec, res in sorted(rows, key=lambda r: (r[0], r[1])):
             if res is None or res.get("status") == "failed" or res.get("final", {}).get("not_applicable"):
                 t = math.inf
-            elif steps_track:
+            elif steps_track or not math.isfinite(c):  # no step counts recorded (an old cache): the measured time
                 t = float(res["time_to_target"])
             else:
                 k = steps_to_target(Workload(**spec["workload"]), res.get("history", {}))
@@ -559,16 +559,20 @@ def board_data(result: Any) -> dict[str, Any]:
             tot_meas, tot_mod = tot_meas + m_sum, tot_mod + d_sum
     ratio = tot_meas / tot_mod if tot_mod > 0 else math.nan
     off = {k: v for k, v in audit_cells.items() if abs(v - 1) > AUDIT_TOLERANCE}
+    timed = any(math.isfinite(c) for c in cost.values())
     audit = {"ratio": ratio, "cells": audit_cells, "outside": off, "tolerance": AUDIT_TOLERANCE,
-             "ok": (not math.isfinite(ratio)) or abs(ratio - 1) <= AUDIT_TOLERANCE, "applies": not steps_track}  # fmt: skip
+             "ok": (not math.isfinite(ratio)) or abs(ratio - 1) <= AUDIT_TOLERANCE,
+             "applies": not steps_track and timed, "steps_track": steps_track}  # fmt: skip
     return {"measured": measured, "modeled": modeled, "budgets": budgets, "not_applicable": na, "step_cost": cost,
             "audit": audit, "unit": result.unit}  # fmt: skip
 
 
 def audit_markdown(audit: Mapping[str, Any]) -> str:
     """One line on the measured-vs-modeled audit."""
-    if not audit["applies"]:
+    if audit.get("steps_track"):
         return "- Time model: not used on the fewest-steps track (gradient evaluations are counted, not timed).\n"
+    if not audit["applies"]:
+        return "- Time model: no step counts recorded with these results; the measured times are used.\n"
     if not math.isfinite(audit["ratio"]):
         return "- Time model audit: no trial reached its target, nothing to compare.\n"
     tol = round(100 * audit["tolerance"])

@@ -68,24 +68,32 @@ _CI = typer.Option(0.9, "--ci", help="Coverage of the bootstrap intervals (0.9 =
 
 
 def _print_scores(result, ci: float = 0.9) -> None:  # type: ignore[no-untyped-def]
-    from descentlab.bench.uncertainty import rank_label
+    from descentlab.bench.board import board_report
+    from descentlab.bench.report import protocol_line
+    from descentlab.bench.scoring import score
+    from descentlab.bench.tuning import study_time
 
-    iv = result.intervals(ci=ci)
-    pct = round(100 * ci)
-    table = Table(title=f"AlgoPerf score (area under the performance profile, tau_max = 4) with {pct} % intervals")
-    table.add_column("rank", justify="right")
+    rep = board_report(result, ci=ci)
+    bd, data = rep["board"], rep["data"]
+    modeled = {a: {w: study_time(st) for w, st in row.items()} for a, row in data["modeled"].items()}
+    scores = score(modeled)
+    na = set(data["not_applicable"])
+    console.print(Text(protocol_line(result)))
+    table = Table(title="AlgoPerf score (descriptive; area under the performance profile, tau_max = 4)")
+    table.add_column("rank interval", justify="right")
     table.add_column("algorithm", style="bold")
     table.add_column("score", justify="right")
-    table.add_column(f"{pct} % interval", justify="right")
     for w in result.workloads:
         table.add_column(f"{w} ({result.unit})", justify="right")
-    for a in iv.order():
-        fmt = "{:.0f}" if result.unit == "steps" else "{:.2f}"
-        cells = [fmt.format(iv.times[a][w]) if math.isfinite(iv.times[a][w]) else "—" for w in result.workloads]
-        table.add_row(Text(rank_label(iv.ranks[a])), Text(a), f"{iv.scores[a]:.3f}",
-                      f"[{iv.score_lo[a]:.3f}, {iv.score_hi[a]:.3f}]", *cells)  # fmt: skip
+    fmt = "{:.0f}" if result.unit == "steps" else "{:.2f}"
+    for a in sorted(scores, key=lambda x: (-scores[x], x)):
+        cells = ["n/a" if (a, w) in na else fmt.format(modeled[a][w]) if math.isfinite(modeled[a][w]) else "—"
+                 for w in result.workloads]  # fmt: skip
+        ri = bd.rank_interval.get(a)
+        rk = "n/a" if ri is None else (f"{ri[0]}" if ri[0] == ri[1] else f"{ri[0]}-{ri[1]}")
+        table.add_row(Text(rk), Text(a), f"{scores[a]:.3f}", *cells)
     console.print(table)
-    console.print(Text(f"rank =k: interval overlaps another's (tie); bootstrap over {iv.resampled}"))
+    console.print(Text(rep["markdown"]))
     missing = result.missing()
     if missing:
         console.print(f"[yellow]{len(missing)} trials have no result yet (counted as misses)[/yellow]")

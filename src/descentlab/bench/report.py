@@ -9,9 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from descentlab.bench.runner import BenchmarkResult
 from descentlab.bench.scoring import performance_profiles, ratios
-from descentlab.bench.uncertainty import ScoreIntervals, rank_label
+from descentlab.bench.tuning import study_time
+from descentlab.bench.uncertainty import ScoreIntervals
 from descentlab.bench.workloads import Workload
 from descentlab.safe_write import save_figure, write_text
 
@@ -24,52 +27,59 @@ def _fmt_interval(lo: float, hi: float, steps: bool = False) -> str:
     return f"[{_fmt_time(lo, steps)}, {_fmt_time(hi, steps) if math.isfinite(hi) else '∞'}]"
 
 
-def leaderboard_markdown(
-    result: BenchmarkResult, tau_max: float = 4.0, intervals: ScoreIntervals | None = None
-) -> str:
-    """Markdown: the leaderboard (tie-aware rank, score ± half-width with its interval, workloads within
-    ``tau_max``) then time to target per workload with intervals (seconds, "—" for a miss) under the workload
-    targets and budgets. ``intervals`` defaults to ``result.intervals()`` (90 %)."""
-    iv = intervals if intervals is not None else result.intervals()
-    times = iv.times
-    r = ratios(times, tau_max)
-    wls = result.workloads
-    pct = round(100 * iv.ci)
-    lines = [
-        f"| rank | algorithm | score ± {pct} % half-width | {pct} % interval | workloads within {tau_max:g}x | tied with |",
-        "|---:|---|---:|---|---:|---|",
-    ]
-    order = iv.order()
-    for a in order:
-        ok = sum(math.isfinite(x) for x in r[a].values())
-        half = (iv.score_hi[a] - iv.score_lo[a]) / 2
-        tied = ", ".join(iv.ranks[a]["tied_with"]) or "—"
-        lines.append(f"| {rank_label(iv.ranks[a])} | {a} | {iv.scores[a]:.3f} ± {half:.3f} | "
-                     f"[{iv.score_lo[a]:.3f}, {iv.score_hi[a]:.3f}] | {ok}/{len(wls)} | {tied} |")  # fmt: skip
+def protocol_line(result: BenchmarkResult) -> str:
+    """One sentence on what was run: entrants x workloads x studies x trials, tuning, what a time is."""
     studies = {s["study"] for s in result.specs}
     trials = {s["trial"] for s in result.specs}
-    lines += [
-        "",
-        f"Rank `=k`: the {pct} % interval overlaps another algorithm's, so the order between them is not established; "
-        f"k = 1 + the number of algorithms whose interval lies entirely above. Intervals: bootstrap over "
-        f"{iv.resampled} ({len(studies)} studies x {len(trials)} trials, {iv.n_boot} replicates).",
-    ]
-    specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
+    what = ("gradient evaluations to target" if result.unit == "steps" else
+            "modeled seconds to target (steps to target x the cell's pooled step cost)")  # fmt: skip
+    return (f"Protocol: {len(result.algorithms)} entrants x {len(result.workloads)} workloads x {len(studies)} "
+            f"studies x {len(trials)} trials ({result.tuning} tuning); a trial's cost is {what}.")  # fmt: skip
+
+
+def leaderboard_markdown(
+    result: BenchmarkResult,
+    tau_max: float = 4.0,
+    intervals: ScoreIntervals | None = None,
+    board: dict[str, Any] | None = None,
+) -> str:
+    """Markdown: the protocol; AlgoPerf's score as the descriptive headline (no interval, no "=k": ranks are the
+    paired analysis' rank intervals); the paired analysis with its self-checks and time-model audit
+    (``bench.board.board_report``, computed here unless given as ``board``); then the time to target per workload
+    (AlgoPerf's median over studies of the best trial, "—" for a miss, "n/a" where the entrant does not apply).
+    ``intervals`` is accepted for compatibility and unused."""
+    from descentlab.bench.board import board_report
+    from descentlab.bench.scoring import score
+
+    rep = board if board is not None else board_report(result)
+    bd = rep["board"]
+    data = rep["data"]
     steps = result.unit == "steps"
+    modeled = {a: {w: study_time(st) for w, st in row.items()} for a, row in data["modeled"].items()}
+    scores = score(modeled, tau_max)
+    r = ratios(modeled, tau_max)
+    wls = result.workloads
+    na = set(data["not_applicable"])
+    lines = [protocol_line(result), "", f"### AlgoPerf score (descriptive headline, tau_max = {tau_max:g})", "",
+             "| entrant | AlgoPerf score | workloads within " + f"{tau_max:g}x | rank interval (paired analysis) |",
+             "|---|---:|---:|---|"]  # fmt: skip
+    for a in sorted(scores, key=lambda x: (-scores[x], x)):
+        ok = sum(math.isfinite(x) for x in r[a].values())
+        ri = bd.rank_interval.get(a)
+        rk = "n/a" if ri is None else (f"{ri[0]}" if ri[0] == ri[1] else f"{ri[0]}-{ri[1]}")
+        lines.append(f"| {a} | {scores[a]:.3f} | {ok}/{len(wls)} | {rk} |")
+    lines += ["", "The score is AlgoPerf's area under the performance profile of the per-workload times below: a "
+              "description of this run. What the data can conclude is the paired analysis.", "", rep["markdown"]]  # fmt: skip
+    specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
     head = [f"{w} ({'≥' if specs[w]['higher_is_better'] else '≤'}{specs[w]['target']:g} {specs[w]['metric']}, "
             + (f"{specs[w]['step_hint']} steps)" if steps else f"{specs[w]['budget']:.3g} s)") for w in wls]  # fmt: skip
-    what = ("Steps to target (fewest-steps track: the step of the first evaluation meeting the target"
-            if steps else "Time to target (seconds of training time")
-    lines += ["", f"{what}, median over studies of the best trial; {pct} % "
-              "interval below; — = missed, ∞ = missed in some replicates):", ""]  # fmt: skip
-    lines.append("| algorithm | " + " | ".join(head) + " |")
+    what = ("Steps to target (fewest-steps track: gradient evaluations at the first evaluation meeting the target"
+            if steps else "Time to target (modeled seconds of training time")
+    lines += ["", f"{what}, median over studies of the best trial; — = missed; n/a = nothing to act on):", ""]
+    lines.append("| entrant | " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * len(wls))
-    for a in order:
-        cells = [
-            f"{_fmt_time(times[a][w], steps)} {_fmt_interval(iv.time_lo[a][w], iv.time_hi[a][w], steps)}"
-            if math.isfinite(iv.time_lo[a][w]) else "—"
-            for w in wls
-        ]  # fmt: skip
+    for a in sorted(scores, key=lambda x: (-scores[x], x)):
+        cells = ["n/a" if (a, w) in na else _fmt_time(modeled[a][w], steps) for w in wls]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     missing = result.missing()
     if missing:
@@ -224,6 +234,21 @@ def plot_curves(result: BenchmarkResult, outdir: str | os.PathLike[str]) -> list
     return paths
 
 
+def _json_safe(x: Any) -> Any:
+    """``x`` with non-finite floats as None and numpy scalars / tuples / float keys as plain JSON."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
 def write_report(
     result: BenchmarkResult, outdir: str | os.PathLike[str], tau_max: float = 4.0, ci: float = 0.9
 ) -> list[Path]:
@@ -231,10 +256,15 @@ def write_report(
     into ``outdir``; returns the paths."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
+    from descentlab.bench.board import board_report
+
     iv = result.intervals(ci=ci, tau_max=tau_max)
+    rep = board_report(result, ci=ci)
     md = out / "leaderboard.md"
-    write_text(md, leaderboard_markdown(result, tau_max, iv))
+    write_text(md, leaderboard_markdown(result, tau_max, iv, board=rep))
     js = out / "leaderboard.json"
-    write_text(js, json.dumps(leaderboard_json(result, iv), indent=1, allow_nan=False) + "\n")
+    data = leaderboard_json(result, iv)
+    data["board"] = _json_safe({**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]})
+    write_text(js, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return [md, js, plot_profiles(result, out / "profiles.png", tau_max), plot_times(result, out / "times.png"),
             *plot_curves(result, out)]  # fmt: skip
