@@ -190,7 +190,8 @@ def connect(
     takes an SGD step (``lr``, ``momentum``) on the free points of loss + weight_decay/2 ||phi(t)||^2. Modules are
     in training mode while training (BatchNorm uses batch statistics; running statistics are discarded).
     ``lr_schedule``: ``"garipov"`` (the paper's: ``lr`` for the first half of the steps, then linearly down to
-    ``lr / 100`` at 90 % and held there; :func:`garipov_lr_factor`) or ``"constant"``.
+    ``lr / 100`` at 90 % and held there; :func:`garipov_lr_factor`) or ``"constant"``. ``seed`` fixes the draws of t
+    and of dropout; the global random state is not advanced.
     """
     check_model(model_a, "model_a")
     check_model(model_b, "model_b")
@@ -218,7 +219,10 @@ def connect(
     gen = torch.Generator().manual_seed(int(seed))
     template = copy.deepcopy(model_a)
     buffers = buffers_of(model_a)
-    with training_mode(template, True):
+    cuda = [wa.device.index or 0] if wa.device.type == "cuda" else []
+    # The caller's global RNG is left as it was: dropout in the forward passes draws from a fork seeded by ``seed``.
+    with torch.random.fork_rng(devices=cuda), training_mode(template, True):
+        torch.manual_seed(int(seed))
         for step in range(steps):
             if lr_schedule == "garipov":
                 opt.param_groups[0]["lr"] = lr * garipov_lr_factor(step / steps)
