@@ -131,7 +131,7 @@ def test_checkpoint_from_another_task(tmp_path):
     train(
         "softmax_digits", optimizer="adam", steps=4, checkpoint_every=2, store=db, run_id="b", progress=False
     )
-    ck_dir = db.parent / "checkpoints"
+    ck_dir = db.parent / "s.db.checkpoints"
     (ck_dir / "a" / "last.pt").write_bytes((ck_dir / "b" / "last.pt").read_bytes())
     with Store(db) as st:  # as if "a" had been killed (a finished run is left alone, not resumed)
         st.set_status("a", "interrupted")

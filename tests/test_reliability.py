@@ -297,7 +297,7 @@ def _snapshot(db, run_id="r"):
             conn.execute("SELECT id, config, status, created, updated, final, note FROM runs WHERE id=?", (run_id,)).fetchall(),
             conn.execute("SELECT step, name, value FROM metrics WHERE run=? ORDER BY name, step", (run_id,)).fetchall(),
         )  # fmt: skip
-    ck = db.parent / "checkpoints" / run_id
+    ck = db.parent / f"{db.name}.checkpoints" / run_id
     files = {p.name: p.read_bytes() for p in sorted(ck.glob("*"))} if ck.exists() else {}
     return rows, files
 
@@ -319,7 +319,7 @@ def test_train_refuses_an_existing_run_id_unless_overwrite(tmp_path, capsys):
     run = descentlab.load_run("r", db)
     assert run.config["optimizer"] == "adam" and run.final["step"] == 10
     assert max(s for s, _ in run.metrics("batch_loss")) == 10  # none of the old run's 30 steps left
-    assert not (db.parent / "checkpoints" / "r" / "last.pt").exists()  # the old run's checkpoint went with it
+    assert not (db.parent / "s.db.checkpoints" / "r" / "last.pt").exists()  # the old run's checkpoint went with it
     assert first.final["step"] == 30
 
 
@@ -383,7 +383,7 @@ def test_failing_resumes_leave_the_run_exactly_as_it_was(tmp_path, capsys):
     db = tmp_path / "s.db"
     assert _half_run(db, "r", hparams={"momentum": 0.9}).status == "interrupted"
     assert _half_run(db, "other", optimizer="adam", at=9).status == "interrupted"
-    ck_dir = db.parent / "checkpoints"
+    ck_dir = db.parent / "s.db.checkpoints"
     good = (ck_dir / "r" / "last.pt").read_bytes()
     mine, theirs = load_checkpoint(ck_dir / "r" / "last.pt"), load_checkpoint(ck_dir / "other" / "last.pt")
 

@@ -112,7 +112,7 @@ def test_bad_run_ids_are_refused_naming_the_value(bad, store_path):
 def test_good_run_ids_and_their_checkpoint_folders_stay_inside_the_store(store_path):
     with pytest.raises(TypeError, match="123"):
         validate_run_id(123)
-    root = (store_path.parent / "checkpoints").resolve()
+    root = (store_path.parent / f"{store_path.name}.checkpoints").resolve()
     with Store(store_path) as st:
         for good in ["a", "A.b_c-1", "run..x", "a" * 128, "-x", "_"]:
             assert validate_run_id(good) == good

@@ -31,7 +31,7 @@ def test_finished_run_records_metrics(toy_task, store_path):
     assert stored.status == "finished"
     assert stored.metrics("loss") == run.metrics("loss")
     assert stored.final["accuracy"] == pytest.approx(run.final["accuracy"])
-    assert (store_path.parent / "checkpoints" / "a" / "final.pt").exists()
+    assert (store_path.parent / f"{store_path.name}.checkpoints" / "a" / "final.pt").exists()
 
 
 def test_training_learns(toy_task):
@@ -142,7 +142,7 @@ def test_interrupt_then_resume_is_exact(toy_task, store_path, make_opt):
         progress=False,
     )
     assert run.status == "interrupted"
-    ck = load_checkpoint(store_path.parent / "checkpoints" / "r" / "last.pt")
+    ck = load_checkpoint(store_path.parent / f"{store_path.name}.checkpoints" / "r" / "last.pt")
     assert ck["step"] == 23
     resumed = train(
         toy_task,

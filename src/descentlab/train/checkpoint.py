@@ -100,7 +100,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def checkpoint_dir(store: Store, run_id: str) -> Path:
-    """Where a run's checkpoints live: ``<store dir>/checkpoints/<run_id>/`` (the run id is validated)."""
+    """Where a run's checkpoints live: ``<store dir>/<store file name>.checkpoints/<run_id>/`` (validated id)."""
     return store.checkpoint_dir(run_id)
 
 
