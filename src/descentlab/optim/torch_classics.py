@@ -100,6 +100,30 @@ def _torch_factory(
     return factory
 
 
+class Rprop(torch.optim.Rprop):
+    """``torch.optim.Rprop`` whose param groups with lr 0 do not move (the registry's convention: lr 0 freezes a
+    group). torch's Rprop only seeds its per-weight step sizes from lr and clamps them to at least
+    ``step_sizes[0]`` (1e-6), so a group with lr 0 would still move; here such a group's gradients are hidden from
+    the step (its parameters and state stay as they are). Every other group steps exactly as in torch."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One Rprop step of the groups whose lr is not 0 (the closure, if any, is evaluated first)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        hidden = [(p, p.grad) for g in self.param_groups if g["lr"] == 0 for p in g["params"]]
+        for p, _ in hidden:
+            p.grad = None  # torch's Rprop skips parameters without a gradient
+        try:
+            super().step()
+        finally:
+            for p, grad in hidden:
+                p.grad = grad
+        return loss
+
+
 _O = torch.optim
 CLASSICS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
     "sgd": (_O.SGD, {}, "SGD, heavy-ball or Nesterov momentum (torch.optim.SGD; momentum=0 by default)"),
@@ -118,7 +142,7 @@ CLASSICS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
     "radam": (_O.RAdam, {}, "RAdam: Adam with rectified variance warm-up (Liu et al. 2020)"),
     "asgd": (_O.ASGD, {}, "ASGD: SGD with Polyak-Ruppert iterate averaging (torch.optim.ASGD)"),
     "rprop": (
-        _O.Rprop,
+        Rprop,
         {},
         "Rprop: sign-based steps with per-weight adaptive sizes (Riedmiller & Braun 1993)",
     ),
