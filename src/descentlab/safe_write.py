@@ -45,7 +45,8 @@ def clean_stale(target: Path) -> list[Path]:
     """Remove the temporary files of earlier writes to ``target`` whose writer process is gone (or that are older
     than :data:`STALE_SECONDS`); returns what was removed. Only names this module makes are touched, and a
     removal never follows a link."""
-    pattern = re.compile(r"\." + re.escape(target.name) + r"\.(\d+)\.[0-9a-f]{16}\.tmp")
+    name = re.escape(target.name)  # this module's names, and ``<name>.tmp<pid>`` of older checkpoint writers
+    pattern = re.compile(r"\." + name + r"\.(\d+)\.[0-9a-f]{16}\.tmp|" + name + r"\.tmp(\d+)")
     removed: list[Path] = []
     try:
         entries = list(os.scandir(target.parent))
@@ -56,7 +57,7 @@ def clean_stale(target: Path) -> list[Path]:
         m = pattern.fullmatch(entry.name)
         if m is None:
             continue
-        pid = int(m.group(1))
+        pid = int(m.group(1) or m.group(2))
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:

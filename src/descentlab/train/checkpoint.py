@@ -62,14 +62,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (never a half-written file; a failed
+    save removes its temporary file, and those of killed writers are removed on the next save; a symbolic link at
+    ``path`` is refused: :mod:`descentlab.safe_write`)."""
+    from descentlab.safe_write import atomic_open
+
+    with atomic_open(path, "wb") as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _load_failure(exc: BaseException) -> str:
