@@ -520,6 +520,8 @@ def test_cautious_refusals():
         optim.create("cautious", leaves(start()), base="adamw", weight_decay=-0.1)
     with pytest.raises(ValueError, match="-1"):
         optim.create("cautious", leaves(start()), xi=-1.0)
+    with pytest.raises(ValueError, match="closure"):
+        optim.create("cautious", leaves(start()), base="lbfgs")
 
 
 # ---------------------------------------------------------------------------------------------------- NorMuon

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descentlab.optim.registry import ParamsOrModel, create, register
+from descentlab.optim.registry import ParamsOrModel, create, needs_closure, register
 
 __all__ = ["Cautious", "cautious_mask"]
 
@@ -56,6 +56,11 @@ class Cautious(torch.optim.Optimizer):
                 or value < 0
             ):
                 raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
+        if needs_closure(base_optimizer):  # the mask reads the base's step, taken without a closure
+            raise ValueError(
+                f"Cautious's base optimizer must step without a closure; {type(base_optimizer).__name__} "
+                "evaluates the loss itself (use e.g. adamw or lion)"
+            )
         torch.optim.Optimizer.__init__(self, [{"params": []}], {})
         self.base_optimizer = base_optimizer
         self.xi, self.weight_decay = float(xi), float(weight_decay)
