@@ -80,7 +80,8 @@ def test_null_test_machinery_on_tiny(tmp_path):
     lo, hi = res["difference_interval"]
     assert lo <= res["difference"] <= hi and res["abs_difference"] == abs(res["difference"])
     md = null_test_markdown(res)
-    assert "sgd_nesterov_twin" in md and "tied (passed)" in md
+    assert "sgd_nesterov_twin" in md and "Paired test" in md and "Spike-in (the twin's times x0.67)" in md
+    assert res["spike"]["factor"] == 0.67 and res["passed"] == (res["tied"] and res["spike"]["detected"])
     with pytest.raises(ValueError, match="others must not contain"):
         null_test("sgd_nesterov", ["tiny"], others=["sgd_nesterov"], store=tmp_path / "s.db")
 
@@ -91,7 +92,7 @@ def test_null_test_on_the_cheap_workloads(tmp_path):
     res = null_test("nadamw", ["digits", "logreg", "mnist1d_mlp"], trials=5, studies=3, executor="processes",
                     store=tmp_path / "s.db", progress=False)  # fmt: skip
     assert res["tied"], null_test_markdown(res)
-    assert res["zero_in_difference_interval"], null_test_markdown(res)
+    assert "spike" in res and "passed" in res, null_test_markdown(res)
 
 
 def test_compare_and_report_on_tiny(tmp_path):

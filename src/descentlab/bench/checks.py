@@ -1,6 +1,7 @@
 """Checks of the benchmark itself. The null test: one algorithm entered twice, under two names with different study
-and trial seeds, must come out tied; the size of their score difference against its interval says how large the
-benchmark's noise is."""
+and trial seeds, must not be separated by the paired test (``bench.board.paired_test``: the geometric-mean speed-up
+of the restricted-mean best-of-k times, bootstrap-t over paired studies), and the same data must detect a spike-in
+(the twin's times x0.67, re-scored without training): a test that can pass and can fail."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from descentlab.bench.algorithms import TWIN_SEED_OFFSET, Algorithm, get_algorithm
+from descentlab.bench.board import MIN_STUDIES
 from descentlab.bench.runner import BenchmarkResult, run_benchmark
 from descentlab.bench.workloads import Workload
 from descentlab.store import Store
+
+SPIKE = 0.67
+"""The spike-in factor the null test must detect on its own data (the twin's times x0.67)."""
 
 
 def null_test(
@@ -36,7 +41,9 @@ def null_test(
     ``others`` in the field if given, and judge them. Returns ``tied`` (their score intervals overlap: the test
     passes), the two scores with intervals, the paired difference ``a - twin`` with its interval, ``|difference|``
     against the half-width of the difference's interval, the full ``ScoreIntervals`` (``intervals``) and the
-    ``BenchmarkResult`` (``result``). ``run`` goes to ``run_benchmark`` (``ray_address``, ``trial_fn``)."""
+    ``BenchmarkResult`` (``result``). ``tied`` is now the paired test's verdict (``paired``: speed-up of the twin and
+    its p-value), ``spike`` the same test against the twin's times x0.67, and ``passed`` both (tied and spike
+    detected). ``run`` goes to ``run_benchmark`` (``ray_address``, ``trial_fn``)."""
     alg = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
     twin = alg.twin(seed_offset=seed_offset)
     field = [get_algorithm(o) if isinstance(o, str) else o for o in others]
@@ -46,10 +53,23 @@ def null_test(
     result: BenchmarkResult = run_benchmark([alg, twin, *field], workloads, tuning, trials, studies, seed,
                                             executor, workers, store=store, scale=scale, progress=progress,
                                             **run)  # fmt: skip
+    import numpy as np
+
+    from descentlab.bench.board import board_data, paired_test
+
     iv = result.intervals(ci=ci, n_boot=n_boot)
     diff, lo, hi = iv.difference(alg.name, twin.name)
-    tied = alg.name in iv.ranks[twin.name]["tied_with"]
+    data = board_data(result)
+    wls = result.workloads
+    cube = {n: np.array([data["modeled"][n][w] for w in wls], dtype=float) for n in (alg.name, twin.name)}
+    budgets = np.array([data["budgets"][w] for w in wls])
+    pair = paired_test(cube[alg.name], cube[twin.name], budgets, ci=ci, n_boot=max(n_boot, 10_000))
+    spike = paired_test(cube[alg.name], cube[twin.name] * SPIKE, budgets, ci=ci, n_boot=max(n_boot, 10_000))
+    tied = not pair["detected"]
     return {
+        "paired": pair,
+        "spike": {**spike, "factor": SPIKE},
+        "passed": tied and bool(spike["detected"] and spike["speedup"] > 1),
         "algorithm": alg.name,
         "twin": twin.name,
         "seed_offset": seed_offset,
@@ -80,6 +100,21 @@ def null_test_markdown(res: dict[str, Any]) -> str:
         "",
         f"Difference {a} − {b}: {res['difference']:+.3f}, {pct} % interval [{lo:+.3f}, {hi:+.3f}] (paired bootstrap "
         f"over {res['resampled']}); |difference| {res['abs_difference']:.3f} against a half-width of "
-        f"{res['half_width']:.3f}. Verdict: **{'tied (passed)' if res['tied'] else 'NOT tied (failed)'}**.",
+        f"{res['half_width']:.3f} (descriptive; the scores' bootstrap is not the test).",
     ]
+    if "paired" in res:
+        p, sp = res["paired"], res["spike"]
+        lines += [
+            "",
+            f"Paired test (restricted-mean best-of-k times, bootstrap-t over paired studies): {b} / {a} speed-up "
+            f"x{p['speedup']:.3f}, p = {p['p']:.3g} -> {'not separated' if not p['detected'] else 'SEPARATED'}. "
+            f"Spike-in (the twin's times x{sp['factor']}): speed-up x{sp['speedup']:.3f}, p = {sp['p']:.3g} -> "
+            f"{'detected' if sp['detected'] else 'NOT detected'}. Verdict: "
+            f"**{'passed' if res['passed'] else 'FAILED'}** (passes only when the twins are not separated and the "
+            "spike-in is detected).",
+        ]
+        studies = len({s["study"] for s in res["result"].specs}) if "result" in res else None
+        if studies is not None and studies < MIN_STUDIES:
+            lines += ["", f"Only {studies} studies (< {MIN_STUDIES}): the test does not hold its level here; a pass "
+                      "or a failure says little."]  # fmt: skip
     return "\n".join(lines) + "\n"
