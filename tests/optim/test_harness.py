@@ -107,6 +107,7 @@ SPECS: dict[str, dict[str, Any]] = {
     # a 2-D point is a 1-D parameter: all on the AdamW side (lr_adam = lr)
     "normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "polargrad": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "po_normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
     "po_adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
 }

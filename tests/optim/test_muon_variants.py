@@ -106,6 +106,7 @@ def test_options_off_is_plain_muon():
         ({"rescale": "rms"}, "rms"),
         ({"cautious_wd": 1}, "cautious_wd"),
         ({"sign_momentum": "yes"}, "yes"),
+        ({"nuclear_scale": 0}, "nuclear_scale"),
     ],
 )
 def test_bad_options_raise_naming_the_value(kw, match):

@@ -632,3 +632,30 @@ def test_cli_lists_the_source_of_each_method(capsys):
     lines = capsys.readouterr().out.splitlines()
     row = {name: next((ln for ln in lines if f" {name} " in ln), "") for name in ("soap", "adamw", "normuon")}
     assert "pytorch_optimizer" in row["soap"] and "torch" in row["adamw"] and "descentlab" in row["normuon"]
+
+
+# ---------------------------------------------------------------------------------------------------- PolarGrad
+
+
+def test_polargrad_matches_lau_et_al_with_momentum():
+    """Lau et al. 2025 (PolarGrad, momentum first): M <- b M + (1-b) G; U H = polar(M); X <- X - lr tr(H) U, where
+    tr(H) = ||M||_* (exact polar factor both sides). Tolerance 1e-10."""
+    lr, b = 1e-3, 0.9
+    params = leaves(start([(6, 4)]))
+    got = drive(optim.create("polargrad", params, lr=lr, momentum=b, ns_method="svd"), params)
+    x, m, want = start([(6, 4)])[0], torch.zeros(6, 4, dtype=torch.float64), []
+    for t in range(STEPS):
+        g = grads_for(t, [(6, 4)])[0]
+        m = b * m + (1 - b) * g
+        x = x - lr * torch.linalg.matrix_norm(m, ord="nuc") * polar(m)
+        want.append([x.clone()])
+    assert_paths_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_polargrad_without_momentum_is_steepest_descent_under_the_spectral_norm():
+    """momentum 0: X <- X - lr ||G||_* msign(G), descentlab's steepest (norm="spectral", scale="dual"). 1e-12."""
+    params = leaves(start([(6, 4)]))
+    got = drive(optim.create("polargrad", params, lr=1e-3, momentum=0.0, ns_method="svd"), params)
+    ref = leaves(start([(6, 4)]))
+    steepest = optim.create("steepest", ref, lr=1e-3, norm="spectral", scale="dual", ns_method="svd")
+    assert_paths_close(got, drive(steepest, ref), rtol=1e-12, atol=1e-12)

@@ -77,7 +77,7 @@ def _validate_group(group: dict) -> None:
         _check_number("norm_eps", group.get("norm_eps", 1e-8))
         if group.get("rescale", "preserve") not in RESCALE:
             raise ValueError(f"rescale must be one of {RESCALE}, got {group.get('rescale')!r}")
-        for flag in ("sign_momentum", "cautious_wd"):
+        for flag in ("sign_momentum", "cautious_wd", "nuclear_scale"):
             if not isinstance(group.get(flag, False), bool):
                 raise ValueError(f"{flag} must be a bool, got {group.get(flag)!r}")
         dtype = group["ns_dtype"]
@@ -112,7 +112,9 @@ class Muon(torch.optim.Optimizer):
     Frobenius norm ||O_before||_F (``rescale="preserve"``, NorMuon's code) or sqrt(min(rows, cols))
     (``rescale="orthogonal"``: with adjust_lr="match_rms_adamw" the step has RMS 0.2 lr, the papers' boxes);
     ``cautious_wd`` (Chen et al. 2025, "Cautious Weight Decay"): W <- W - lr wd 1[O * W >= 0] * W, decay only
-    where it agrees with the update.
+    where it agrees with the update; ``nuclear_scale`` (PolarGrad, Lau et al. 2025): O <- ||D||_* O, the nuclear
+    norm of the direction (without momentum this is steepest descent under the spectral norm, ``steepest``'s
+    norm="spectral", scale="dual").
     under torch.distributed each rank orthogonalizes its share of every batch and the results are all-gathered.
     AdamW groups use ``lr``, ``betas``, ``adam_eps``, ``weight_decay`` through torch's functional AdamW (state:
     step, exp_avg, exp_avg_sq, as torch.optim.AdamW). Muon keeps one state tensor per parameter (momentum_buffer).
@@ -138,6 +140,7 @@ class Muon(torch.optim.Optimizer):
         rescale: str = "preserve",
         sign_momentum: bool = False,
         cautious_wd: bool = False,
+        nuclear_scale: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -157,6 +160,7 @@ class Muon(torch.optim.Optimizer):
             rescale=rescale,
             sign_momentum=sign_momentum,
             cautious_wd=cautious_wd,
+            nuclear_scale=nuclear_scale,
             use_muon=True,
         )
         _validate_group({**defaults, "params": []})
@@ -259,8 +263,10 @@ class Muon(torch.optim.Optimizer):
             pending.append((matrix_shape, items, _orthogonalize_shared(stacked, method, steps, eps, ns_dtype)))
         for matrix_shape, items, result in pending:
             ortho = result()
-            for (p, _, group), o in zip(items, ortho.unbind(0)):
+            for (p, d, group), o in zip(items, ortho.unbind(0)):
                 lr = group["lr"]
+                if group.get("nuclear_scale", False):
+                    o = o * torch.linalg.matrix_norm(d.reshape(matrix_shape).to(torch.float64), ord="nuc").to(o.dtype)
                 ratio = muon_lr_ratio(group["adjust_lr"], *matrix_shape)
                 if group.get("normalize") is not None:
                     o = self._normalize(p, o, group)
@@ -416,7 +422,7 @@ register("muon", _create_muon, "Muon (msign of Nesterov momentum) on hidden matr
 
 def _muon_variant(name: str, fixed: dict[str, Any]) -> Callable[..., Muon]:
     def factory(params_or_model: ParamsOrModel, lr: float = 1e-3, lr_adam: float | None = None, **hparams: Any) -> Muon:
-        clash = sorted(set(hparams) & {"normalize", "sign_momentum"})
+        clash = sorted(set(hparams) & set(fixed) & {"normalize", "sign_momentum", "nuclear_scale"})
         if clash:
             raise ValueError(f"optimizer {name!r} fixes {clash}; use 'muon' with those options instead")
         hp = {**fixed, **hparams}
@@ -433,6 +439,11 @@ register(
     _muon_variant("normuon", {"normalize": "row", "rescale": "orthogonal", "adjust_lr": "match_rms_adamw",
                               "nesterov": False, "momentum": 0.95, "beta2": 0.95}),  # fmt: skip
     "NorMuon (Li et al. 2025): Muon + per-row second-moment normalization, RMS 0.2 lr; lr=1e-3",
+)
+register(
+    "polargrad",
+    _muon_variant("polargrad", {"nuclear_scale": True, "adjust_lr": None, "nesterov": False, "momentum": 0.9}),
+    "PolarGrad (Lau et al. 2025): ||M||_* msign(M) of the momentum (momentum=0: steepest spectral); lr=1e-3",
 )
 register(
     "adamuon",
