@@ -659,3 +659,53 @@ def test_polargrad_without_momentum_is_steepest_descent_under_the_spectral_norm(
     ref = leaves(start([(6, 4)]))
     steepest = optim.create("steepest", ref, lr=1e-3, norm="spectral", scale="dual", ns_method="svd")
     assert_paths_close(got, drive(steepest, ref), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------- the authors' packages
+
+
+@pytest.mark.parametrize("wd, decouple", [(0.0, True), (0.01, True), (0.01, False)])
+def test_prodigy_equals_the_authors_prodigyopt(wd, decouple):
+    """The registry's prodigy against Mishchenko's own package (prodigyopt 1.1.2, a dev dependency) on the fixed
+    quadratic. Tolerance: iterates rtol 5e-4, d rel 1e-5 (pytorch_optimizer keeps r and ||s||_1 in float32 scalars,
+    prodigyopt in Python floats)."""
+    prodigyopt = pytest.importorskip("prodigyopt")
+    p = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    got = run_quadratic(optim.create("prodigy", [p], weight_decay=wd, weight_decouple=decouple), p, STEPS)
+    q = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    want = run_quadratic(prodigyopt.Prodigy([q], weight_decay=wd, decouple=decouple), q, STEPS)
+    assert want[-1][1] > 1e4 * 1e-6
+    for (xa, da), (xb, db) in zip(got, want):
+        torch.testing.assert_close(xa, xb, rtol=5e-4, atol=1e-6)
+        assert da == pytest.approx(db, rel=1e-5)
+
+
+def test_library_prodigy_coupled_decay_is_a_no_op():
+    """pytorch_optimizer's Prodigy(weight_decouple=False) adds wd x to p.grad after the moments and d have read it:
+    any wd gives the wd = 0 run (the registry's prodigy corrects it, test above)."""
+    import pytorch_optimizer
+
+    ends = []
+    for wd in (0.0, 1.0):
+        p = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+        ends.append(
+            run_quadratic(pytorch_optimizer.Prodigy([p], weight_decay=wd, weight_decouple=False), p, STEPS)
+        )
+    assert torch.equal(ends[0][-1][0], ends[1][-1][0])
+    q = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    fixed = run_quadratic(optim.create("prodigy", [q], weight_decay=1.0, weight_decouple=False), q, STEPS)
+    assert (fixed[-1][0] - ends[0][-1][0]).abs().max() > 0.1
+
+
+def test_dadapt_adam_equals_the_authors_dadaptation():
+    """The registry's dadapt_adam against Defazio's own package (dadaptation 3.2, a dev dependency) on the fixed
+    quadratic, coupled decay. Tolerance as for Prodigy."""
+    dadaptation = pytest.importorskip("dadaptation")
+    p = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    got = run_quadratic(optim.create("dadapt_adam", [p], weight_decay=0.01), p, STEPS)
+    q = nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    want = run_quadratic(dadaptation.DAdaptAdam([q], weight_decay=0.01), q, STEPS)
+    assert want[-1][1] > 1e4 * 1e-6
+    for (xa, da), (xb, db) in zip(got, want):
+        torch.testing.assert_close(xa, xb, rtol=5e-4, atol=1e-6)
+        assert da == pytest.approx(db, rel=1e-5)

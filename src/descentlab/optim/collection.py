@@ -27,6 +27,8 @@ docs/optimizers.md records what differs (tests/optim/test_parity_external.py hol
   ``weight_decay_1d`` are given (the library fixes them at 3e-3 and 0.1, so lr = 0 did not freeze a model);
 - ``prodigy`` / ``dadapt_adam`` read one lr for all groups; here a group at lr 0 is frozen (left out of the step and
   of the d estimate, as the authors' prodigyopt does) and other lrs must agree (ValueError otherwise);
+- ``prodigy`` with ``weight_decouple=False`` adds the L2 term to the gradient before the step (the library adds it
+  after the moments have read the gradient: coupled decay was a no-op);
 - ``adopt`` clips at t^(1/4) for the t-th move and decays (decoupled) from the first move, as the authors' code;
   the library clips at (t + 1)^(1/4) and decays once more at the initializing call;
 - ``scion`` takes ``norm_type`` by name ("auto", "spectral", "sign", "bias", "col", "row", "spectral_conv").
@@ -92,6 +94,33 @@ class FrozenGroupsMixin:
         for g in groups:
             if float(g["lr"]) == 0.0:
                 g.update(shared)  # one estimate in every group: a later unfreeze starts from it
+        return loss
+
+
+class CoupledDecayFirstMixin:
+    """Coupled (L2) decay added to the gradient before the step. pytorch_optimizer's Prodigy applies it after the
+    moments and the d estimate have read the gradient, so ``weight_decouple=False`` decays nothing (the authors'
+    prodigyopt adds it first)."""
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: D102
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        held = []
+        for g in self.param_groups:
+            wd = g.get("weight_decay", 0.0)
+            if wd and not g.get("weight_decouple", True):
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad.add_(p.detach(), alpha=wd)
+                held.append((g, wd))
+                g["weight_decay"] = 0.0
+        try:
+            super().step()
+        finally:
+            for g, wd in held:
+                g["weight_decay"] = wd
         return loss
 
 
@@ -197,7 +226,8 @@ def _create_scion(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim
 
 def _frozen_groups_class(class_name: str) -> type:
     base = _po(class_name)
-    return type(f"{class_name}FrozenGroups", (FrozenGroupsMixin, base), {"__doc__": base.__doc__})
+    mixins = (FrozenGroupsMixin, CoupledDecayFirstMixin) if class_name == "Prodigy" else (FrozenGroupsMixin,)
+    return type(f"{class_name}FrozenGroups", (*mixins, base), {"__doc__": base.__doc__})
 
 
 _FROZEN_CLASSES: dict[str, type] = {}
