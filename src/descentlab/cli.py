@@ -126,7 +126,7 @@ def optimizers(
 
     if explain not in optim.describe():
         raise ValueError(f"unknown optimizer {explain!r} (see `descentlab optimizers`)")
-    if explain not in ("muon", "steepest"):
+    if explain not in ("muon", "steepest", "normuon", "adamuon", "polargrad"):
         console.print(Text(f"{explain}: one implementation on every machine (no kernel choice to explain)"))
         return
     console.print(Text(f"{explain} orthogonalizes with these kernels on this machine (rule: descentlab.optim."
