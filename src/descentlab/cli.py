@@ -421,7 +421,7 @@ def runs_show(
         sys.stdout.write(json.dumps(d, indent=2, default=str, allow_nan=True) + "\n")
         return
     console.print(Text.assemble((_plain(run.id), "bold"), f" · {_plain(run.status)}"))
-    console.print_json(json.dumps(run.config, default=str))  # JSON escapes every control character
+    console.print_json(json.dumps(run.config, default=str), ensure_ascii=True)  # control characters escaped
     _print_final(run)
 
 
@@ -709,9 +709,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in head
     if debug:  # a global option, understood anywhere before `--` (e.g. `descentlab train ... --debug`)
         args = ["--debug", *[a for a in head if a != "--debug"], *args[len(head) :]]
+    from descentlab.train import interrupt
+
+    interrupt.LAST_SIGNAL = None
     try:
         rc = app(args=args, prog_name="descentlab", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool):  # a typer.Exit(code) inside a command, e.g. 130
+            if rc == 130 and interrupt.LAST_SIGNAL:  # typer turns any KeyboardInterrupt into exit 130
+                return 128 + interrupt.LAST_SIGNAL
             return rc
     except typer.Exit as exc:
         return int(exc.exit_code or 0)

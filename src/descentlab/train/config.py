@@ -186,7 +186,9 @@ def check_hyperparameters(optimizer: OptimizerSpec, lr: Any, hparams: Mapping[st
     if isinstance(optimizer, str):
         optim_registry._REGISTRY.factory(optimizer)
         _check_positive("lr", hparams.get("lr"))
-        optim_registry.check_hyperparameters(optimizer.lower(), {k: v for k, v in hparams.items() if k != "lr"})
+        rest = {k: v for k, v in hparams.items() if k != "lr"}
+        optim_registry.check_hyperparameter_types(optimizer.lower(), rest)
+        optim_registry.check_hyperparameters(optimizer.lower(), rest)
 
 
 def _check_budgets(task: Task, lr: Any, time_budget: Any, counts: Mapping[str, Any]) -> None:
