@@ -141,8 +141,6 @@ def _compare_per_param(
         ):  # a parameter the reference step left without state (no gradient): nothing to compare
             continue
         if isinstance(entry, Mapping) and isinstance(ref[i], Mapping):
-            if not entry:
-                continue  # not stepped yet: torch builds the state on the first step
             keys, want = set(map(str, entry)), set(map(str, ref[i]))
             if (keys != want) if not loose else not want <= keys:
                 extra, lost = sorted(keys - want), sorted(want - keys)

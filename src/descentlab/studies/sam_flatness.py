@@ -48,6 +48,8 @@ def _flat(name: str, labels: str, which: str, extra: str = "") -> Prediction:
         ">",
         1.0,
         "a ratio above 1: SAM's solution is flatter",
+        scale="log",
+        version=2,
     )
 
 
@@ -65,6 +67,8 @@ PREDICTIONS = (
         ">",
         1.0,
         "a ratio above 1; tests whether the flatness is more than SAM stopping at a higher loss",
+        scale="log",
+        version=2,
     ),
     Prediction(
         "flatter_equal_loss_noisy",
@@ -74,6 +78,8 @@ PREDICTIONS = (
         ">",
         1.0,
         "a ratio above 1",
+        scale="log",
+        version=2,
     ),
     Prediction(
         "accuracy_clean",
@@ -555,6 +561,15 @@ register(
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
         seconds=(90, 450),  # estimated idle 2-core wall s (quick: old 53 s idle = 1000 s loaded, new 1701 s)
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (
+                2,
+                "2026-12-07",
+                "issue 26: the six lambda_max ratios (flatter_*) judged on the log scale (scale='log'); threshold 1 "
+                "and direction unchanged",
+            ),
+        ),
         quick={
             "noise": 0.2,
             "lrs": [0.01, 0.02, 0.05, 0.1, 0.2, 0.5],

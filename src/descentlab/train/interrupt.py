@@ -18,12 +18,18 @@ REPEAT_GRACE_S = 0.0
 from the terminal and again from its parent), not a second one; 0 outside tour workers."""
 
 
+LAST_SIGNAL: int | None = None
+"""The signal of the last :class:`Interrupted` raised in this process (the CLI's exit code when typer has turned
+the exception into its own exit 130)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised when a run, study or tour stops on a signal: ``signum`` is SIGINT (Ctrl-C) or SIGTERM, ``exit_code``
     the shell's convention for it (130, 143)."""
 
     def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
-        self.signum = int(signum)
+        global LAST_SIGNAL
+        self.signum = LAST_SIGNAL = int(signum)
         super().__init__(message or f"interrupted ({signal_name(self.signum)})")
 
     @property
