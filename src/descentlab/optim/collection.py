@@ -349,3 +349,8 @@ _register(
     _muon_family("po_adamuon", "AdaMuon"),
     "pytorch_optimizer's AdaMuon: no sign step, unlike the paper (see 'adamuon' for the lab's)",
 )
+_register(
+    "sgdw",
+    _simple("sgdw", "SGDW"),
+    "SGDW: decoupled decay x -= lr*wd*x before torch's momentum SGD step (Loshchilov & Hutter 2019)",
+)

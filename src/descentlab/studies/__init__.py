@@ -57,6 +57,7 @@ from descentlab.studies.claims import (
     tuning_seeds,
     verdict_counts,
 )
+from descentlab.tasks.base import Task
 from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, signal_name
 
 _REGISTRY = Registry("study")
@@ -218,6 +219,60 @@ class StudyContext:
             raise Interrupted(getattr(run, "signal", None) or signal.SIGINT, f"run {run.id} was interrupted")
         self.advance()
         return run
+
+    def train_many(self, task: Any, optimizer: Any, members: list[dict[str, Any]], **kw: Any) -> list[Run]:
+        """``descentlab.train_many`` with this study's store and progress: population ``n`` of a study with a store is
+        ``<study>-<key>-p<n>`` (members ``-0``, ``-1`` ...). Run again, a population whose members all ended in the
+        store is reused (runs loaded, models rebuilt from their ``final.pt``), a cut one resumed, anything else
+        trained again. Raises :class:`Interrupted` when the study is stopping or the population was interrupted."""
+        from descentlab.train.population import train_many
+
+        self._n += 1
+        kw.setdefault("progress", False)
+        if self.stop is not None:
+            self.stop.stop()  # a signal arrived: no population starts after it
+        if not self._token:
+            self._token = secrets.token_hex(3)
+        if self.store is None or "population_id" in kw or not self.key:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kw.setdefault("population_id", f"{self.name}-{stamp}-{self._token}-p{self._n:03d}")
+            runs = train_many(task, optimizer, members, store=self.store if self.store is not None else False, **kw)
+        else:
+            runs = self._population_or_reuse(task, optimizer, members, f"{self.name}-{self.key}-p{self._n:03d}", kw)
+        self.runs.extend(r.id for r in runs)
+        if any(r.status == "interrupted" for r in runs):
+            sig = next((getattr(r, "signal", None) for r in runs if getattr(r, "signal", None)), None)
+            raise Interrupted(sig or signal.SIGINT, f"population {runs[0].config['population']['id']} was interrupted")
+        self.advance()
+        return runs
+
+    def _population_or_reuse(
+        self, task: Any, optimizer: Any, members: list[dict[str, Any]], pop_id: str, kw: dict[str, Any]
+    ) -> list[Run]:
+        """Train population ``pop_id``, or take it from the store where an earlier execution of this study left it."""
+        from descentlab.train import DONE_STATUSES
+        from descentlab.train.population import POPULATION_CHECKPOINT, reopen_many, resume_many, train_many
+
+        assert self.store is not None
+        ids = [f"{pop_id}-{i}" for i in range(len(members))]
+        headers = [self.store.run_header(i) for i in ids]
+        common = {**kw, "store": self.store, "population_id": pop_id}
+        if all(h is None for h in headers):
+            return train_many(task, optimizer, members, **common)
+        if all(h is not None for h in headers) and not kw.get("callbacks"):
+            try:
+                if all(h["status"] in DONE_STATUSES for h in headers):
+                    runs = reopen_many(task, optimizer, members, ids, self.store, kw)
+                    self.reused.extend(ids)
+                    return runs
+                if (self.store.checkpoint_dir(ids[0]) / POPULATION_CHECKPOINT).is_file():
+                    runs = resume_many(ids[0], store=self.store, progress=kw.get("progress", False),
+                                       task=task if isinstance(task, Task) else None)  # fmt: skip
+                    self.resumed.extend(ids)
+                    return runs
+            except ValueError:  # another configuration, or a checkpoint that does not fit: train it again
+                pass
+        return train_many(task, optimizer, members, **common, overwrite=True)
 
     def _train_or_reuse(self, task: Any, run_id: str, kw: dict[str, Any]) -> Run:
         """Train run ``run_id``, or take it from the store where an earlier execution of this study left it."""

@@ -12,6 +12,7 @@ shown only in the activation-scale panel (a check), not trained.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from torch import nn
 from descentlab import tasks
 from descentlab.studies import Anchor, Measurement, Prediction, Study, StudyContext, register
 from descentlab.studies.claims import Tuned, eval_seeds, tune, tuning_seeds
+from descentlab.tasks.base import Task
 
 INITS = ("kaiming", "xavier", "small")
 TRAINED = ("kaiming", "xavier")
@@ -158,30 +160,43 @@ class _Trainer:
         self.mean_loss: dict[Arm, float] = {}
         self.final_loss: dict[Arm, float] = {}
         self.curves: dict[Arm, np.ndarray] = {}
+        self._tasks: dict[tuple[int, str], Task] = {}
+
+    def task(self, depth: int, init: str) -> Task:
+        """The digits data with the (depth, init) plain ReLU MLP as its model (``make_model`` of a seed)."""
+        if (depth, init) not in self._tasks:
+            width = int(self.cfg["width"])
+
+            def factory(seed: int, d: int = depth, i: str = init) -> nn.Module:
+                return make_model(d, width, i, seed)
+
+            self._tasks[(depth, init)] = dataclasses.replace(
+                self.base, name=f"digits_relu{depth}_{init}", model_factory=factory,
+                config={**self.base.config, "depth": depth, "width": width, "init": init},
+            )  # fmt: skip
+        return self._tasks[(depth, init)]
 
     def train(self, arms: list[Arm]) -> None:
-        """Train ``arms`` together, one batch per depth; fills the caches and the mini-batch loss curves."""
-        from descentlab.studies._batched import train_stacked
-
-        for depth in sorted({a[0] for a in arms}):
-            group = [a for a in arms if a[0] == depth]
-            res = train_stacked(
-                [make_model(depth, int(self.cfg["width"]), init, s) for _, init, _, s in group],
-                [s for *_, s in group],
-                self.base.train_data,
-                steps=int(self.cfg["steps"]),
-                batch_size=int(self.cfg["batch_size"]),
-                lr=[lr for _, _, lr, _ in group],
-                optimizer="sgd",
-                momentum=float(self.cfg["momentum"]),
-                evals={"train": self.base.train_data},
-            )
-            self.ctx.advance(len(group))
-            batch = res["batch_loss"].numpy()
-            for k, arm in enumerate(group):
-                self.curves[arm] = batch[:, k]
-                self.mean_loss[arm] = _finite_or_inf(float(np.mean(batch[:, k])))
-                self.final_loss[arm] = _finite_or_inf(float(res["train_loss"][-1][k]))
+        """Train ``arms`` as one population per (depth, init) (``descentlab.train_many``: torch's SGD with
+        momentum, each member its own seed's batches); fills the caches and the mini-batch loss curves. A diverged
+        member's losses count as infinite."""
+        steps = int(self.cfg["steps"])
+        for key in sorted({a[:2] for a in arms}):
+            group = sorted((a for a in arms if a[:2] == key), key=lambda a: (a[2], a[3]))  # lr-major: stacked blocks
+            runs = self.ctx.train_many(
+                self.task(*key), "sgd", [{"seed": s, "lr": lr} for *_, lr, s in group],
+                hparams={"momentum": float(self.cfg["momentum"])}, steps=steps,
+                batch_size=int(self.cfg["batch_size"]), eval_every=steps, keep_model=False, save_final=False,
+            )  # fmt: skip
+            self.ctx.advance(len(group) - 1)
+            for arm, run in zip(group, runs):
+                batch = np.full(steps, np.nan)
+                got = [v for _, v in run.metrics("batch_loss")]
+                batch[: len(got)] = got
+                self.curves[arm] = batch
+                ended = run.status == "finished"
+                self.mean_loss[arm] = _finite_or_inf(float(np.mean(batch))) if ended else math.inf
+                self.final_loss[arm] = _finite_or_inf(float(run.final["train_loss"])) if ended else math.inf
 
     def score(self, depth: int, init: str, metric: str) -> Callable[[float, int], float]:
         """score(lr, seed) for ``tune``: ``metric`` ("mean" or "final" training loss), trained on a cache miss."""

@@ -11,8 +11,8 @@ warmup-stable-decay here). The claims, fixed before the run:
 - starting large then decaying beats a small constant: step decay from its tuned peak eta reaches a higher held-out
   accuracy than the constant eta / 10, the lr step decay drops to (the slide's "reduce eta by a factor (e.g. 0.1)").
 
-All runs are SGD with momentum on the same MLP and batches, trained together (``studies._batched``); schedules come
-from ``descentlab.schedules`` (torch's ``lr_scheduler``), read off as a per-step learning-rate table. That the
+All runs are SGD with momentum on the same MLP and batches, trained as populations (``descentlab.train_many``, one
+per schedule; the runs are in the store); schedules come from ``descentlab.schedules`` (torch's ``lr_scheduler``). That the
 decaying schedules end at <= 10 % of their peak is a check of the schedules, not a claim.
 """
 
@@ -27,6 +27,7 @@ import torch
 
 from descentlab.studies import Measurement, Prediction, Study, StudyContext, register
 from descentlab.studies.claims import Tuned, eval_seeds, tune, tuning_seeds
+from descentlab.studies.tables import as_tensors
 
 DECAYING = ("step", "exponential", "cosine", "linear", "warmup_cosine", "wsd")
 CLAIMED = ("step", "exponential", "cosine", "linear")
@@ -105,26 +106,26 @@ class _Trainer:
         self.final: dict[tuple[str, float, int], float] = {}
 
     def train(self, arms: list[tuple[str, float, int]], curves: bool = False) -> dict[str, Any]:
-        """Train ``arms`` together; returns train_stacked's output (curves every ``eval_every`` if asked)."""
-        from descentlab.studies._batched import train_stacked
-
-        table = np.stack([lr * self.mult[name] for name, lr, _ in arms], 1)
-        evals = {"train": self.task.train_data}
-        if curves:
-            evals["val"] = self.task.val_data
-        res = train_stacked(
-            [self.task.make_model(s) for *_, s in arms],
-            [s for *_, s in arms],
-            self.task.train_data,
-            steps=self.steps,
-            batch_size=int(self.cfg["batch_size"]),
-            lr=torch.tensor(table, dtype=torch.float32),
-            optimizer="sgd",
-            momentum=float(self.cfg["momentum"]),
-            evals=evals,
-            eval_every=int(self.cfg["eval_every"]) if curves else None,
-        )
-        self.ctx.advance(len(arms))
+        """Train ``arms`` as one population per schedule (``descentlab.train_many``: torch's SGD with momentum and
+        the registry's schedule, each member its own seed's batches). Returns ``{"steps", "batch_loss" [steps, M],
+        "train_loss"/"train_accuracy" (and with ``curves`` "val_loss"/"val_accuracy", every ``eval_every`` steps)
+        [n_evals, M]}`` in the order of ``arms`` (NaN after a member diverged)."""
+        every = int(self.cfg["eval_every"]) if curves else self.steps
+        runs: dict[tuple[str, float, int], Any] = {}
+        for name in sorted({a[0] for a in arms}):
+            group = sorted({a for a in arms if a[0] == name}, key=lambda a: (a[1], a[2]))  # lr-major blocks
+            got = self.ctx.train_many(
+                self.task, "sgd", [{"seed": s, "lr": lr} for _, lr, s in group],
+                hparams={"momentum": float(self.cfg["momentum"])}, schedule=name,
+                schedule_kw=self.kws.get(name) or None, steps=self.steps, batch_size=int(self.cfg["batch_size"]),
+                eval_every=every, keep_model=False, save_final=False,
+            )  # fmt: skip
+            self.ctx.advance(len(group) - 1)
+            runs.update(zip(group, got))
+        ordered = [runs[a] for a in arms]
+        for r in ordered:  # the evaluation's names of the batched loop: val_* for the held-out metrics
+            r.history["val_loss"], r.history["val_accuracy"] = r.metrics("loss"), r.metrics("accuracy")
+        res = as_tensors(ordered, self.steps, every, ["train_loss", "train_accuracy", "val_loss", "val_accuracy"])
         for k, arm in enumerate(arms):
             self.final[arm] = float(res["train_loss"][-1][k])
         return res

@@ -6,10 +6,10 @@ SGD and Adam". Loshchilov & Hutter's evidence (ICLR 2019, Fig. 2) is a grid over
 decay for each of SGD + L2, SGDW, Adam + L2 and AdamW: AdamW's best cell beats Adam + L2's, and the decoupled
 variants have "a more separable hyperparameter space" (the best decay does not move with the learning rate).
 
-The study trains that grid on the MNIST-1D MLP for every seed at once (``studies._batched``): four families, each
-``lrs x decays``, over tuning and evaluation seeds. Decay is in the paper's parametrization: L2 adds ``λ x`` to the
+The study trains that grid on the MNIST-1D MLP as one population per family (``descentlab.train_many``; the runs
+are in the store): four families, each ``lrs x decays``, over tuning and evaluation seeds. Decay is in the paper's parametrization: L2 adds ``λ x`` to the
 gradient (torch's ``weight_decay`` of SGD / Adam), decoupled decay applies ``x <- x - λ x`` each step, not
-multiplied by the learning rate (torch's AdamW with ``weight_decay = λ / lr``). Each family's best cell is chosen by
+multiplied by the learning rate (torch's AdamW, and SGDW from pytorch_optimizer, with ``weight_decay = λ / lr``). Each family's best cell is chosen by
 validation accuracy on the tuning seeds and judged by test accuracy on the evaluation seeds. The separation
 statistic (fixed before any run): per lr row the test-accuracy argmax over the decays, refined by a parabola in
 log(decay); ``s`` = the least-squares slope of log(best decay) on log(lr). Coupling through the lr predicts
@@ -20,6 +20,7 @@ is rescaled by 1/(√v̂+ε), plain SGD + L2 is decoupled decay with factor lr·
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 
 from descentlab.studies import Measurement, Prediction, Study, StudyContext, register
 from descentlab.studies.claims import eval_seeds, tuning_seeds
+from descentlab.tasks.base import Task
 
 FAMILIES: dict[str, tuple[str, str]] = {
     "Adam + L2": ("adam", "l2"),
@@ -289,48 +291,70 @@ def split(task: Any, n_train: int, n_val: int) -> tuple[tuple[torch.Tensor, ...]
     return (x[:n_train], y[:n_train]), (x[len(y) - n_val :], y[len(y) - n_val :])
 
 
-def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyContext) -> dict[str, Any]:
-    """Train every family's lr x decay grid (plus decay 0 per lr) for every seed; accuracies [seed, lr, decay]."""
-    from descentlab.studies._batched import train_stacked
+@dataclasses.dataclass
+class _HeldOut(Task):
+    """The training split with two held-out sets: ``loss``/``accuracy`` on ``val_data`` (the validation split that
+    picks each family's cell) and ``test_loss``/``test_accuracy`` on ``test_data`` (the judged test set)."""
 
+    test_data: tuple[torch.Tensor, ...] = ()
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Validation and test loss and accuracy."""
+        was = model.training
+        model.eval()
+        try:
+            out = self._metrics(model, self.val_data)
+            out.update({f"test_{k}": v for k, v in self._metrics(model, self.test_data).items()})
+        finally:
+            model.train(was)
+        return out
+
+
+def _member_hparams(family: str, lr: float, decay: float, momentum: float) -> tuple[str, dict[str, Any]]:
+    """The registry optimizer and hyper-parameters of one grid cell, in the paper's parametrization: L2 adds
+    ``decay * x`` to the gradient (torch's coupled ``weight_decay``), decoupled decay shrinks ``x <- x - decay * x``
+    each step (``adamw`` / ``sgdw`` with ``weight_decay = decay / lr``)."""
+    base, kind = FAMILIES[family] if family in FAMILIES else (family, "none")
+    hp: dict[str, Any] = {"momentum": momentum} if base == "sgd" else {}
+    if kind == "l2":
+        return base, {**hp, "weight_decay": decay}
+    if kind == "decay":
+        return ("adamw" if base == "adam" else "sgdw"), {**hp, "weight_decay": decay / lr}
+    return base, hp
+
+
+def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyContext) -> dict[str, Any]:
+    """Train every family's lr x decay grid (plus decay 0 per lr) for every seed, one population per family
+    (``descentlab.train_many``); accuracies and final weight norms ``[seed, lr, decay]``."""
     train, val = split(task, int(cfg["n_train"]), int(cfg["n_val"]))
+    held = _HeldOut(
+        name=f"{task.name}_split{len(train[1])}", train_data=train, val_data=val, model_factory=task.model_factory,
+        kind=task.kind, default_batch_size=task.default_batch_size,
+        config={**task.config, "n_train": len(train[1]), "n_val": len(val[1])}, test_data=task.val_data,
+    )  # fmt: skip
     decays = [float(d) for d in cfg["decays"]]
+    steps, momentum = int(cfg["steps"]), float(cfg["momentum"])
     out: dict[str, Any] = {}
     for base in ("adam", "sgd"):
         lrs = [float(v) for v in cfg[f"{base}_lrs"]]
-        cells = []  # (family or "none", lr index, decay index, seed)
-        for fam, (b, _kind) in FAMILIES.items():
-            if b == base:
-                cells += [(fam, i, j, s) for s in seeds for i in range(len(lrs)) for j in range(len(decays))]
-        cells += [("none", i, -1, s) for s in seeds for i in range(len(lrs))]
-        l2 = [decays[j] if c != "none" and FAMILIES[c][1] == "l2" else 0.0 for c, _, j, _ in cells]
-        dec = [decays[j] if c != "none" and FAMILIES[c][1] == "decay" else 0.0 for c, _, j, _ in cells]
-        res = train_stacked(
-            [task.make_model(s) for *_, s in cells],
-            [s for *_, s in cells],
-            train,
-            steps=int(cfg["steps"]),
-            batch_size=int(cfg["batch_size"]),
-            lr=[lrs[i] for _, i, _, _ in cells],
-            optimizer=base,
-            momentum=float(cfg["momentum"]) if base == "sgd" else 0.0,
-            l2=l2,
-            decay=dec,
-            evals={"val": val, "test": task.val_data},
-        )
-        ctx.advance(len(cells))
-        val_acc, test_acc = res["val_accuracy"][-1].numpy(), res["test_accuracy"][-1].numpy()
-        ws, bs = res["params"]
-        norms = torch.sqrt(sum((w.double() ** 2).sum((1, 2)) for w in ws + bs)).numpy()
         for fam in [f for f, (b, _) in FAMILIES.items() if b == base] + [f"{base} (no decay)"]:
-            key = "none" if fam.endswith("(no decay)") else fam
-            nd = 1 if key == "none" else len(decays)
-            shape = (len(seeds), len(lrs), nd)
-            grid = {name: np.full(shape, np.nan) for name in ("val", "test", "norm")}
-            for k, (c, i, j, s) in enumerate(cells):
-                if c == key:
-                    at = (seeds.index(s), i, max(j, 0))
-                    grid["val"][at], grid["test"][at], grid["norm"][at] = val_acc[k], test_acc[k], norms[k]
+            key = base if fam.endswith("(no decay)") else fam
+            ds = [0.0] if key == base else decays
+            cells = [(i, j, s) for i in range(len(lrs)) for j in range(len(ds)) for s in seeds]  # blocks of seeds
+            name, _ = _member_hparams(key, lrs[0], ds[0], momentum)
+            members = [{"seed": s, "lr": lrs[i], **_member_hparams(key, lrs[i], ds[j], momentum)[1]}
+                       for i, j, s in cells]  # fmt: skip
+            runs = ctx.train_many(held, name, members, steps=steps, batch_size=int(cfg["batch_size"]),
+                                  eval_every=steps, save_final=False)  # fmt: skip
+            ctx.advance(len(cells) - 1)
+            shape = (len(seeds), len(lrs), len(ds))
+            grid = {k: np.full(shape, np.nan) for k in ("val", "test", "norm")}
+            for (i, j, s), run in zip(cells, runs):
+                if run.status != "finished":  # diverged: no accuracy (NaN), as a model with NaN weights has none
+                    continue
+                at = (seeds.index(s), i, j)
+                grid["val"][at], grid["test"][at] = run.final["accuracy"], run.final["test_accuracy"]
+                grid["norm"][at] = float(torch.sqrt(sum((p.double() ** 2).sum() for p in run.model.parameters())))
             out[fam] = {"lrs": lrs, **grid}
     return out
 

@@ -74,7 +74,7 @@ FORWARDS = ("auto", "vmap", "sequential")
 # tensors is the members' optimizers side by side. Checked method by method in tests/test_population.py.
 STACKED = frozenset(
     {"sgd", "adam", "adamw", "amsgrad", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "adamax",
-     "schedulefree_adamw", "schedulefree_sgd"}
+     "schedulefree_adamw", "schedulefree_sgd", "sgdw"}
 )  # fmt: skip
 _WRAPPERS = {"lookahead": "adam", "grokfast": "adam", "lawa": "adamw", "ema": "adamw"}  # name -> default base
 _SAM = frozenset({"sam", "asam"})
@@ -828,9 +828,8 @@ def train_many(
         flops = None
         data = task_obj.train_data
         if threads == "auto" and isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):
-            flops = len(parsed) * forward_flops(
-                pop.members[0].model, data[0][: config.batch_size].to(config.device)
-            )
+            one = forward_flops(pop.members[0].model, data[0][: config.batch_size].to(config.device))
+            flops = None if one is None else len(parsed) * one  # None: a model the counter cannot run
         choice = choose_threads(threads, flops=flops)
         for mb in pop.members:
             mb.config = dataclasses.replace(mb.config, threads=choice.threads, threads_reason=choice.reason)
@@ -889,12 +888,16 @@ def _detached(model: nn.Module) -> nn.Module:
 
 
 def resume_many(
-    run_id: str, store: Store | str | os.PathLike[str] | None = None, progress: bool = True
+    run_id: str,
+    store: Store | str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    task: Task | None = None,
 ) -> list[Run]:
     """Continue the population that run ``run_id`` belongs to from its last checkpoint; returns every member's Run.
 
     Members that had already ended are left as stored; the others continue exactly where an uninterrupted population
-    would be. The checkpoint is validated and loaded before the store is touched.
+    would be. The checkpoint is validated and loaded before the store is touched. ``task``: the Task object to use for
+    a population of a task that is not in the registry (a study's own); it must carry the stored task name.
     """
     validate_run_id(run_id)
     st = store if isinstance(store, Store) else Store(store)
@@ -939,7 +942,9 @@ def resume_many(
             kw.pop(k)
         members = [{"seed": r.config["seed"], "lr": r.config["lr"], "hparams": r.config["hparams"], "run_id": r.id}
                    for r in runs]  # fmt: skip
-        out = train_many(cfg["task"], optimizer, members, store=st, population_id=pop_id, progress=progress,
+        if task is not None and task.name != cfg["task"]:
+            raise ValueError(f"population {pop_id!r} trained task {cfg['task']!r}, not {task.name!r}")
+        out = train_many(task if task is not None else cfg["task"], optimizer, members, store=st, population_id=pop_id, progress=progress,
                          threads=cfg.get("threads") or "auto", forward=info.get("forward", "auto"), _resume_from=ck,
                          **kw)  # fmt: skip
         for r in out:
