@@ -90,8 +90,12 @@ def run_demo(out: Path, quick: bool = False, console: Any = None) -> Path:
             ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "demo.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from descentlab.safe_write import save_figure
+
+    try:  # atomic; a symbolic link at the path is refused, never written through
+        save_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
     console.print(table)
     console.print(  # the folder is the user's: text, never markup
         f"figure: {path}  ·  store: {out / 'demo.db'}  ·  {time.perf_counter() - t0:.1f} s", markup=False
