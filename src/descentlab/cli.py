@@ -116,10 +116,15 @@ def optimizers(
         table = Table(title="optimizers")
         table.add_column("name", style="bold")
         table.add_column("source")
+        table.add_column("population")
         table.add_column("description")
         source = optim.sources()
+        from descentlab.train.population import describe_modes
+
+        modes = describe_modes()  # how each trains in descentlab.train_many (stacked, member, sam, refused)
         for name, desc in optim.describe().items():
-            table.add_row(Text(name), Text(source.get(name, "descentlab")), Text(desc))
+            mode = modes.get(name, "member")
+            table.add_row(Text(name), Text(source.get(name, "descentlab")), Text(mode.split(":")[0]), Text(desc))
         console.print(table)
         return
     from descentlab.optim.orthogonalize import explain_plans
@@ -445,6 +450,8 @@ LANDSCAPE_KINDS = ("line", "plane", "hessian", "trace", "density", "sharpness")
 
 def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Rebuild a stored run's task and its final model (from ``final.pt``, loaded safely)."""
+    import torch
+
     from descentlab import tasks as tk
     from descentlab.store import Store
     from descentlab.train import checkpoint_dir, load_checkpoint
@@ -457,8 +464,19 @@ def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any
     ck = load_checkpoint(path)
     task = tk.get(run.config["task"], **run.config.get("task_kw", {}))
     model = task.make_model(int(run.config.get("seed", 0)))
+    expected, saved = model.state_dict(), ck.get("model")
+    if not isinstance(saved, dict):
+        raise UsageError(f"final model of run {run_id!r} at {path} holds no model state")
+    for name, ref in expected.items():  # every tensor checked, named, before anything is loaded
+        got = saved.get(name)
+        if not isinstance(got, torch.Tensor) or got.shape != ref.shape or got.dtype != ref.dtype:
+            shown = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else repr(type(got).__name__)
+            raise UsageError(
+                f"final model of run {run_id!r} does not fit task {task.name!r}: tensor {name!r} is {shown}, "
+                f"the model keeps {tuple(ref.shape)} {ref.dtype}"
+            )
     try:
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(saved)
     except RuntimeError as exc:
         raise UsageError(f"final model of run {run_id!r} does not fit task {task.name!r}: {str(exc)[:200]}") from None
     model.eval()
