@@ -254,6 +254,29 @@ def test_a_corrupted_hardware_calibration_names_the_file(content: str, fragment:
     assert hardware_scale(path) == 1.25
 
 
+@pytest.mark.parametrize("change", ["dtype", "shape"])
+def test_a_final_model_of_another_shape_or_dtype_is_named(change: str, tmp_path: Path, capsys: Any) -> None:
+    """``landscape`` loads a run's final model: each tensor is checked (shape and dtype) and named, never a raw
+    RuntimeError (optimizer states: ``optim.state_check``, issue 28 item 4)."""
+    from descentlab.train import checkpoint_dir, load_checkpoint
+    from descentlab.train.checkpoint import atomic_save
+
+    db = tmp_path / "s.db"
+    train("logreg", steps=2, store=db, run_id="r", progress=False)
+    with Store(db, read_only=True) as st:
+        path = checkpoint_dir(st, "r") / "final.pt"
+    ck = load_checkpoint(path)
+    name = sorted(ck["model"])[0]
+    t = ck["model"][name]
+    ck["model"][name] = t.double() if change == "dtype" else torch.zeros(t.shape[0] + 1, *t.shape[1:])
+    atomic_save(ck, path)
+    assert main(["landscape", "r", "--store", str(db), "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert f"tensor {name!r} is" in line and (
+        "float64" in line if change == "dtype" else str(t.shape[0] + 1) in line
+    )
+
+
 def test_debug_works_after_the_subcommand(tmp_path: Path, capsys: Any) -> None:
     missing = str(tmp_path / "missing.db")
     assert main(["runs", "list", "--store", missing]) == 2
