@@ -342,12 +342,90 @@ def test_terminal_escapes_in_a_shared_store_never_reach_the_terminal(tmp_path: P
     assert "adam\\x1b]0;owned\\x07" in capsys.readouterr().out  # shown, as an escape
 
 
-def test_race_viewer_never_splices_a_method_name_into_a_selector() -> None:
-    """A ``'`` in a method name broke ``querySelector("select[data-method='" + m + "']")``; controls are now found
-    by comparing ``dataset.method``."""
+_DOM_SHIM = r"""
+// A minimal DOM for race.js under node: enough elements, and selectors parsed strictly like a browser's.
+"use strict";
+const fs = require("fs");
+const [script, dataPath] = process.argv.slice(2);
+function parseSelector(sel) {
+  const m = /^([a-z]*)(?:\.([a-z-]+))?(?:\[data-method='((?:[^'\\]|\\.)*)'\])?$/.exec(sel);
+  if (!m) { throw new SyntaxError("'" + sel + "' is not a valid selector"); }
+  return {tag: m[1], cls: m[2], method: m[3] === undefined ? undefined : m[3].replace(/\\(.)/g, "$1")};
+}
+class El {
+  constructor(tag) { this.tagName = tag; this.children = []; this.dataset = {}; this.attrs = {}; this.className = "";
+    this.style = {}; this.listeners = {}; this.options = []; this.value = ""; this.textContent = ""; }
+  get firstChild() { return this.children[0] || null; }
+  appendChild(c) { this.children.push(c); if (this.tagName === "select" && c.tagName === "option") { this.options.push(c); } return c; }
+  removeChild(c) { this.children.splice(this.children.indexOf(c), 1); return c; }
+  setAttribute(k, v) { this.attrs[k] = String(v); if (k === "class") { this.className = String(v); } }
+  addEventListener(k, f) { this.listeners[k] = f; }
+  all() { return this.children.flatMap((c) => [c, ...c.all()]); }
+  querySelectorAll(sel) { const s = parseSelector(sel); return this.all().filter((e) =>
+    (!s.tag || e.tagName === s.tag) && (!s.cls || e.className.split(" ").includes(s.cls)) &&
+    (s.method === undefined || e.dataset.method === s.method)); }
+  querySelector(sel) { return this.querySelectorAll(sel)[0] || null; }
+}
+const ids = {};
+for (const [id, tag] of [["race", "div"], ["race-fn", "select"], ["race-lr", "input"], ["race-lr-label", "span"],
+                         ["race-methods", "div"], ["race-image", "image"], ["race-paths", "g"], ["race-window", "p"],
+                         ["race-data", "script"]]) { ids[id] = new El(tag); }
+ids["race-data"].textContent = fs.readFileSync(dataPath, "utf8");
+global.document = { getElementById: (id) => ids[id] || null, createElement: (t) => new El(t),
+                    createElementNS: (ns, t) => new El(t) };
+eval(fs.readFileSync(script, "utf8"));
+const methods = ids["race-methods"].all().filter((e) => e.tagName === "select").map((e) => e.dataset.method);
+console.log(JSON.stringify({paths: ids["race"].dataset.paths, methods: methods}));
+"""
+
+
+def _run_race(js: str, data: str, tmp_path: Path) -> dict[str, Any]:
+    import subprocess
+
+    for name, text in (("shim.js", _DOM_SHIM), ("race.js", js), ("data.json", data)):
+        (tmp_path / name).write_text(text)
+    res = subprocess.run(["node", str(tmp_path / "shim.js"), str(tmp_path / "race.js"), str(tmp_path / "data.json")],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-2000:] or "node failed")
+    return json.loads(res.stdout)
+
+
+def test_race_viewer_works_with_a_quote_in_a_method_name(tmp_path: Path) -> None:
+    """A ``'`` in a method name broke ``querySelector("select[data-method='" + m + "']")`` (a SyntaxError in the
+    browser, no trajectories drawn). The viewer runs under node with a small DOM whose selectors are parsed as
+    strictly as a browser's; the old selector line fails there, the shipped script draws every method."""
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "report_conftest", Path(__file__).parent / "report" / "conftest.py"
+    )
+    helpers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(helpers)  # type: ignore[union-attr]
+    make_study = helpers.make_study
+    from descentlab.report import write_report
+
+    folder = make_study(tmp_path / "studies", "methods-race", "seed 002, 'x'", [True], trajectories=True)
+    traj = json.loads((folder / "trajectories.json").read_text())
+    runs = traj["functions"]["rosenbrock"]["runs"]
+    odd = 'it\'s ["gd"]'
+    runs[odd] = runs.pop("gd")
+    (folder / "trajectories.json").write_text(json.dumps(traj))
+    page = write_report(tmp_path / "page", [folder]).read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="race-data">(.*?)</script>', page, re.S).group(1)
     js = (Path(__file__).resolve().parents[1] / "src/descentlab/report/templates/static/race.js").read_text()
-    assert "data-method='" not in js and 'data-method="' not in js
-    assert "el.dataset.method === m" in js
+    out = _run_race(js, data, tmp_path)
+    assert odd in out["methods"] and int(out["paths"]) >= 1
+    old = js.replace('var sel = byMethod("select", m), fin = byMethod("span.race-final", m);',
+                     'var sel = controls.querySelector("select[data-method=\'" + m + "\']");\n'
+                     'var fin = controls.querySelector("span.race-final[data-method=\'" + m + "\']");')  # fmt: skip
+    assert old != js
+    with pytest.raises(RuntimeError, match="SyntaxError: .* is not a valid selector"):  # the old bug, caught
+        _run_race(old, data, tmp_path)
 
 
 def test_a_wrong_mnist1d_cache_file_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
