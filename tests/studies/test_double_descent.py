@@ -104,11 +104,11 @@ def test_statistics_on_the_published_curve() -> None:
 def test_peak_claim_holds_fails_inconclusive() -> None:
     near = [0.50, 0.52, 0.60, 0.55, 0.52, 0.47]  # peak one point before the threshold
     pred = P["peak-at-threshold"]
-    assert judge(pred, [peak_distance(t, TRAIN, 0.01) for t in (near, near, near)])["verdict"] == "holds"
-    assert (
-        judge(pred, [peak_distance(t, TRAIN, 0.01) for t in (PEAK_AT_1, PEAK_AT_1, PEAK_AT_1)])["verdict"]
-        == "fails"
-    )
+    # an integer distance: judged by the exact sign test (v2). Three identical seeds cannot decide (p = 1/8), six can
+    three = judge(pred, [peak_distance(t, TRAIN, 0.01) for t in (near, near, near)])
+    assert three["verdict"] == "inconclusive" and three["test_used"] == "sign"
+    assert judge(pred, [peak_distance(t, TRAIN, 0.01) for t in [near] * 6])["verdict"] == "holds"
+    assert judge(pred, [peak_distance(t, TRAIN, 0.01) for t in [PEAK_AT_1] * 6])["verdict"] == "fails"
     mixed = [peak_distance(t, TRAIN, 0.01) for t in (PEAK_AT_3, PEAK_AT_1, near)]
     assert judge(pred, mixed)["verdict"] == "inconclusive"
 
@@ -171,7 +171,8 @@ def test_double_descent_end_to_end_small(tmp_path) -> None:
         len(quantities) == 4 and "MNIST-1D MLP test error at h = 16 (%)" in quantities
     )  # d = 1, 15, 30; h = 16
     assert all(
-        a["verdict"] in ("reproduced", "partly", "not reproduced") and a["n"] == 2 for a in summary["anchors"]
+        a["verdict"] in ("reproduced", "inconclusive", "not reproduced", "direction and size only") and a["n"] == 2
+        for a in summary["anchors"]
     )
     mw = summary["numbers"]["model_wise"]
     assert np.asarray(mw["test_error"]).shape == (2, 2)

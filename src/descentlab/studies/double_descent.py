@@ -43,6 +43,8 @@ PREDICTIONS = (
         direction="<",
         threshold=1.5,
         tolerance="within one grid point: distances are integers, so <= 1 means < 1.5",
+        test="sign",
+        version=2,
     ),
     Prediction(
         name="widest-beats-under",
@@ -65,6 +67,7 @@ PREDICTIONS = (
         direction="<",
         threshold=0.0,
         tolerance="any improvement (< 0)",
+        scale="log-given",
     ),
 )
 
@@ -546,6 +549,15 @@ register(
         slide="seeds 000/002/004: 'Double Descent' ('Polynomial Fitting', 'Modular Division (training on 50% of data)')",
         seconds=(95, 3000),  # estimated idle wall s on the 2-core CPU (docs/studies/double-descent.md)
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (
+                2,
+                "2026-12-07",
+                "issue 26: peak-at-threshold (an integer grid distance) judged by the exact sign test on the "
+                "median instead of a t-interval",
+            ),
+        ),
         quick={
             **_COMMON,
             "seeds": 3,

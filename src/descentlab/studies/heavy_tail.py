@@ -92,6 +92,7 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="sign only (a ratio > 1)",
+        scale="log-given",
     ),
 )
 

@@ -155,6 +155,8 @@ PREDICTIONS = (
         ">",
         1.0,
         "a ratio above 1: the no-dropout minimum is narrower",
+        scale="log",
+        version=2,
     ),
 )
 
@@ -418,6 +420,10 @@ register(
         slide="seed 002: 'Проекция функции потерь нейронной сети на прямую / на плоскость' (ResNet-56 ± skips)",
         seconds=(72, 300),  # estimated idle 2-core wall s (quick: old 69 s idle = 332 s loaded, new 348 s)
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (2, "2026-12-07", "issue 26: dropout_wider (a ratio of rises) judged on the log scale"),
+        ),
         quick={
             "dropout": 0.2,
             "lrs": [3e-3, 1e-2, 3e-2],

@@ -61,6 +61,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="faster = fewer steps: a log-ratio > 0; censoring at T + 1 can only pull the value toward 0",
+        scale="log-given",
+        censor="a run that never reaches the target counts rosenbrock_steps + 1 (a lower bound), applied by the study",
     ),
     Prediction(
         name="rosenbrock_adaptive_faster_than_gd",
@@ -72,6 +74,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="as above",
+        scale="log-given",
+        censor="as rosenbrock_momentum_faster_than_gd",
     ),
     Prediction(
         name="quadratic_heavy_ball_beats_gd",
@@ -83,6 +87,7 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="lower final loss: a log-ratio > 0",
+        scale="log-given",
     ),
     Prediction(
         name="sgd_escapes_local_minimum",

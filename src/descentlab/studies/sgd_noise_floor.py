@@ -38,6 +38,8 @@ PREDICTIONS = (
         direction="<",
         threshold=1.0,
         tolerance="the theorem's inequality: a ratio < 1 everywhere",
+        scale="log",
+        version=2,
     ),
     Prediction(
         name="plateau_proportional_to_alpha",
@@ -74,6 +76,7 @@ PREDICTIONS = (
         tolerance="'converged' means 6 decades down within gd_steps steps (the control at (1 − margin)·2/L, "
         "local contraction ≤ 0.9 per step, needs < 100 steps); λmax(∇²f(x*)) ≤ L is the sharp local threshold "
         "(= L on a quadratic; 0.35 % below L here)",
+        scale="log-given",
     ),
 )
 
@@ -385,6 +388,10 @@ register(
         full={**_BASE, "alphas": [0.2, 0.1, 0.05, 0.025], "steps": 6000, "eval_every": 10, "seeds": 8},
         run=run,
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (2, "2026-12-07", "issue 26: bound_holds (a ratio to the bound) judged on the log scale"),
+        ),
         limits={"threshold_margin": (1e-3, 0.5), "tail_fraction": (0.05, 1.0), "divergent_factor": (1.0, 10.0)},
     )
 )
