@@ -192,6 +192,12 @@ def test_landscape_refuses_spans_that_overflow(tmp_path: Path, capsys: Any) -> N
     rc = main(["landscape", "r", "--store", str(db), "--span", "1e308", "--out", str(tmp_path / "o")])
     assert rc == 2 and "got (-1e+308, 1e+308)" in _one_error_line(capsys)
     assert not (tmp_path / "o" / "line.json").exists()
+    rc = main(["landscape", "r", "--store", str(db), "--seed", str(10**20), "--out", str(tmp_path / "o")])
+    assert (
+        rc == 2
+        and "--seed must be an integer in [0, 2147483647], got 100000000000000000000"
+        in _one_error_line(capsys)
+    )
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     with pytest.raises(ValueError, match="float32 parameters overflow"):
         ls.line(_model(), nn.functional.cross_entropy, (x, y), span=(-1e39, 1e39), points=3)

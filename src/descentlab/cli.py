@@ -512,6 +512,9 @@ def landscape(
     for name, val in (("span", span), ("rho", rho)):
         if not (math.isfinite(val) and val > 0):
             raise UsageError(f"--{name} must be a finite number > 0, got {val}")
+    from descentlab.train.config import check_seed
+
+    check_seed(seed, "--seed")
     out_dir = out if out is not None else _landscape_dir(run_id)
     task, trained, _ = load_trained_model(run_id, store)
     try:
