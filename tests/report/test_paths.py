@@ -235,13 +235,34 @@ def test_study_landscape_and_bench_outputs_refuse_planted_links(tmp_path: Path, 
     os.symlink(victim, tmp_path / "ls" / "line.png")
     rc = main(["landscape", "r", "--store", str(db), "--points", "3", "--out", str(tmp_path / "ls")])
     assert rc == 2 and "symbolic link" in capsys.readouterr().err and victim.read_text() == "KEEP"
-    # bench: the hardware calibration file
+    # the hardware calibration file
+    os.symlink(victim, tmp_path / "hw.json")
     with pytest.raises(ValueError, match="symbolic link"):
-        os.symlink(victim, tmp_path / "hw.json")
         from descentlab import safe_write
 
         safe_write.write_text(tmp_path / "hw.json", "{}")
     assert victim.read_text() == "KEEP" and callable(calibrate_hardware)
+
+
+@pytest.mark.slow
+def test_bench_report_refuses_planted_links(tmp_path: Path) -> None:
+    """A link at one of `bench report`'s files is refused, its target untouched (a 1-trial benchmark, ~15 s)."""
+    from descentlab.bench import run_benchmark
+    from descentlab.bench.report import write_report as bench_report
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("KEEP")
+    res = run_benchmark(["adamw"], ["tiny_steps"], trials=1, studies=1, store=tmp_path / "b.db", scale=1.0,
+                        progress=False)  # fmt: skip
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    for name in ("leaderboard.md", "profiles.png"):
+        os.symlink(victim, rep / name)
+        with pytest.raises(ValueError, match="symbolic link"):
+            bench_report(res, rep)
+        assert victim.read_text() == "KEEP"
+        os.unlink(rep / name)
+    assert all(p.stat().st_size > 0 and not p.is_symlink() for p in bench_report(res, rep))
 
 
 def test_stale_temporary_files_of_killed_writers_are_removed(tmp_path: Path) -> None:
