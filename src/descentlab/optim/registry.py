@@ -104,6 +104,8 @@ def check_hyperparameter_types(name: str, hparams: dict[str, Any]) -> None:
     defaults = _defaults(name)
     for key, value in hparams.items():
         d = defaults.get(key, None)
+        if value is None:  # "not set": left to the optimizer
+            continue
         if _is_number(d) and not _is_number(value) and not isinstance(value, torch.Tensor):
             raise ValueError(f"optimizer {name!r}: {key} must be a number (default {d!r}), got {value!r}")
         if isinstance(d, tuple) and d and all(_is_number(x) for x in d):
