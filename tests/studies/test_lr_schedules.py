@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import descentlab.studies as studies
-from descentlab.studies.claims import Measurement, judge
+from descentlab.studies.claims import Measurement, censored_log_ratios, judge
 from descentlab.studies.lr_schedules import CLAIMED, PREDICTIONS, log_ratio, lr_multipliers
 
 PRED = {p.name: p for p in PREDICTIONS}
@@ -38,7 +38,13 @@ def test_log_ratio():
 @pytest.mark.parametrize("name", [f"{n}_beats_best_constant" for n in CLAIMED])
 def test_beats_best_constant_decisions(name):
     p = PRED[name]
-    assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.008, 0.007, 0.009]))["verdict"] == "holds"
+    assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.008, 0.0075, 0.0085]))["verdict"] == "holds"
+    # exactly ln 10 on every seed has no spread: the exact sign test cannot decide on three seeds (p = 1/8)
+    assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.008, 0.007, 0.009]))["verdict"] == "inconclusive"
+    # v2: a diverged schedule counts at the chance loss (censored), so it can make the claim fail
+    values, at_chance = censored_log_ratios([0.08, 0.07, 0.09], [math.nan, math.inf, math.nan], at=math.log(10))
+    assert judge(p, values)["verdict"] == "inconclusive"  # undeclared handling would leave it open
+    assert judge(p, Measurement(values, budget=at_chance))["verdict"] == "fails"
     assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.16, 0.15, 0.17]))["verdict"] == "fails"
     assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.06, 0.09, 0.08]))["verdict"] == "inconclusive"
     forced = judge(

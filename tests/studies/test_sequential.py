@@ -307,3 +307,18 @@ def test_tune_on_three_seeds_reports_grid_and_bracketing():
     assert d["grid"] == pytest.approx([1e-3, 1e-2, 1e-1])
     one = tune(lambda lr, s: (math.log10(lr) + 2) ** 2, [1e-3, 1e-2, 1e-1], [1000], metric="m")
     assert not one.enough_seeds and "fewer than 3" in one.note()
+
+
+def test_censored_log_ratios_count_a_diverged_run_at_the_given_loss():
+    from descentlab.studies.claims import censored_log_ratios
+
+    values, budget = censored_log_ratios([2.0, math.nan, math.inf, 1.0], [1.0, 0.5, math.nan, 0.0], at=math.log(10))
+    assert values[0] == pytest.approx(math.log(2.0)) and all(math.isnan(v) for v in values[1:])
+    assert budget[0] == pytest.approx(math.log(2.0))
+    assert budget[1] == pytest.approx(math.log(math.log(10) / 0.5))  # the diverged numerator at chance
+    assert budget[2] == pytest.approx(0.0)  # both diverged: no difference
+    assert math.isnan(budget[3])  # a zero loss is not a diverged run: stays unjudgeable
+    q = Prediction("r", "s", "src", "ln ratio", ">", 0.0, scale="log-given", censor="diverged: chance loss")
+    assert judge(q, Measurement([0.1, math.nan, 0.12], budget=[0.1, -1.5, 0.12]))["n_censored"] == 1
+    with pytest.raises(ValueError, match="censoring value"):
+        censored_log_ratios([1.0], [1.0], at=0.0)

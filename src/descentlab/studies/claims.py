@@ -575,6 +575,29 @@ def judge(
     return out
 
 
+def censored_log_ratios(
+    numerator: Sequence[float], denominator: Sequence[float], at: float
+) -> tuple[list[float], list[float]]:
+    """Per seed ``ln(numerator / denominator)`` (NaN where either is not finite and positive) and the values the
+    same ratios take when a non-finite entry (a diverged run) is counted at ``at`` (e.g. the chance loss): the
+    ``(values, budget)`` pair for a :class:`Measurement` of a prediction that declares this censoring."""
+    if not (math.isfinite(at) and at > 0):
+        raise ValueError(f"the censoring value must be finite and positive, got {at!r}")
+    if len(numerator) != len(denominator):
+        raise ValueError(f"{len(numerator)} numerators for {len(denominator)} denominators")
+
+    def ok(x: float) -> bool:
+        return math.isfinite(x) and x > 0
+
+    values, budget = [], []
+    for a, b in zip(map(float, numerator), map(float, denominator)):
+        values.append(math.log(a / b) if ok(a) and ok(b) else math.nan)
+        a2 = a if ok(a) else at if not math.isfinite(a) else math.nan
+        b2 = b if ok(b) else at if not math.isfinite(b) else math.nan
+        budget.append(math.log(a2 / b2) if ok(a2) and ok(b2) else math.nan)
+    return values, budget
+
+
 class Sequential:
     """Judge declared predictions on blocks of seeds under a :class:`SeedPlan` fixed in advance.
 
@@ -1027,6 +1050,7 @@ __all__ = [
     "Sequential",
     "Tuned",
     "adjust",
+    "censored_log_ratios",
     "eval_seeds",
     "judge",
     "predictions_hash",

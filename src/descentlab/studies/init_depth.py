@@ -23,7 +23,7 @@ from torch import nn
 
 from descentlab import tasks
 from descentlab.studies import Anchor, Measurement, Prediction, Study, StudyContext, register
-from descentlab.studies.claims import Tuned, eval_seeds, tune, tuning_seeds
+from descentlab.studies.claims import Tuned, censored_log_ratios, eval_seeds, tune, tuning_seeds
 from descentlab.tasks.base import Task
 
 INITS = ("kaiming", "xavier", "small")
@@ -48,6 +48,9 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="any speed-up; the paper shows one curve per init",
+        scale="log-given",
+        censor="a diverged run (non-finite loss) counts at the chance loss ln 10: it made no progress",
+        version=2,
     ),
     Prediction(
         name="kaiming_converges_30",
@@ -58,6 +61,9 @@ PREDICTIONS = (
         direction="<",
         threshold=0.1,
         tolerance="'converges': below 10 % of the chance loss (the net fits its training set)",
+        scale="log",
+        censor="a diverged run (non-finite loss) counts at the chance loss ln 10: it made no progress",
+        version=2,
     ),
     Prediction(
         name="kaiming_beats_xavier_30",
@@ -68,6 +74,9 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="any gap; the paper's Xavier curve does not move",
+        scale="log-given",
+        censor="a diverged run (non-finite loss) counts at the chance loss ln 10: it made no progress",
+        version=2,
     ),
 )
 
@@ -243,25 +252,30 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         per_seed(trainer.final_loss, d_deep, "kaiming"),
         per_seed(trainer.final_loss, d_deep, "xavier"),
     )
+    fast_v, fast_b = censored_log_ratios(mean_x, mean_k, at=CHANCE)  # a diverged arm counts at chance
+    deep_v, deep_b = censored_log_ratios(fin_x, fin_k, at=CHANCE)
     measured = {
         "kaiming_converges_faster_22": Measurement(
-            log_loss_ratio(mean_x, mean_k),
+            fast_v,
             f"mean mini-batch training loss over {cfg['steps']} steps at depth {d_fast}: Kaiming (lr "
             f"{lr[(d_fast, 'kaiming')]:g}) {np.mean(mean_k):.3g}, Xavier (lr {lr[(d_fast, 'xavier')]:g}) "
             f"{np.mean(mean_x):.3g}",
             inconclusive=unbracketed((d_fast, "kaiming"), (d_fast, "xavier")),
+            budget=fast_b,
         ),
         "kaiming_converges_30": Measurement(
             [v / CHANCE for v in fin_k],
             f"final training loss at depth {d_deep}, Kaiming (lr {lr[(d_deep, 'kaiming')]:g}): "
             f"{np.mean(fin_k):.3g} (chance ln 10 = {CHANCE:.3f})",
             inconclusive=unbracketed((d_deep, "kaiming")),
+            budget=1.0,  # a diverged run: the chance loss
         ),
         "kaiming_beats_xavier_30": Measurement(
-            log_loss_ratio(fin_x, fin_k),
+            deep_v,
             f"final training loss at depth {d_deep}: Kaiming {np.mean(fin_k):.3g}, Xavier (lr "
             f"{lr[(d_deep, 'xavier')]:g}) {np.mean(fin_x):.3g}",
             inconclusive=unbracketed((d_deep, "kaiming"), (d_deep, "xavier")),
+            budget=deep_b,
         ),
     }
     ctx.anchor(
@@ -408,6 +422,15 @@ register(
         full={**_BASE, "steps": 1500, "seeds": 5, "tuning_seeds": 2},
         run=run,
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (
+                2,
+                "2026-12-07",
+                "issue 26: a diverged run (non-finite loss) counts at the chance loss ln 10 instead of making "
+                "the ratio NaN; kaiming_converges_30 (a loss ratio to chance) judged on the log scale",
+            ),
+        ),
         limits={"momentum": (0.0, 0.999), "depth_faster": (2, 200), "depth_deep": (2, 200)},
     )
 )
