@@ -530,3 +530,18 @@ def test_threads_2_resume_is_bit_identical(tmp_path: Path) -> None:
     resumed = descentlab.resume("c", store=db, progress=False)
     for a, b in zip(ref.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_full_disk_at_a_signal_checkpoint_still_marks_the_run_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(obj: Any, path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(loop_mod, "atomic_save", full)
+    db = tmp_path / "s.db"
+    term = Callback(lambda c: signal.raise_signal(signal.SIGTERM) if c.step == 12 else None, every=1)
+    run = descentlab.train("logreg", optimizer="adam", steps=30, store=db, run_id="r", progress=False,
+                           device="cpu", callbacks=[term])  # fmt: skip
+    assert run.status == "interrupted" and "could not be written" in run.note and "No space left" in run.note
+    assert descentlab.load_run("r", db).status == "interrupted"  # not left "running"
