@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -110,7 +111,7 @@ MAX_SEED = 2**31 - 1  # the batch streams derive seeds (seed * 1_000_003 + step)
 
 def check_seed(seed: Any, name: str = "seed") -> int:
     """``seed`` if it is an integer in [0, MAX_SEED]; ValueError (TypeError for a non-integer) naming it otherwise."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):  # numpy integers too
         raise TypeError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
