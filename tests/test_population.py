@@ -80,11 +80,26 @@ def test_every_optimizer_matches_train_or_is_refused(name: str, forward: str, ml
                        store=False, progress=False, threads=1)  # fmt: skip
         assert run.status == single.status
         assert len(run.metrics("batch_loss")) == len(single.metrics("batch_loss")) == STEPS
-        tol = VMAP_TOLERANCE.get(name, 1e-5) if forward == "vmap" else 1e-5
+        tol = VMAP_TOLERANCE.get(name, 1e-5) if forward != "sequential" else 1e-5
         assert _rel(_history(run), _history(single)) < tol, name
         assert _rel(_history(run, "loss"), _history(single, "loss")) < tol, name
         assert _rel(_flat(run.model), _flat(single.model)) < tol, name
         assert sorted(run.final) == sorted(single.final)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw", "sam", "muon", "lookahead"])
+def test_the_stacked_mlp_forward_matches_train(name: str, mlp_task: Task) -> None:
+    """forward="stacked" (one baddbmm per layer for all members) gives train()'s runs, in every optimizer mode."""
+    test_every_optimizer_matches_train_or_is_refused(name, "stacked", mlp_task)
+
+
+def test_stacked_forward_is_refused_where_the_model_is_not_an_mlp() -> None:
+    with pytest.raises(ValueError, match="forward='stacked'"):
+        train_many(
+            "mnist1d_cnn", "adam", [{"seed": 0}], steps=1, store=False, progress=False, forward="stacked"
+        )
+    with pytest.raises(ValueError, match="forward must be one of"):
+        train_many("mnist1d_mlp", "adam", [{"seed": 0}], steps=1, store=False, progress=False, forward="fast")
 
 
 def test_members_differ_by_seed_and_lr_and_share_batches_by_seed(mlp_task: Task) -> None:

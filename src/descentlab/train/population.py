@@ -68,7 +68,8 @@ from descentlab.train.recorder import Recorder
 
 POPULATION_FORMAT = "descentlab-population-1"
 POPULATION_CHECKPOINT = "population.pt"
-FORWARDS = ("auto", "vmap", "sequential")
+FORWARDS = ("auto", "vmap", "sequential", "stacked")
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 # torch.optim's elementwise methods (and descentlab's elementwise wrappers over them): one optimizer over stacked
 # tensors is the members' optimizers side by side. Checked method by method in tests/test_population.py.
@@ -266,6 +267,12 @@ class Population:
         self._vm: Callable[..., torch.Tensor] | None = None
         self._vm_dim: Any = None
         self.named = [dict(mb.model.named_parameters()) for mb in self.members]
+        self.mlp = _mlp_layers(skeleton, task)
+        if forward == "stacked" and self.mlp is None:
+            raise ValueError(
+                f"forward='stacked' needs a Sequential of Linear layers and elementwise activations under the "
+                f"default classification/regression loss; task {task.name!r}'s model or loss is not one"
+            )
 
     def choose_forward(self) -> str:
         """``forward="auto"``: time the population's forward and backward both ways on fresh first batches (nothing
@@ -277,7 +284,7 @@ class Population:
         batch, bdim = self._stack(drawn)
         times = {}
         with torch.random.fork_rng(devices=[]):
-            for way in ("sequential", "vmap"):
+            for way in ("sequential", "vmap", *(("stacked",) if self.mlp is not None else ())):
                 try:
                     self._grads(batch, bdim, way, drawn)
                     t0 = time.perf_counter()
@@ -390,7 +397,47 @@ class Population:
                         p.grad = torch.stack([g if g is not None else torch.zeros_like(self.named[i][name])
                                               for g, i in zip(gs, u.members)])  # fmt: skip
             return torch.tensor(losses)
+        if way == "stacked":
+            return self._backward(self._mlp_losses(batch, bdim))
         return self._losses(batch, bdim)
+
+    def _mlp_losses(self, batch: tuple[torch.Tensor, ...], bdim: Any) -> torch.Tensor:
+        """The members' losses ``[M]`` of a stacked ReLU-style MLP: one ``baddbmm`` per layer for all members."""
+        assert self.mlp is not None
+        h, y = batch[0], batch[1]
+        m = len(self.members)
+        with self._autocast():
+            for kind, name in self.mlp:
+                if kind == "act":
+                    h = self.lossmod.model.get_submodule(name)(h)
+                    continue
+                w = self.stacked[f"{name}.weight"].transpose(1, 2)  # [M, in, out]
+                b = self.stacked.get(f"{name}.bias")
+                if h.dim() == 2:  # a batch all members share: [B, in] -> [M, B, out]
+                    h = (
+                        torch.matmul(h, w)
+                        if b is None
+                        else torch.baddbmm(b[:, None], h.expand(m, *h.shape), w)
+                    )
+                else:
+                    h = torch.bmm(h, w) if b is None else torch.baddbmm(b[:, None], h, w)
+            _, bsz, c = h.shape
+            yy = y if y.dim() == 2 else y.expand(m, *y.shape)
+            if self.task.kind == "regression":
+                per = (h.squeeze(-1) - yy).pow(2).view(m, bsz)
+            else:
+                per = nn.functional.cross_entropy(h.reshape(m * bsz, c), yy.reshape(-1), reduction="none")
+            return per.view(m, bsz).float().mean(1)
+
+    def _backward(self, losses: torch.Tensor) -> torch.Tensor:
+        """Backward of the live members' summed losses; the stacked gradients handed to the optimizers."""
+        alive = torch.tensor([m.alive for m in self.members], device=losses.device)
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        for unit in self.units:
+            for p, name, idx in unit.params:
+                g = self.stacked[name].grad
+                p.grad = None if g is None else g[idx]
+        return losses.detach().float()
 
     def _losses(self, batch: tuple[torch.Tensor, ...], bdim: Any) -> torch.Tensor:
         """One vmapped forward and backward of the whole population; the members' losses ``[M]`` (detached)."""
@@ -405,13 +452,7 @@ class Population:
         buffers = {f"model.{n}": t for n, t in self.buffers.items()}
         with self._autocast():
             losses = self._vm(params, buffers, batch)
-        alive = torch.tensor([m.alive for m in self.members], device=losses.device)
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
-        for unit in self.units:
-            for p, name, idx in unit.params:
-                g = self.stacked[name].grad
-                p.grad = None if g is None else g[idx]
-        return losses.detach().float()
+        return self._backward(losses)
 
     def step_once(self) -> list[float]:
         """One optimizer step of every member still stepping; the members' batch losses."""
@@ -543,6 +584,25 @@ class Population:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ValueError(f"{source} does not fit the population: {type(exc).__name__}: {first}") from None
         self.step = step
+
+
+def _mlp_layers(model: nn.Module, task: Task) -> list[tuple[str, str]] | None:
+    """``[("linear" | "act", submodule name)]`` when ``model`` is a Sequential of Linear layers and elementwise
+    activations and ``task`` keeps the default loss (``outputs_loss(model(x), y)``, classification or regression);
+    None otherwise (the population then uses vmap or member after member)."""
+    if not isinstance(model, nn.Sequential) or type(task).loss is not Task.loss:
+        return None
+    if task.kind not in ("classification", "regression") or any(True for _ in model.buffers()):
+        return None
+    layers: list[tuple[str, str]] = []
+    for name, mod in model.named_children():
+        if isinstance(mod, nn.Linear):
+            layers.append(("linear", name))
+        elif isinstance(mod, _ELEMENTWISE):
+            layers.append(("act", name))
+        else:
+            return None
+    return layers if layers and layers[-1][0] == "linear" else None
 
 
 def _check_optimizer_state(opt: torch.optim.Optimizer, saved: Any, source: str) -> None:
@@ -779,9 +839,10 @@ def train_many(
     ``config["population"] = {"id", "member", "size"}``. One checkpoint holds the whole population (in member 0's
     checkpoint folder); ``descentlab.resume(<any member id>)`` continues all of them exactly; Ctrl-C stops every
     member at the same step boundary. ``save_final=False`` keeps no ``final.pt`` (for studies that need none).
-    ``forward``: "vmap" (one batched forward and backward), "sequential" (member after member, bit-identical
-    gradients to ``train()``: for compute-bound models, and for matrix methods whose roots amplify rounding) or
-    "auto" (default: the faster of the two, measured once on the first batches; recorded in each member's config).
+    ``forward``: "vmap" (one batched forward and backward), "stacked" (a Sequential MLP under the default loss: one
+    ``baddbmm`` per layer for all members), "sequential" (member after member, bit-identical gradients to
+    ``train()``: for compute-bound models, and for matrix methods whose roots amplify rounding) or "auto" (default:
+    the fastest, measured once on the first batches; recorded in each member's config).
     """
     choose_threads(threads, flops=0.0)
     parsed = _parse_members(members)
