@@ -143,3 +143,19 @@ def test_sparse_features_follow_zipf_and_the_linear_model():
 def test_sparse_features_bad_input():
     with pytest.raises(ValueError, match="p_max"):
         sparse_features_task(p_max=0.0)
+
+
+def test_a_diverged_run_counts_at_the_uniform_loss():
+    """v2 censoring: a diverged SGD run's group losses count at log C (no progress), so it can decide the claim."""
+    from descentlab.studies.claims import Measurement
+    from descentlab.studies.heavy_tail import PREDICTIONS, at_chance, lead
+
+    log_c = math.log(10)
+    assert at_chance({0: 0.5, 1: math.nan, 2: math.inf}, log_c) == {0: 0.5, 1: log_c, 2: log_c}
+    sgd_diverged, adam = {0: math.nan, 4: math.nan}, {0: 0.2, 4: 0.9}
+    values = [1.1, 1.2, lead(sgd_diverged, adam, 4)]
+    budget = [1.1, 1.2, lead(at_chance(sgd_diverged, log_c), adam, 4)]
+    pred = next(p for p in PREDICTIONS if p.name == "rare_classes_slower")
+    assert judge(pred, values)["verdict"] == "inconclusive"  # NaN: never dropped silently
+    out = judge(pred, Measurement(values, budget=budget))
+    assert out["n_censored"] == 1 and out["values"][2] != out["values"][2]  # the raw NaN is kept in the record

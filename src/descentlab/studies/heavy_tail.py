@@ -47,6 +47,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="sign only: the source predicts SGD behind on the rare classes and gives no size",
+        censor="a diverged run (non-finite loss) counts at the uniform-prediction loss log C of each group: no progress",
+        version=2,
     ),
     Prediction(
         name="lead_in_the_tail",
@@ -58,6 +60,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="sign only",
+        censor="a diverged run (non-finite loss) counts at the uniform-prediction loss log C of each group: no progress",
+        version=2,
     ),
     Prediction(
         name="balanced_control",
@@ -69,6 +73,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="sign only",
+        censor="a diverged run (non-finite loss) counts at the uniform-prediction loss log C of each group: no progress",
+        version=2,
     ),
     Prediction(
         name="rare_characters_slower",
@@ -80,6 +86,8 @@ PREDICTIONS = (
         direction=">",
         threshold=0.0,
         tolerance="sign only",
+        censor="a diverged run counts at the uniform loss log V on each character group",
+        version=2,
     ),
     Prediction(
         name="adagrad_rare_features",
@@ -93,6 +101,8 @@ PREDICTIONS = (
         threshold=0.0,
         tolerance="sign only (a ratio > 1)",
         scale="log-given",
+        censor="a diverged run counts at its error at the start (w = 0: the squared norm of w* on the rarer half)",
+        version=2,
     ),
 )
 
@@ -191,6 +201,11 @@ def tail_concentration(sgd: Mapping[int, float], adam: Mapping[int, float]) -> f
     """Adam's lead on the rarest group (largest index) minus its lead on the most frequent group (smallest)."""
     groups = sorted(set(sgd) & set(adam))
     return lead(sgd, adam, groups[-1]) - lead(sgd, adam, groups[0])
+
+
+def at_chance(values: Mapping[int, float], chance: float) -> dict[int, float]:
+    """Group losses with a diverged run's non-finite values counted at the uniform-prediction loss ``chance``."""
+    return {j: float(v) if math.isfinite(v) else chance for j, v in values.items()}
 
 
 def control_gap(zipf: tuple[float, float], balanced: tuple[float, float]) -> float:
@@ -308,6 +323,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     per: dict[str, list[float]] = {
         k: [] for k in ("rare", "tail", "control", "sgd_rare_start", "sgd_rare_end")
     }
+    at_budget: dict[str, list[float]] = {"rare": [], "tail": [], "control": []}  # diverged runs at log C
+    log_c = math.log(int(cfg["classes"]))
     group_rows: dict[str, list[dict[int, float]]] = {"sgd": [], "adam": []}
     overall: dict[str, list[tuple[float, float]]] = {"zipf": [], "balanced": []}
     first = {}
@@ -328,6 +345,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         overall["zipf"].append((final_loss(z["sgd"]), final_loss(z["adam"])))
         overall["balanced"].append((final_loss(b["sgd"]), final_loss(b["adam"])))
         per["control"].append(control_gap(overall["zipf"][-1], overall["balanced"][-1]))
+        gc = {o: at_chance(g[o], log_c) for o in grids}
+        at_budget["rare"].append(lead(gc["sgd"], gc["adam"], groups[-1]))
+        at_budget["tail"].append(tail_concentration(gc["sgd"], gc["adam"]))
+        at_budget["control"].append(
+            control_gap(*(tuple(v if math.isfinite(v) else log_c for v in overall[k][-1]) for k in ("zipf", "balanced")))
+        )
         start = z["sgd"].metrics(f"train_loss_g{groups[-1]}")
         per["sgd_rare_start"].append(start[0][1] if start else math.nan)
         per["sgd_rare_end"].append(g["sgd"][groups[-1]])
@@ -373,12 +396,14 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             f"{lr['zipf']['adam']:g}); mean rarest-group loss SGD {mean_groups['sgd'][str(rare)]:.2f}, Adam "
             f"{mean_groups['adam'][str(rare)]:.2f}",
             inconclusive=zipf_reason,
+            budget=at_budget["rare"],
         ),
         "lead_in_the_tail": Measurement(
             per["tail"],
             f"lead on rarest minus lead on most frequent per seed: {_fmt(per['tail'])}; mean most-frequent-group loss "
             f"SGD {mean_groups['sgd'][str(frequent)]:.2f}, Adam {mean_groups['adam'][str(frequent)]:.2f}",
             inconclusive=zipf_reason,
+            budget=at_budget["tail"],
         ),
         "balanced_control": Measurement(
             per["control"],
@@ -393,6 +418,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                     **{f"balanced {k}": v for k, v in tuned["balanced"].items()},
                 }
             ),
+            budget=at_budget["control"],
         ),
     }
 
@@ -422,6 +448,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     c_groups = sorted(c_rows["sgd"][0])
     c_rare, c_freq = c_groups[-1], c_groups[0]
     c_per = [lead(a, b, c_rare) for a, b in zip(c_rows["sgd"], c_rows["adam"])]
+    log_v = math.log(char_task.char_group.numel())  # the uniform loss over the vocabulary
     c_drop = {
         o: {j: float(np.mean([st[j] - en[j] for st, en in zip(c_start[o], c_rows[o])])) for j in c_groups}
         for o in c_rows
@@ -443,6 +470,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         f"{numbers['charlm']['group_loss_mean_over_seeds']['sgd'][str(c_freq)]:.2f}, Adam "
         f"{numbers['charlm']['group_loss_mean_over_seeds']['adam'][str(c_freq)]:.2f}",
         inconclusive=_forced(c_tuned),
+        budget=[
+            lead(at_chance(a, log_v), at_chance(b, log_v), c_rare) for a, b in zip(c_rows["sgd"], c_rows["adam"])
+        ],
     )
 
     # Part 3: rare features, SGD vs AdaGrad, the problem drawn with the seed.
@@ -462,6 +492,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     numbers["sparse_tuned"] = {o: t.to_dict() for o, t in sp_tuned.items()}
     sp_lr = {o: t.value for o, t in sp_tuned.items()}
     errs: dict[str, dict[str, list[float]]] = {o: {"rare": [], "frequent": []} for o in sp_grids}
+    start_rare: list[float] = []  # the rarer half's error at w = 0, where every run starts
     sp_first: dict[str, np.ndarray] = {}
     for s in seeds:
         t = sparse(s)
@@ -472,6 +503,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             "rare": torch.from_numpy(order[:half].copy()),
             "frequent": torch.from_numpy(order[half:].copy()),
         }
+        start_rare.append(float((w_star[idx["rare"]] ** 2).sum()))
         for o in sp_grids:
             r = sp_arms.run(o, sp_lr[o], s)
             err = ((r.model.weight.detach().reshape(-1) - w_star) ** 2) if r.status == "finished" else None
@@ -490,6 +522,10 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             f"{a:.3g} / {b:.3g}" for a, b in zip(errs["sgd"]["frequent"], errs["adagrad"]["frequent"])
         ),
         inconclusive=_forced(sp_tuned),
+        budget=[
+            log_error_ratio(a if math.isfinite(a) else s0, b if math.isfinite(b) else s0)
+            for a, b, s0 in zip(errs["sgd"]["rare"], errs["adagrad"]["rare"], start_rare)
+        ],
     )
 
     # Figure: loss per frequency group (Kunstner et al. Fig. 1) on both tasks (seed 0), the sparse problem.
@@ -563,6 +599,15 @@ register(
         "Descent on Language Models'; AdaGrad on rare features",
         seconds=(76, 440),  # estimated quick/full idle wall s on the 2-core CPU (tour scheduling)
         predictions=PREDICTIONS,
+        versions=(
+            (1, "2026-12-01", "the predictions as first declared"),
+            (
+                2,
+                "2026-12-07",
+                "issue 26: censoring declared for all five: a diverged run counts at the uniform-prediction loss (log C, "
+                "log V) or, for AdaGrad's claim, at its starting error, instead of making the seed's value NaN",
+            ),
+        ),
         quick={
             **_COMMON,
             "steps": 300,
