@@ -1,0 +1,128 @@
+"""Populations vs single runs: member-steps per second of ``descentlab.train_many`` against the same members trained
+one after another with ``descentlab.train`` (and against two single-run worker processes on 2 cores).
+
+Run: .venv/bin/python benchmarks/population.py [--quick] [--only TASK ...]
+Every measurement runs in its own process (so its peak memory, ru_maxrss, is its own) after a 2-step warm-up of the
+same kind. A population's time includes choosing its forward (forward="auto" times vmap / stacked / member after
+member once) and its evaluations; the singles run the same steps and evaluations (at step 0 and at the end). The
+single-run time is measured on min(M, 4) members and scaled to M. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+# (task, task_kw, optimizer, steps, member counts, batch size or None for the task's)
+SPEEDRUN_GPT = {"width": 64, "heads": 4, "depth": 2, "context": 32, "rotary": True, "relu2": True, "qk_norm": True,
+                "zero_init": True, "softcap": 15.0}  # fmt: skip
+CASES = [
+    ("mnist1d_mlp", {}, "adam", 200, (1, 4, 16, 64), None),
+    ("mnist1d_cnn", {}, "adam", 100, (1, 4, 16), None),
+    ("digits_mlp", {}, "adam", 200, (1, 4, 16), None),
+    ("logreg", {}, "adam", 200, (1, 4, 16), None),
+    ("modular", {}, "adamw", 100, (1, 8), None),
+    ("charlm", SPEEDRUN_GPT, "adamw", 40, (1, 8), 32),
+    ("charlm", {}, "adamw", 10, (1, 8), None),
+]
+QUICK = {"mnist1d_mlp": (1, 16), "mnist1d_cnn": (8,), "digits_mlp": (16,), "logreg": (16,), "modular": (8,),
+         "charlm": (8,)}  # fmt: skip
+
+
+def one(
+    kind: str, task: str, task_kw: dict, optimizer: str, steps: int, m: int, batch: int | None, threads: int
+):
+    """Measure one (kind, case) in this process; returns seconds, member-steps and peak RSS in MiB."""
+    import torch
+
+    import descentlab
+
+    torch.set_num_threads(threads)
+    t = descentlab.tasks.get(task, **task_kw)
+    kw = dict(steps=steps, eval_every=steps, store=False, progress=False, threads=threads, batch_size=batch)
+    members = [{"seed": s} for s in range(m)]
+    if kind == "population":
+        descentlab.train_many(t, optimizer, members[:2], **{**kw, "steps": 2, "eval_every": 2})
+        t0 = time.perf_counter()
+        runs = descentlab.train_many(t, optimizer, members, **kw)
+        sec = time.perf_counter() - t0
+        forward = runs[0].config["population"]["forward"]
+        n = m
+    else:
+        descentlab.train(t, optimizer, **{**kw, "steps": 2, "eval_every": 2})
+        n = min(m, 4) if kind == "single" else m
+        t0 = time.perf_counter()
+        for s in range(n):
+            descentlab.train(t, optimizer, seed=s, **kw)
+        sec = time.perf_counter() - t0
+        forward = "-"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": sec, "member_steps": n * steps, "rss_mib": rss, "forward": forward}
+
+
+def _child(args: list[str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _two_workers(case: tuple, m: int) -> float:
+    """Member-steps per second of two single-run worker processes, each training m/2 members at one thread."""
+    task, kw, opt, steps, _, batch = case
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", "singles-all", task, json.dumps(kw), opt,
+                               str(steps), str(m // 2), json.dumps(batch), "1"], stdout=subprocess.PIPE)
+             for _ in range(2)]  # fmt: skip
+    for p in procs:
+        p.communicate()
+    return m * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer member counts (one or two per task)")
+    p.add_argument("--only", nargs="*", help="task names")
+    p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        kind, task, kw, opt, steps, m, batch, threads = a.child
+        res = one(kind, task, json.loads(kw), opt, int(steps), int(m), json.loads(batch), int(threads))
+        print(json.dumps(res))
+        return
+    print("| task | optimizer | M | forward | population member-steps/s | single runs member-steps/s | ratio | "
+          "peak RSS population / single (MiB) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for case in CASES:
+        task, kw, opt, steps, ms, batch = case
+        if a.only and task not in a.only:
+            continue
+        label = task + (" (speedrun GPT w64)" if kw else "")
+        for m in QUICK.get(task, ms) if a.quick else ms:
+            args = [task, json.dumps(kw), opt, str(steps), str(m), json.dumps(batch), "1"]
+            pop = _child(["population", *args])
+            single = _child(["single", *args])
+            rp = pop["member_steps"] / pop["seconds"]
+            rs = single["member_steps"] / single["seconds"]
+            print(f"| {label} | {opt} | {m} | {pop['forward']} | {rp:.0f} | {rs:.0f} | {rp / rs:.2f}x | "
+                  f"{pop['rss_mib']:.0f} / {single['rss_mib']:.0f} |", flush=True)  # fmt: skip
+    if not a.only or "mnist1d_mlp" in a.only:
+        case = CASES[0]
+        args = [case[0], "{}", case[2], str(case[3]), "16", "null", "2"]
+        pop2 = _child(["population", *args])
+        rp = pop2["member_steps"] / pop2["seconds"]
+        rw = _two_workers(case, 16)
+        print(
+            f"\nmnist1d_mlp, M = 16 on 2 cores: population (2 threads, forward {pop2['forward']}) {rp:.0f} "
+            f"member-steps/s vs two single-run worker processes {rw:.0f}: {rp / rw:.2f}x"
+        )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
