@@ -334,6 +334,10 @@ BENCH_SECONDS = (44.0, 100.0)
 """Measured (quick, full) wall seconds of the tour's benchmark on the reference 2-core CPU (for ``--jobs``)."""
 
 
+_WORKER_STOPPING = False
+"""In a tour's worker process: True once a study there was interrupted (the pool may have queued it more jobs)."""
+
+
 def _tour_job(job: tuple[Any, ...]) -> TourEntry:
     """One unit of a parallel tour, run in a worker process: a study (``kind`` "study") or the benchmark.
 
@@ -347,6 +351,12 @@ def _tour_job(job: tuple[Any, ...]) -> TourEntry:
     kind, name, quick, out, store_path, threads, *rest = job  # rest: (split_half,)
     split = bool(rest and rest[0])
     out_dir = Path(out)
+    if _WORKER_STOPPING:  # a job queued to this worker before the tour stopped: never started
+        folder = out_dir / ("bench" if kind == "bench" else f"studies/{name}")
+        folder.mkdir(parents=True, exist_ok=True)
+        err = "not started: the tour was stopping"
+        (folder / FAILED_FILE).write_text(json.dumps({"study": name, "error": err}))
+        return TourEntry("benchmark" if kind == "bench" else name, "interrupted", 0.0, error=err)
     with Store(store_path) as store:  # the driver cleared the earlier tour's files before it started the pool
         if kind == "bench":
             entry = _bench_entry(out_dir, store, quick, False)
@@ -357,6 +367,8 @@ def _tour_job(job: tuple[Any, ...]) -> TourEntry:
             overrides.update({"split_half": True} if split else {})
             entry = _run_study(name, quick, _fresh_folder(out_dir, name), store, False, **overrides)
     if entry.status == "interrupted":  # the pool is going down: a second signal must not cut the way back
+        global _WORKER_STOPPING
+        _WORKER_STOPPING = True  # and jobs already queued to this worker must not start
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return entry

@@ -32,6 +32,9 @@ class Interrupted(KeyboardInterrupt):
         self.signum = LAST_SIGNAL = int(signum)
         super().__init__(message or f"interrupted ({signal_name(self.signum)})")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (a worker's result) with its signal
+        return (type(self), (self.signum, str(self)))
+
     @property
     def exit_code(self) -> int:
         """128 + the signal number: 130 for Ctrl-C, 143 for SIGTERM."""
