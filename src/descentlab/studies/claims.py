@@ -982,7 +982,9 @@ def tune(
     Non-finite scores (diverged runs) count as the worst. When the best value sits at an edge of the grid, the grid
     is extended past that edge by the grid's own ratio, up to ``extend`` times; ``Tuned.bracketed`` says whether the
     final best value has a tried neighbour on both sides. Pass tuning seeds (see :func:`tuning_seeds`), never the
-    evaluation seeds.
+    evaluation seeds. A ``score`` with a ``prefetch(pairs)`` method (e.g. :class:`descentlab.studies.tables.
+    PopulationScore`) is handed every (value, seed) pair of the grid, then of each extension, before they are read:
+    it trains them as one population.
     """
     values = sorted(float(g) for g in grid)
     if len(values) < 2:
@@ -1005,6 +1007,9 @@ def tune(
     def best() -> float:
         return min(sorted(scores), key=lambda v: scores[v] if minimize else -scores[v])
 
+    prefetch = getattr(score, "prefetch", None)  # a population score trains value x seed pairs together
+    if callable(prefetch):
+        prefetch([(v, int(s)) for v in values for s in seeds])
     for v in values:
         evaluate(v)
     extended = 0
@@ -1014,10 +1019,10 @@ def tune(
         at_low, at_high = b == tried[0], b == tried[-1]
         if not (at_low or at_high) or extended >= extend:
             break
-        if at_low:
-            evaluate(tried[0] * tried[0] / tried[1])
-        else:
-            evaluate(tried[-1] * tried[-1] / tried[-2])
+        nxt = tried[0] * tried[0] / tried[1] if at_low else tried[-1] * tried[-1] / tried[-2]
+        if callable(prefetch):
+            prefetch([(nxt, int(s)) for s in seeds])
+        evaluate(nxt)
         extended += 1
     tried = sorted(scores)
     b = best()

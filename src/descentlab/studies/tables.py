@@ -40,3 +40,31 @@ def as_tensors(runs: Sequence[Run], steps: int, every: int | None, names: Sequen
     for name in names:
         out[name] = torch.from_numpy(history_table(runs, name, at)).float()
     return out
+
+
+class PopulationScore:
+    """``score(value, seed)`` for :func:`descentlab.studies.claims.tune` that trains the pairs it will be asked for
+    as one population (``tune`` calls ``prefetch`` with the grid's pairs, then each extension's).
+
+    ``member(value, seed)`` gives a member's settings (default ``{"seed": seed, "lr": value}``); ``read(run)`` the
+    tuned criterion of a trained member's Run; ``shared`` are ``ctx.train_many``'s shared keywords. The Runs are kept
+    in ``runs`` by (value, seed).
+    """
+
+    def __init__(self, ctx, task, optimizer, read, member=None, **shared) -> None:  # type: ignore[no-untyped-def]
+        self.ctx, self.task, self.optimizer, self.read, self.shared = ctx, task, optimizer, read, shared
+        self.member = member or (lambda value, seed: {"seed": seed, "lr": value})
+        self.runs: dict[tuple[float, int], Run] = {}
+
+    def prefetch(self, pairs: Sequence[tuple[float, int]]) -> None:
+        """Train the pairs not trained yet, as one population (value-major, so equal values form stacked blocks)."""
+        todo = sorted({(float(v), int(s)) for v, s in pairs} - set(self.runs))
+        if todo:
+            runs = self.ctx.train_many(self.task, self.optimizer, [self.member(v, s) for v, s in todo], **self.shared)
+            self.runs.update(zip(todo, runs))
+
+    def __call__(self, value: float, seed: int) -> float:
+        key = (float(value), int(seed))
+        if key not in self.runs:
+            self.prefetch([key])
+        return float(self.read(self.runs[key]))
