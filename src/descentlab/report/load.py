@@ -22,8 +22,9 @@ FAILED_FILE = "failed.json"
 
 VERDICTS = ("holds", "fails", "inconclusive")
 """A claim's three-valued verdict."""
-ANCHOR_VERDICTS = ("reproduced", "partly", "not reproduced")
-"""How a measured quantity compares with its published number."""
+ANCHOR_VERDICTS = ("reproduced", "inconclusive", "not reproduced", "direction and size only", "partly")
+"""How a measured quantity compares with its published number (equivalence within a declared tolerance since issue 26;
+``partly`` only in older summaries)."""
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 """The files a page embeds as images, by suffix."""
 
