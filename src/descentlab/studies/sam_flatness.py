@@ -10,13 +10,16 @@ rho and for rho = 0.05; and lambda_max at equal training loss (SGD's snapshot wh
 SAM's final one), since SAM stops at a higher loss. The figures show the loss on a line and a plane of
 filter-normalized random directions around each solution (the same draws for every model, same axes).
 
-All runs of a phase train together (``torch.func.vmap`` over stacked parameters; SGD's update is elementwise and
-SAM's perturbation is normalized per model, so this is the arithmetic of one run per model; see the tests).
+Every arm trains through ``descentlab.train_many`` (:func:`train_arm`): the registry's ``sgd`` and ``sam`` (over that
+SGD), one population per label-noise level and optimizer, each member the run ``train()`` would make; the runs are in
+the study's store. The full training loss at evenly spaced steps is the evaluation's ``train_loss``, the parameters
+there come from a callback.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +28,11 @@ import numpy as np
 import torch
 
 from descentlab import landscape, tasks
+from descentlab.store import Run
 from descentlab.studies import Study, StudyContext, register
 from descentlab.studies.claims import Anchor, Measurement, Prediction, eval_seeds, tune, tuning_seeds
-from descentlab.tasks.base import BatchStream
+from descentlab.tasks.base import Task
+from descentlab.train.hooks import Callback, StepContext
 
 FORET_RHO = 0.05
 """Foret et al.'s default rho, always reported beside the tuned one."""
@@ -122,102 +127,94 @@ ANCHORS = (
 )
 
 
-@dataclass(frozen=True)
-class Job:
-    """One training run of a batch: its training data, seed (init and batch order), learning rate and rho
-    (0 = plain SGD)."""
-
-    data: tuple[torch.Tensor, torch.Tensor]
-    seed: int
-    lr: float
-    rho: float = 0.0
+def tuning_task(task: Task, val_fraction: float) -> Task:
+    """``task`` with the first ``1 - val_fraction`` of its training set to train on and the rest as its validation
+    set (same labels), so that its evaluation's ``accuracy`` is the validation accuracy the arms are tuned by."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    x, y = task.train_data[:2]
+    cut = int(round(len(y) * (1 - val_fraction)))
+    if not 0 < cut < len(y):
+        raise ValueError(f"val_fraction {val_fraction!r} leaves no training or no validation examples")
+    return dataclasses.replace(
+        task,
+        name=f"{task.name}-split",
+        train_data=(x[:cut], y[:cut]),
+        val_data=(x[cut:], y[cut:]),
+        config={**task.config, "val_fraction": val_fraction},
+    )
 
 
 @dataclass
-class Trained:
-    """The models of :func:`train_batch`, with each one's full training loss after ``steps[i]`` steps and (when
-    kept) the flat parameters there."""
+class Arm:
+    """A trained member of :func:`train_arm`: its run, model, and the full training loss and flat parameters after
+    each of ``steps`` (the evaluation steps)."""
 
-    models: list[torch.nn.Module]
+    run: Run
+    model: torch.nn.Module
     steps: list[int] = field(default_factory=list)
-    train_loss: list[list[float]] = field(default_factory=list)
-    snapshots: list[list[torch.Tensor]] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
 
 
-def train_batch(
-    task: Any,
-    jobs: Sequence[Job],
+def train_arm(
+    ctx: StudyContext,
+    task: Task,
+    members: Sequence[tuple[int, float, float]],
     *,
     steps: int,
     batch_size: int,
     momentum: float,
     weight_decay: float,
     evals: int = 0,
-) -> Trained:
-    """Train every job at once: SGD (momentum, weight decay; torch's update) on the gradient at w + eps, with
-    eps = rho g / ||g|| (g the mini-batch loss gradient at w, the norm over all of one model's parameters; eps = 0
-    for rho = 0), as ``descentlab.optim`` SAM over SGD. Job ``i`` starts at ``task.make_model(seed)`` and draws its
-    own batches (``BatchStream(data, batch_size, seed)``). With ``evals`` > 0 the full training loss and the
-    parameters are kept at ``evals`` evenly spaced steps."""
-    from torch.func import functional_call, stack_module_state, vmap
+) -> list[Arm]:
+    """Train the ``(seed, lr, rho)`` members as one population of ``task`` through ``ctx.train_many``: the registry's
+    ``sgd`` (momentum, weight decay) where every rho is 0, else its ``sam`` (rho per member, over that SGD). With
+    ``evals`` > 0 the full training loss (the evaluation's ``train_loss``) and the flat parameters (a callback) are
+    kept at ``evals`` evenly spaced steps; else the run is evaluated at the end only and keeps no model."""
+    if not members:
+        raise ValueError("train_arm needs at least one member")
+    sam = any(rho > 0 for _, _, rho in members)
+    if sam and not all(rho > 0 for _, _, rho in members):
+        raise ValueError(
+            f"an arm is all SGD (rho = 0) or all SAM (rho > 0), got rhos {[m[2] for m in members]}"
+        )
+    if evals and (evals < 1 or steps % evals):
+        raise ValueError(f"evals must divide steps ({steps}), got {evals!r}")
+    every = steps // evals if evals else steps
+    snaps: dict[int, list[tuple[int, torch.Tensor]]] = {}
 
-    if not jobs:
-        raise ValueError("train_batch needs at least one job")
-    models = [task.make_model(int(j.seed)) for j in jobs]
-    if any(True for _ in models[0].buffers()):
-        raise ValueError("batched training needs a model without buffers (no BatchNorm)")
-    template = copy.deepcopy(models[0])
-    stacked, _ = stack_module_state(models)
-    P = {k: v.detach().clone() for k, v in stacked.items()}
+    def snapshot(c: StepContext) -> None:
+        flat = torch.cat([p.detach().reshape(-1) for p in c.model.parameters()]).clone()
+        snaps.setdefault(id(c.model), []).append((c.step, flat))
 
-    def col(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
-
-    lrs = {k: col([j.lr for j in jobs], v) for k, v in P.items()}
-    sam = [i for i, j in enumerate(jobs) if j.rho > 0]
-    rho = torch.tensor([jobs[i].rho for i in sam])
-    streams = [BatchStream(j.data, batch_size, int(j.seed)) for j in jobs]
-
-    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(template, p, (x,))
-
-    def grads(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        out = vmap(forward)(p, x)
-        loss = task.outputs_loss(out.reshape(-1, out.shape[-1]), y.reshape(-1)) * x.shape[0]
-        return dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
-
-    marks = {round(steps * (i + 1) / evals) for i in range(evals)} if evals else set()
-    out = Trained(models, [], [[] for _ in jobs], [[] for _ in jobs])
-    buf: dict[str, torch.Tensor] | None = None
-    for k in range(steps):
-        xs, ys = zip(*(next(s)[:2] for s in streams))
-        x, y = torch.stack(xs), torch.stack(ys)
-        g = grads(P, x, y)
-        if sam:
-            idx = torch.tensor(sam)
-            sub = {n: v[idx] for n, v in g.items()}
-            norm = torch.sqrt(sum(v.reshape(len(sam), -1).pow(2).sum(1) for v in sub.values()))
-            scale = torch.where(norm > 0, rho / torch.where(norm > 0, norm, 1.0), 0.0)
-            pert = {n: P[n][idx] + col(scale.tolist(), v) * sub[n] for n, v in sub.items()}
-            g2 = grads(pert, x[idx], y[idx])
-            for n in g:
-                g[n] = g[n].clone()
-                g[n][idx] = g2[n]
-        d = {n: g[n] + weight_decay * P[n] for n in P} if weight_decay else g
-        buf = {n: d[n].clone() for n in P} if buf is None else {n: momentum * buf[n] + d[n] for n in P}
-        P = {n: P[n] - lrs[n] * buf[n] for n in P}
-        if k + 1 in marks:
-            out.steps.append(k + 1)
-            with torch.no_grad():
-                for i, j in enumerate(jobs):
-                    p = {n: v[i] for n, v in P.items()}
-                    out.train_loss[i].append(float(task.outputs_loss(forward(p, j.data[0]), j.data[1])))
-                    out.snapshots[i].append(torch.cat([v[i].reshape(-1) for v in P.values()]).clone())
-    for i, model in enumerate(models):
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(P[name][i])
+    runs = ctx.train_many(
+        task,
+        "sam" if sam else "sgd",
+        [{"seed": int(s), "lr": float(lr), **({"rho": float(r)} if sam else {})} for s, lr, r in members],
+        hparams={"momentum": momentum, "weight_decay": weight_decay},
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=every,
+        callbacks=[Callback(snapshot, every=every)] if evals else [],
+        keep_model=bool(evals),
+        save_final=False,
+    )
+    out = []
+    for run in runs:
+        if not evals:
+            out.append(Arm(run, None))  # type: ignore[arg-type]
+            continue
+        model = run.model  # type: ignore[attr-defined]
+        evald = dict((k, v) for k, v in run.metrics("train_loss") if k > 0)
+        taken = dict(snaps.get(id(model), []))
+        # a diverged run may miss its last snapshot (its last evaluation found it diverged)
+        if run.status != "diverged" and list(taken) != list(evald):
+            raise RuntimeError(
+                f"run {run.id}: snapshots at steps {list(taken)}, evaluations at {list(evald)}"
+            )
+        ks = [k for k in evald if k in taken]
+        out.append(Arm(run, model, ks, [evald[k] for k in ks], [taken[k] for k in ks]))
     return out
 
 
@@ -257,28 +254,21 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     crit = task0.outputs_loss
 
     # Tuning data: the first (1 - val_fraction) of the training set to train, the rest to validate (same labels).
-    def split(key: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        x, y = tasks_of[key].train_data[:2]
-        cut = int(round(len(y) * (1 - float(cfg["val_fraction"]))))
-        return (x[:cut], y[:cut]), (x[cut:], y[cut:])
-
-    splits = {key: split(key) for key in noises}
+    splits = {key: tuning_task(tasks_of[key], float(cfg["val_fraction"])) for key in noises}
     val_acc: dict[tuple[str, float, float, int], float] = {}
 
     def fit(keys: list[tuple[str, float, float, int]]) -> None:
         keys = [k for k in dict.fromkeys(keys) if k not in val_acc]
-        if not keys:
-            return
-        jobs = [Job(splits[key][0], s, lr, rho) for key, lr, rho, s in keys]
-        res = train_batch(task0, jobs, **kw)
-        ctx.advance(len(jobs))
-        for k, model in zip(keys, res.models):
-            xv, yv = splits[k[0]][1]
-            with torch.no_grad():
-                val_acc[k] = float((model(xv).argmax(-1) == yv).float().mean())
+        # one population per label-noise level and optimizer (SGD: rho = 0; SAM: rho > 0)
+        for key, sam in dict.fromkeys((k[0], k[2] > 0) for k in keys):
+            group = [k for k in keys if k[0] == key and (k[2] > 0) == sam]
+            arms = train_arm(ctx, splits[key], [(s, lr, rho) for _, lr, rho, s in group], **kw)
+            for k, arm in zip(group, arms):
+                ok = arm.run.status == "finished"
+                val_acc[k] = float(arm.run.final["accuracy"]) if ok else float("nan")  # diverged: the worst
 
     # Phase 1: SGD's lr and SAM's lr at rho = 0.05, per label-noise level; phase 2: SAM's rho at its lr.
-    fit([(key, lr, r, s) for key in noises for lr in lr_grid for r in (0.0, FORET_RHO) for s in tseeds])
+    fit([(key, lr, r, s) for key in noises for r in (0.0, FORET_RHO) for lr in lr_grid for s in tseeds])
     tuned: dict[str, dict[str, Any]] = {}
     for key in noises:
 
@@ -307,20 +297,19 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
         tuned[key]["rho"] = tune(by_rho, rho_grid, tseeds, metric="validation accuracy", minimize=False)
 
-    # Evaluation: SGD, SAM at the tuned rho and at rho = 0.05 on every evaluation seed, full training set.
+    # Evaluation: SGD, SAM at the tuned rho and at rho = 0.05 on every evaluation seed, full training set; SGD and
+    # SAM of each label-noise level are populations of their own.
     arms = {key: sorted({0.0, FORET_RHO, tuned[key]["rho"].value}) for key in noises}
-    keys = [(key, r, s) for key in noises for r in arms[key] for s in seeds]
-    jobs = [
-        Job(
-            tuple(tasks_of[key].train_data[:2]),
-            s,
-            tuned[key]["sgd_lr"].value if r == 0 else tuned[key]["sam_lr"].value,
-            r,
-        )
-        for key, r, s in keys
-    ]
-    res = train_batch(task0, jobs, evals=int(cfg["evals"]), **kw)
-    ctx.advance(len(jobs))
+    trained: dict[tuple[str, float, int], Arm] = {}
+    for key in noises:
+        for sam in (False, True):
+            keys = [(key, r, s) for r in arms[key] if (r > 0) == sam for s in seeds]
+            lr = tuned[key]["sam_lr" if sam else "sgd_lr"].value
+            got = train_arm(
+                ctx, tasks_of[key], [(s, lr, r) for _, r, s in keys], evals=int(cfg["evals"]), **kw
+            )
+            trained.update(zip(keys, got))
+    eval_steps = trained[("clean", 0.0, seeds[0])].steps
     n_lam = int(cfg["samples"])
 
     def lam(model: torch.nn.Module, key: str) -> float:
@@ -328,18 +317,20 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         return float(landscape.hessian_eigenvalues(model, crit, data, k=1).values[0])
 
     sol: dict[tuple[str, float, int], dict[str, Any]] = {}
-    for (key, r, s), job, model, losses, snaps in zip(keys, jobs, res.models, res.train_loss, res.snapshots):
+    for (key, r, s), arm in trained.items():
+        model = arm.model
         xt, yt = tasks_of[key].val_data[:2]
         with torch.no_grad():
             acc = float((model(xt).argmax(-1) == yt).float().mean())
         sol[(key, r, s)] = {
             "model": model,
-            "lr": job.lr,
+            "lr": arm.run.config["lr"],
             "test_accuracy": acc,
-            "train_loss": losses[-1],
+            "train_loss": arm.train_loss[-1],
             "lambda_max": lam(model, key),
-            "losses": losses,
-            "snapshots": snaps,
+            "losses": arm.train_loss,
+            "snapshots": arm.snapshots,
+            "steps": arm.steps,
         }
 
     numbers: dict[str, Any] = {"tuning": {}, "solutions": {}, "equal_loss": {}}
@@ -374,7 +365,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                 {
                     "seed": s,
                     "matched_arm": "SGD" if low is b else _label(rho_t),
-                    "matched_step": res.steps[i],
+                    "matched_step": low["steps"][i],
                     "matched_loss": low["losses"][i],
                     "target_loss": high["train_loss"],
                     "lambda_max_sgd": lam_b,
@@ -399,7 +390,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         "equal-loss match",
         "the matched snapshot's training loss is within 25 % of the other arm's final loss",
         all(g <= 0.25 for g in gaps),
-        "relative gaps " + ", ".join(f"{g:.2f}" for g in gaps) + f" (snapshots every {res.steps[0]} steps)",
+        "relative gaps " + ", ".join(f"{g:.2f}" for g in gaps) + f" (snapshots every {eval_steps[0]} steps)",
     )
     for anchor in ANCHORS:
         ctx.anchor(
