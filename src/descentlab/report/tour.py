@@ -343,6 +343,7 @@ def _tour_job(job: tuple[Any, ...]) -> TourEntry:
 
     The worker opens the tour's store itself (SQLite WAL, several writers wait for each other) and caps a
     study's own ``threads`` setting at the worker's share of the cores."""
+    global _WORKER_STOPPING
     from descentlab import studies
     from descentlab.store import Store
     from descentlab.train import interrupt
@@ -367,7 +368,6 @@ def _tour_job(job: tuple[Any, ...]) -> TourEntry:
             overrides.update({"split_half": True} if split else {})
             entry = _run_study(name, quick, _fresh_folder(out_dir, name), store, False, **overrides)
     if entry.status == "interrupted":  # the pool is going down: a second signal must not cut the way back
-        global _WORKER_STOPPING
         _WORKER_STOPPING = True  # and jobs already queued to this worker must not start
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
