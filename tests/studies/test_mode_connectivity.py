@@ -1,5 +1,6 @@
-"""mode-connectivity: the barrier, the convergence criterion and each claim's decision on hand-made values; the batched
-trainers against one run per model; a tiny end-to-end run writes a well-formed summary (whatever the verdicts)."""
+"""mode-connectivity: the barrier, the convergence criterion and each claim's decision on hand-made values; the endpoint
+and curve populations against one run per model (a plain Adam loop, landscape.connect) and in the store; a tiny
+end-to-end run writes a well-formed summary and leaves its runs in the store (whatever the verdicts)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import descentlab.studies as studies
 from descentlab import landscape, tasks
 from descentlab.landscape.connectivity import garipov_lr_factor
 from descentlab.landscape.projections import FlatParams
+from descentlab.store import Store
+from descentlab.studies import StudyContext
 from descentlab.studies.claims import VERDICTS, judge
 from descentlab.studies.mode_connectivity import (
     PREDICTIONS,
-    CurveJob,
     barrier,
     barrier_ratio,
     plane_basis,
@@ -25,6 +27,8 @@ from descentlab.studies.mode_connectivity import (
     train_curves,
     train_endpoints,
 )
+from descentlab.tasks.curve import curve_task
+from descentlab.train import train
 
 PRED = {p.name: p for p in PREDICTIONS}
 TS = np.linspace(0, 1, 11)
@@ -68,47 +72,71 @@ def test_claim_decisions(name, values, expected):
     assert judge(PRED[name], values)["verdict"] == expected
 
 
-def test_batched_endpoints_are_one_adam_run_each():
+def test_endpoints_are_adam_runs_in_the_store(tmp_path):
     task = tasks.get("mnist1d_mlp", width=8)
-    ends = train_endpoints(task, [3, 4], steps=12, lr=1e-2, weight_decay=1e-3, evals=3)
-    assert ends.steps == [4, 8, 12] and len(ends.objective) == 2 and len(ends.objective[0]) == 3
-    for seed, model in zip((3, 4), ends.models):
-        ref = task.make_model(seed)
-        opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=1e-3)
-        stream = task.batches(100, seed)
-        for k in range(12):
-            opt.param_groups[0]["lr"] = 1e-2 * garipov_lr_factor(k / 12)
-            x, y = next(stream)
-            opt.zero_grad()
-            task.outputs_loss(ref(x), y).backward()
-            opt.step()
-        assert torch.allclose(FlatParams(ref).vector, FlatParams(model).vector, atol=1e-6)
+    wd = 1e-3
+    with Store(tmp_path / "runs.db") as store:
+        ctx = StudyContext(name="mode-connectivity", out=tmp_path, store=store, quick=True, key="k")
+        runs = train_endpoints(ctx, task, [3, 4], steps=12, lr=1e-2, weight_decay=wd, evals=3)
+        for seed, run in zip((3, 4), runs):
+            ref = task.make_model(seed)  # a plain Adam loop with Garipov et al.'s schedule, written out
+            opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=wd)
+            stream = task.batches(100, seed)
+            for k in range(12):
+                opt.param_groups[0]["lr"] = 1e-2 * garipov_lr_factor(k / 12)
+                x, y = next(stream)
+                opt.zero_grad()
+                task.outputs_loss(ref(x), y).backward()
+                opt.step()
+            assert torch.allclose(FlatParams(ref).vector, FlatParams(run.model).vector, atol=1e-6)
+            x, y = task.train_data[0], task.train_data[1]
+            with torch.no_grad():
+                j = float(task.outputs_loss(ref(x), y)) + 0.5 * wd * float(
+                    (FlatParams(ref).vector ** 2).sum()
+                )
+            stored = store.load_run(run.id)
+            assert [k for k, _ in stored.metrics("objective")] == [4, 8, 12]
+            assert stored.metrics("objective")[-1][1] == pytest.approx(j, rel=1e-5)
+            assert stored.config["optimizer"] == "adam" and stored.config["schedule"] == "garipov"
+            assert stored.config["population"]["id"] == "mode-connectivity-k-p001"
+    with pytest.raises(ValueError, match="evals"):
+        train_endpoints(ctx, task, [3], steps=10, lr=1e-2, weight_decay=wd, evals=3)
 
 
-def test_batched_curves_match_landscape_connect():
+def test_curves_are_landscape_connects_and_in_the_store(tmp_path):
     task = tasks.get("mnist1d_mlp", width=8)
-    a, b = task.make_model(0), task.make_model(1)
+    a, b, c, d = (task.make_model(s) for s in range(4))
     stream = task.batches(100, 0)
     batches = [next(stream) for _ in range(3)]
-    jobs = [CurveJob("bezier", a, b, 0.3, seed=5), CurveJob("polychain", a, b, 0.05, seed=6)]
-    curves, snaps = train_curves(
-        jobs, task.outputs_loss, batches, steps=10, weight_decay=5e-4, snapshots=(0, 10)
-    )
-    for job, curve in zip(jobs, curves):
-        ref = landscape.connect(
-            a,
-            b,
-            task.outputs_loss,
-            batches,
-            curve=job.kind,
-            steps=10,
-            lr=job.lr,
-            weight_decay=5e-4,
-            seed=job.seed,
-        )
-        assert torch.allclose(ref.control_points, curve.control_points, atol=1e-6)
-    mid = 0.5 * (FlatParams(a).vector + FlatParams(b).vector)
-    assert torch.allclose(snaps[0][0][1], mid) and torch.equal(snaps[10][1], curves[1].control_points)
+    ends = {5: (a, b), 6: (c, d)}
+    with Store(tmp_path / "runs.db") as store:
+        ctx = StudyContext(name="mode-connectivity", out=tmp_path, store=store, quick=True, key="k")
+        for kind, lrs in (("bezier", (0.3, 0.1)), ("polychain", (0.05, 0.15))):
+            ct = curve_task(task, ends, kind, weight_decay=5e-4, cycle=3, data_seed=0)
+            runs, snaps = train_curves(ctx, ct, list(zip((5, 6), lrs)), steps=10, snapshots=(0, 5, 10))
+            for (seed, lr), run in zip(zip((5, 6), lrs), runs):
+                ref = landscape.connect(
+                    *ends[seed],
+                    task.outputs_loss,
+                    batches,
+                    curve=kind,
+                    steps=10,
+                    lr=lr,
+                    weight_decay=5e-4,
+                    seed=seed,
+                )
+                assert torch.allclose(ref.control_points, run.model.control_points(), atol=1e-6)
+                assert torch.equal(snaps[(seed, 10)], run.model.bends.detach())
+                mid = 0.5 * (FlatParams(ends[seed][0]).vector + FlatParams(ends[seed][1]).vector)
+                assert torch.allclose(snaps[(seed, 0)][0], mid)
+                half = train(  # the snapshot after 5 steps: the first 5 steps of the same 10-step schedule
+                    ct, "sgd", lr=lr, hparams={"momentum": 0.9}, schedule="garipov", steps=5, schedule_steps=10,
+                    batch_size=100, seed=seed, store=False, progress=False,
+                )  # fmt: skip
+                assert torch.allclose(half.model.bends.detach(), snaps[(seed, 5)], atol=1e-6)
+                assert store.load_run(run.id).config["task"] == f"mnist1d_mlp-{kind}-curve"
+        with pytest.raises(ValueError, match="seeds must differ"):
+            train_curves(ctx, ct, [(5, 0.1), (5, 0.2)], steps=4, snapshots=(2,))
 
 
 def test_plane_basis():
@@ -125,7 +153,7 @@ def test_plane_basis():
 
 def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     res = studies.run(
-        "mode-connectivity", quick=True, out=tmp_path, store=False, progress=False, seeds=2,
+        "mode-connectivity", quick=True, out=tmp_path, store=tmp_path / "runs.db", progress=False, seeds=2,
         steps=20, curve_steps=12, points=5, grid=4, stages=[0, 6], curve_batches=3, curve_lrs=[0.1, 0.3],
         chain_lrs=[0.05, 0.15],
     )  # fmt: skip
@@ -137,3 +165,9 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     assert summary["seeds"] == {"evaluation": [0, 1], "tuning": [1000]}
     assert len(res.summary["numbers"]["pairs"]) == 2
     assert (tmp_path / "mode_connectivity.png").exists() and (tmp_path / "predictions.json").exists()
+    with Store(tmp_path / "runs.db") as store:  # every run is in the store, a member of its population
+        runs = [store.load_run(r["id"]) for r in store.list_runs()]
+    assert all(r.status == "finished" and "population" in r.config for r in runs)
+    by_task = {t: [r for r in runs if r.config["task"] == t] for t in {r.config["task"] for r in runs}}
+    assert len(by_task["mnist1d_mlp"]) == 6  # the endpoints of 2 evaluation pairs and 1 tuning pair
+    assert {"mnist1d_mlp-bezier-curve", "mnist1d_mlp-polychain-curve"} <= set(by_task)

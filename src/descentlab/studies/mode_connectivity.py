@@ -9,16 +9,17 @@ The curves' learning rates are tuned on pairs trained from tuning seeds. The fig
 plane through the three control points (w1, theta, w2) with the curve drawn on it, the loss along each path, and the
 loss along the curve at several stages of its training.
 
-The endpoints of all pairs are trained together and so are the curves (``torch.func.vmap`` over stacked parameters:
-Adam and SGD are elementwise, so this is the same arithmetic as one run per model; see the tests).
+Every run trains through ``descentlab.train_many`` and is in the study's store: the endpoints of all pairs are one
+population (the registry's Adam, :func:`train_endpoints`); a curve is a run of the curve task
+(:mod:`descentlab.tasks.curve`: its model is the curve with its trainable bend, its batches carry t, its loss is J at
+the point of the curve at t), and each kind's curves are one population whose members differ by seed, the seed
+picking the endpoint pair (:func:`train_curves`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,14 @@ import torch
 from torch import nn
 
 from descentlab import landscape, tasks
-from descentlab.landscape.connectivity import Curve, _basis, garipov_lr_factor
+from descentlab.landscape.connectivity import Curve
 from descentlab.landscape.projections import FlatParams
+from descentlab.store import Run
 from descentlab.studies import Study, StudyContext, register
 from descentlab.studies.claims import Measurement, Prediction, eval_seeds, tune, tuning_seeds
-from descentlab.tasks.base import BatchStream
+from descentlab.tasks.base import Task
+from descentlab.tasks.curve import CurveTask, curve_task
+from descentlab.train.hooks import Callback, StepContext
 
 KINDS = ("bezier", "polychain")
 NEAR_ZERO = 0.1
@@ -115,22 +119,9 @@ def plane_basis(w1: torch.Tensor, theta: torch.Tensor, w2: torch.Tensor) -> tupl
     return u, v / v.norm()
 
 
-def _plain(model: nn.Module) -> None:
-    if any(True for _ in model.buffers()):
-        raise ValueError("batched training needs a model without buffers (no BatchNorm)")
-
-
-@dataclass
-class Endpoints:
-    """Models trained by :func:`train_endpoints` and each one's objective J after ``steps[i]`` steps."""
-
-    models: list[nn.Module]
-    steps: list[int]
-    objective: list[list[float]]
-
-
 def train_endpoints(
-    task: Any,
+    ctx: StudyContext,
+    task: Task,
     seeds: Sequence[int],
     *,
     steps: int,
@@ -138,145 +129,82 @@ def train_endpoints(
     weight_decay: float,
     batch_size: int = 100,
     evals: int = 10,
-) -> Endpoints:
-    """Train one model per seed, all at once: Adam on J = loss + weight_decay/2 ||w||^2 (coupled L2) with Garipov et
-    al.'s schedule (``lr`` for half the steps, then linearly down to ``lr / 100`` at 90 %, held).
+) -> list[Run]:
+    """One run per seed, as one population of ``task`` through ``ctx.train_many``: the registry's ``adam`` on
+    J = loss + weight_decay/2 ||w||^2 (Adam's coupled L2) with Garipov et al.'s schedule (``garipov``: ``lr`` for half
+    the steps, then linearly down to ``lr / 100`` at 90 %, held). A callback records J on the whole training set
+    (metric ``objective``) ``evals`` times, evenly spaced, for the convergence criterion."""
+    if evals < 2 or steps % evals:
+        raise ValueError(f"need evals >= 2 dividing steps, got steps={steps!r}, evals={evals!r}")
+    x, y = task.train_data[0], task.train_data[1]
 
-    Model ``i`` starts at ``task.make_model(seeds[i])`` and sees the mini-batches of ``task.batches(batch_size,
-    seeds[i])`` (as ``train(seed=seeds[i])`` would); the objective J on the whole training set is recorded ``evals``
-    times, evenly spaced, for the convergence criterion.
-    """
-    from torch.func import functional_call, stack_module_state, vmap
-
-    if steps < evals or evals < 2:
-        raise ValueError(f"need steps >= evals >= 2, got steps={steps!r}, evals={evals!r}")
-    models = [task.make_model(int(s)) for s in seeds]
-    _plain(models[0])
-    template = copy.deepcopy(models[0])
-    params, _ = stack_module_state(models)
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    opt = torch.optim.Adam(params.values(), lr=lr, weight_decay=weight_decay)
-    streams = [task.batches(batch_size, int(s)) for s in seeds]
-    x_all, y_all = task.train_data[0], task.train_data[1]
-
-    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(template, p, (x,))
-
-    def objective() -> list[float]:
+    def objective(c: StepContext) -> dict[str, float]:
         with torch.no_grad():
-            out = vmap(forward, in_dims=(0, None))(params, x_all)
-            sq = sum(v.reshape(v.shape[0], -1).pow(2).sum(1) for v in params.values())
-            return [float(task.outputs_loss(o, y_all) + 0.5 * weight_decay * s) for o, s in zip(out, sq)]
+            sq = sum((p * p).sum() for p in c.model.parameters() if p.requires_grad)
+            return {"objective": float(task.outputs_loss(c.model(x), y) + 0.5 * weight_decay * sq)}
 
-    marks = {round(steps * (i + 1) / evals) for i in range(evals)}
-    done, traj = [], []
-    for k in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * garipov_lr_factor(k / steps)
-        xs, ys = zip(*(next(s)[:2] for s in streams))
-        x, y = torch.stack(xs), torch.stack(ys)
-        out = vmap(forward)(params, x)
-        # the sum over models of each one's mean loss: model i's gradient is its own run's gradient
-        loss = task.outputs_loss(out.reshape(-1, out.shape[-1]), y.reshape(-1)) * len(seeds)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if k + 1 in marks:
-            done.append(k + 1)
-            traj.append(objective())
-    out_models = []
-    for i, m in enumerate(models):
-        with torch.no_grad():
-            for name, p in m.named_parameters():
-                p.copy_(params[name][i])
-        out_models.append(m)
-    return Endpoints(out_models, done, [list(col) for col in zip(*traj)])
-
-
-@dataclass
-class CurveJob:
-    """One curve to train: its kind, endpoints (models), learning rate and the seed of its t ~ U(0, 1) draws."""
-
-    kind: str
-    model_a: nn.Module
-    model_b: nn.Module
-    lr: float
-    seed: int = 0
+    return ctx.train_many(
+        task,
+        "adam",
+        [{"seed": int(s), "lr": float(lr)} for s in seeds],
+        hparams={"weight_decay": weight_decay},
+        schedule="garipov",
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=steps // evals,
+        callbacks=[Callback(objective, every=steps // evals)],
+        save_final=False,
+    )
 
 
 def train_curves(
-    jobs: Sequence[CurveJob],
-    criterion: Any,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    ctx: StudyContext,
+    task: CurveTask,
+    members: Sequence[tuple[int, float]],
     *,
     steps: int,
-    weight_decay: float,
     momentum: float = 0.9,
     snapshots: Sequence[int] = (),
-) -> tuple[list[Curve], dict[int, list[torch.Tensor]]]:
-    """Garipov et al.'s curve finding (``landscape.connect`` with one free bend and its default schedule) for several
-    curves at once: each step draws its own t per curve, all curves take the same mini-batch, SGD with momentum
-    and each curve's own lr. Returns the curves and, for each step in ``snapshots``, every curve's control points."""
-    from torch.func import functional_call, vmap
+    batch_size: int = 100,
+    keep_model: bool = True,
+) -> tuple[list[Run], dict[tuple[int, int], torch.Tensor]]:
+    """Garipov et al.'s curve finding (as ``landscape.connect``: SGD with momentum on the free bend, the ``garipov``
+    schedule, one t ~ U(0, 1) per step drawn from the member's seed, the curve task's mini-batches) for the
+    ``(seed, lr)`` members of the curve task ``task`` (the seed picks the endpoints), as one population through
+    ``ctx.train_many``; evaluated at the end only. Returns the runs and ``{(seed, step): free control points}`` at
+    each step in ``snapshots`` (0: the untrained curve)."""
+    snaps: dict[tuple[int, int], torch.Tensor] = {}
+    if snapshots and len({s for s, _ in members}) < len(members):
+        raise ValueError(
+            f"snapshots are kept per seed: the members' seeds must differ, got {[s for s, _ in members]}"
+        )
+    for s, _ in members:
+        if 0 in snapshots:
+            snaps[(int(s), 0)] = task.make_model(int(s)).bends.detach().clone()
+    later = sorted({int(k) for k in snapshots if 0 < int(k) <= steps})
 
-    if not jobs:
-        raise ValueError("train_curves needs at least one job")
-    for j in jobs:
-        if j.kind not in KINDS:
-            raise ValueError(f"curve kind must be one of {KINDS}, got {j.kind!r}")
-    _plain(jobs[0].model_a)
-    template = copy.deepcopy(jobs[0].model_a)
-    flat = FlatParams(template)
-    ends = [(FlatParams(j.model_a).vector, FlatParams(j.model_b).vector) for j in jobs]
-    free = [(0.5 * (a + b)).clone().requires_grad_(True) for a, b in ends]  # the bend starts mid-segment
-    opt = torch.optim.SGD(
-        [{"params": [f], "lr": j.lr} for f, j in zip(free, jobs)], lr=jobs[0].lr, momentum=momentum
+    def snapshot(c: StepContext) -> None:
+        if c.step in later:
+            snaps[(int(c.model.seed), c.step)] = c.model.bends.detach().clone()  # type: ignore[union-attr]
+
+    runs = ctx.train_many(
+        task,
+        "sgd",
+        [{"seed": int(s), "lr": float(lr)} for s, lr in members],
+        hparams={"momentum": momentum},
+        schedule="garipov",
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=steps,
+        callbacks=[Callback(snapshot, every=math.gcd(*later))] if later else [],
+        keep_model=keep_model,
+        save_final=False,
     )
-    gens = [torch.Generator().manual_seed(int(j.seed)) for j in jobs]
-    snaps: dict[int, list[torch.Tensor]] = {}
-
-    def control() -> list[torch.Tensor]:
-        return [torch.stack([a, f.detach().clone(), b]) for (a, b), f in zip(ends, free)]
-
-    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(template, p, (x,))
-
-    for k in range(steps):
-        if k in snapshots:
-            snaps[k] = control()
-        for g, j in zip(opt.param_groups, jobs):
-            g["lr"] = j.lr * garipov_lr_factor(k / steps)
-        x, y = batches[k % len(batches)][:2]
-        rows = []
-        for (a, b), f, j, gen in zip(ends, free, jobs, gens):
-            t = torch.rand((), generator=gen, dtype=torch.float64)
-            c = _basis(j.kind, 3, t)[0].to(a)
-            rows.append(c[0] * a + c[2] * b + c[1] * f)
-        w = torch.stack(rows)
-        out = vmap(forward, in_dims=(0, None))(flat.to_dict(w), x)
-        loss = criterion(out.reshape(-1, out.shape[-1]), y.repeat(len(jobs))) * len(jobs)
-        if weight_decay:
-            loss = loss + 0.5 * weight_decay * (w * w).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    final = control()
-    if steps in snapshots:
-        snaps[steps] = final
-    curves = [Curve(j.model_a, criterion, list(batches), cp, j.kind) for j, cp in zip(jobs, final)]
-    return curves, snaps
+    return runs, snaps
 
 
 def _sq_norms(w: torch.Tensor) -> np.ndarray:
     return (w.double() ** 2).sum(-1).numpy()
-
-
-def _along(curve: Curve, points: int, data: Any, wd: float) -> dict[str, np.ndarray]:
-    """Training loss, the objective J and the error along a curve at ``points`` evenly spaced ts."""
-    res = curve.loss_along(points, data=data)
-    sq = _sq_norms(curve.weights(torch.as_tensor(res.alphas)))
-    err = 1 - res.accuracy if res.accuracy is not None else np.full(len(res.alphas), np.nan)
-    return {"t": res.alphas, "loss": res.loss, "J": res.loss + 0.5 * wd * sq, "error": err}
 
 
 def _line(a: nn.Module, b: nn.Module, crit: Any, data: Any, points: int, wd: float) -> dict[str, np.ndarray]:
@@ -306,29 +234,44 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     all_seeds = [s for p in seeds + tseeds for s in _pair(p)]
     grad0 = {s: objective_grad_norm(task, task.make_model(s), wd) for s in all_seeds}
     ends = train_endpoints(
-        task, all_seeds, steps=int(cfg["steps"]), lr=float(cfg["lr"]), weight_decay=wd, evals=10
+        ctx, task, all_seeds, steps=int(cfg["steps"]), lr=float(cfg["lr"]), weight_decay=wd
     )
-    ctx.advance(len(all_seeds))
-    model_of = dict(zip(all_seeds, ends.models))
+    model_of = {s: r.model for s, r in zip(all_seeds, ends)}  # type: ignore[attr-defined]
     conv = {s: stationary(objective_grad_norm(task, model_of[s], wd), grad0[s]) for s in all_seeds}
-    stream = BatchStream(task.train_data, 100, seed=0)
-    batches = [next(stream) for _ in range(int(cfg["curve_batches"]))]
     csteps = int(cfg["curve_steps"])
     lines = {
         p: _line(model_of[_pair(p)[0]], model_of[_pair(p)[1]], crit, data, points, wd) for p in seeds + tseeds
     }
     line_barrier = {p: barrier(r["J"], r["t"]) for p, r in lines.items()}
+    # One curve task per kind: a run's seed p picks the endpoint pair _pair(p); every curve cycles through the same
+    # first curve_batches mini-batches of 100 (data seed 0) and draws its t from its own seed.
+    run_of = dict(zip(all_seeds, ends))
+    curve_tasks = {
+        k: curve_task(
+            task,
+            {p: (model_of[_pair(p)[0]], model_of[_pair(p)[1]]) for p in seeds + tseeds},
+            k,
+            weight_decay=wd,
+            cycle=int(cfg["curve_batches"]),
+            data_seed=0,
+            points=points,
+            sources={p: [run_of[s].id for s in _pair(p)] for p in seeds + tseeds},
+        )
+        for k in KINDS
+    }
 
-    # Tuning: each kind's lr by the curve-finding objective (mean J along the curve) on the tuning pairs; the grid
-    # is trained in one batch, values added by tune() (grid extension) one at a time.
+    # Tuning: each kind's lr by the curve-finding objective (mean J along the curve, the curve task's evaluation) on
+    # the tuning pairs; each kind's grid is one population, values added by tune() (grid extension) one at a time.
     cache: dict[tuple[str, float, int], float] = {}
 
     def fit(keys: list[tuple[str, float, int]]) -> None:
-        jobs = [CurveJob(k, model_of[_pair(s)[0]], model_of[_pair(s)[1]], lr, seed=s) for k, lr, s in keys]
-        curves, _ = train_curves(jobs, crit, batches, steps=csteps, weight_decay=wd)
-        ctx.advance(len(jobs))
-        for key, c in zip(keys, curves):
-            cache[key] = float(np.mean(_along(c, points, data, wd)["J"]))
+        for kind in dict.fromkeys(k for k, _, _ in keys):
+            group = [key for key in keys if key[0] == kind]
+            runs, _ = train_curves(
+                ctx, curve_tasks[kind], [(s, lr) for _, lr, s in group], steps=csteps, keep_model=False
+            )
+            for key, r in zip(group, runs):
+                cache[key] = float(r.final["objective"]) if r.status == "finished" else math.nan
 
     grids = {
         "bezier": [float(v) for v in cfg["curve_lrs"]],
@@ -345,17 +288,24 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
         tuned[kind] = tune(score, grids[kind], tseeds, metric="mean J along the curve (tuning pairs)")
 
-    # Evaluation: both kinds on every evaluation pair at the tuned lrs, trained together.
+    # Evaluation: each kind on every evaluation pair at its tuned lr (one population per kind).
     stages = sorted({int(s) for s in cfg["stages"] if 0 <= int(s) <= csteps} | {csteps})
-    jobs = [
-        CurveJob(k, model_of[_pair(p)[0]], model_of[_pair(p)[1]], tuned[k].value, seed=p)
-        for p in seeds
-        for k in KINDS
-    ]
-    curves, snaps = train_curves(jobs, crit, batches, steps=csteps, weight_decay=wd, snapshots=stages)
-    ctx.advance(len(jobs))
-    curve_of = {(p, k): c for (p, k), c in zip([(p, k) for p in seeds for k in KINDS], curves)}
-    along = {key: _along(c, points, data, wd) for key, c in curve_of.items()}
+    curve_of: dict[tuple[int, str], Curve] = {}
+    along: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+    snaps: dict[tuple[int, int], torch.Tensor] = {}
+    for k in KINDS:
+        runs, got = train_curves(
+            ctx,
+            curve_tasks[k],
+            [(p, tuned[k].value) for p in seeds],
+            steps=csteps,
+            snapshots=stages if k == "bezier" else (),
+        )
+        snaps.update(got)
+        for p, r in zip(seeds, runs):
+            model = r.model  # type: ignore[attr-defined]
+            curve_of[(p, k)] = Curve(model_of[_pair(p)[0]], crit, data, model.control_points(), k)
+            along[(p, k)] = curve_tasks[k].along(model)
 
     per_seed: dict[str, list[float]] = {"line": [], "bezier": [], "polychain": []}
     line_rel: list[float] = []
@@ -409,8 +359,10 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     plane_J = plane.loss + 0.5 * wd * sq_plane
     stage_J = {}
     for s in stages:
-        c = Curve(bez.model, crit, batches, snaps[s][KINDS.index("bezier")], "bezier")
-        stage_J[s] = _along(c, points, data, wd)
+        m = curve_tasks["bezier"].make_model(p0)
+        with torch.no_grad():
+            m.bends.copy_(snaps[(p0, s)])
+        stage_J[s] = curve_tasks["bezier"].along(m)
 
     ctx.check(
         "endpoints converged",
@@ -431,8 +383,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         "tuning_line_barrier": {str(p): line_barrier[p] for p in tseeds},
         "stage_max_J": {str(s): float(r["J"].max()) for s, r in stage_J.items()},
         "endpoint_objective": {
-            "steps": ends.steps,
-            "per_seed": {str(s): traj for s, traj in zip(all_seeds, ends.objective)},
+            "steps": [k for k, _ in ends[0].metrics("objective")],
+            "per_seed": {str(s): [v for _, v in r.metrics("objective")] for s, r in zip(all_seeds, ends)},
         },
     }
 
