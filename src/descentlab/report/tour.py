@@ -402,7 +402,10 @@ def _run_parallel(
     ``folders`` in lecture order. Returns the signal that interrupted the tour (0 if none). The first Ctrl-C or
     SIGTERM here cancels the studies not started and passes the signal on to the running ones, which stop at their
     next step boundary."""
+    global _WORKER_STOPPING
     from descentlab.bench.executors import ProcessExecutor
+
+    _WORKER_STOPPING = False  # workers are fresh processes; a pool run in this process (tests) starts clean too
 
     todo = names + (["benchmark"] if bench else [])
     order = sorted(todo, key=lambda n: -_job_cost(n, quick))
