@@ -22,10 +22,10 @@ from descentlab.studies.mode_connectivity import (
     PREDICTIONS,
     barrier,
     barrier_ratio,
+    fit_curves,
+    fit_endpoints,
     plane_basis,
     stationary,
-    train_curves,
-    train_endpoints,
 )
 from descentlab.tasks.curve import curve_task
 from descentlab.train import train
@@ -77,7 +77,7 @@ def test_endpoints_are_adam_runs_in_the_store(tmp_path):
     wd = 1e-3
     with Store(tmp_path / "runs.db") as store:
         ctx = StudyContext(name="mode-connectivity", out=tmp_path, store=store, quick=True, key="k")
-        runs = train_endpoints(ctx, task, [3, 4], steps=12, lr=1e-2, weight_decay=wd, evals=3)
+        runs = fit_endpoints(ctx, task, [3, 4], steps=12, lr=1e-2, weight_decay=wd, evals=3)
         for seed, run in zip((3, 4), runs):
             ref = task.make_model(seed)  # a plain Adam loop with Garipov et al.'s schedule, written out
             opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=wd)
@@ -100,7 +100,7 @@ def test_endpoints_are_adam_runs_in_the_store(tmp_path):
             assert stored.config["optimizer"] == "adam" and stored.config["schedule"] == "garipov"
             assert stored.config["population"]["id"] == "mode-connectivity-k-p001"
     with pytest.raises(ValueError, match="evals"):
-        train_endpoints(ctx, task, [3], steps=10, lr=1e-2, weight_decay=wd, evals=3)
+        fit_endpoints(ctx, task, [3], steps=10, lr=1e-2, weight_decay=wd, evals=3)
 
 
 def test_curves_are_landscape_connects_and_in_the_store(tmp_path):
@@ -113,7 +113,7 @@ def test_curves_are_landscape_connects_and_in_the_store(tmp_path):
         ctx = StudyContext(name="mode-connectivity", out=tmp_path, store=store, quick=True, key="k")
         for kind, lrs in (("bezier", (0.3, 0.1)), ("polychain", (0.05, 0.15))):
             ct = curve_task(task, ends, kind, weight_decay=5e-4, cycle=3, data_seed=0)
-            runs, snaps = train_curves(ctx, ct, list(zip((5, 6), lrs)), steps=10, snapshots=(0, 5, 10))
+            runs, snaps = fit_curves(ctx, ct, list(zip((5, 6), lrs)), steps=10, snapshots=(0, 5, 10))
             for (seed, lr), run in zip(zip((5, 6), lrs), runs):
                 ref = landscape.connect(
                     *ends[seed],
@@ -136,7 +136,7 @@ def test_curves_are_landscape_connects_and_in_the_store(tmp_path):
                 assert torch.allclose(half.model.bends.detach(), snaps[(seed, 5)], atol=1e-6)
                 assert store.load_run(run.id).config["task"] == f"mnist1d_mlp-{kind}-curve"
         with pytest.raises(ValueError, match="seeds must differ"):
-            train_curves(ctx, ct, [(5, 0.1), (5, 0.2)], steps=4, snapshots=(2,))
+            fit_curves(ctx, ct, [(5, 0.1), (5, 0.2)], steps=4, snapshots=(2,))
 
 
 def test_plane_basis():

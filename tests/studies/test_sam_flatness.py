@@ -15,7 +15,7 @@ from descentlab.landscape.projections import FlatParams
 from descentlab.store import Store
 from descentlab.studies import StudyContext
 from descentlab.studies.claims import ANCHOR_VERDICTS, VERDICTS, judge
-from descentlab.studies.sam_flatness import PREDICTIONS, equal_loss_index, train_arm, tuning_task
+from descentlab.studies.sam_flatness import PREDICTIONS, equal_loss_index, run_arm, tuning_task
 from descentlab.train import train
 
 PRED = {p.name: p for p in PREDICTIONS}
@@ -59,7 +59,7 @@ def test_arms_are_train_runs_in_the_store(tmp_path, members):
     task = tasks.get("mnist1d_mlp", width=8, label_noise=0.2)
     with Store(tmp_path / "runs.db") as store:
         ctx = StudyContext(name="sam-flatness", out=tmp_path, store=store, quick=True, key="k")
-        arms = train_arm(ctx, task, members, evals=3, **ARM)
+        arms = run_arm(ctx, task, members, evals=3, **ARM)
         for (seed, lr, rho), arm in zip(members, arms):
             assert arm.steps == [3, 6, 9] and len(arm.snapshots) == len(arm.train_loss) == 3
             ref = _reference(task, seed, lr, rho, 9)
@@ -81,11 +81,11 @@ def test_arm_refusals():
     task = tasks.get("mnist1d_mlp", width=8)
     ctx = StudyContext(name="sam-flatness", out=None, store=None, quick=True)
     with pytest.raises(ValueError, match="all SGD"):
-        train_arm(ctx, task, [(0, 0.1, 0.0), (1, 0.1, 0.05)], **ARM)
+        run_arm(ctx, task, [(0, 0.1, 0.0), (1, 0.1, 0.05)], **ARM)
     with pytest.raises(ValueError, match="evals must divide steps"):
-        train_arm(ctx, task, [(0, 0.1, 0.0)], evals=4, **ARM)
+        run_arm(ctx, task, [(0, 0.1, 0.0)], evals=4, **ARM)
     with pytest.raises(ValueError, match="at least one member"):
-        train_arm(ctx, task, [], **ARM)
+        run_arm(ctx, task, [], **ARM)
 
 
 def test_tuning_task_splits_the_training_set():

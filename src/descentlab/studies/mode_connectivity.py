@@ -10,10 +10,10 @@ plane through the three control points (w1, theta, w2) with the curve drawn on i
 loss along the curve at several stages of its training.
 
 Every run trains through ``descentlab.train_many`` and is in the study's store: the endpoints of all pairs are one
-population (the registry's Adam, :func:`train_endpoints`); a curve is a run of the curve task
+population (the registry's Adam, :func:`fit_endpoints`); a curve is a run of the curve task
 (:mod:`descentlab.tasks.curve`: its model is the curve with its trainable bend, its batches carry t, its loss is J at
 the point of the curve at t), and each kind's curves are one population whose members differ by seed, the seed
-picking the endpoint pair (:func:`train_curves`).
+picking the endpoint pair (:func:`fit_curves`).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def plane_basis(w1: torch.Tensor, theta: torch.Tensor, w2: torch.Tensor) -> tupl
     return u, v / v.norm()
 
 
-def train_endpoints(
+def fit_endpoints(
     ctx: StudyContext,
     task: Task,
     seeds: Sequence[int],
@@ -157,7 +157,7 @@ def train_endpoints(
     )
 
 
-def train_curves(
+def fit_curves(
     ctx: StudyContext,
     task: CurveTask,
     members: Sequence[tuple[int, float]],
@@ -233,9 +233,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     seeds, tseeds = eval_seeds(cfg), tuning_seeds(cfg)
     all_seeds = [s for p in seeds + tseeds for s in _pair(p)]
     grad0 = {s: objective_grad_norm(task, task.make_model(s), wd) for s in all_seeds}
-    ends = train_endpoints(
-        ctx, task, all_seeds, steps=int(cfg["steps"]), lr=float(cfg["lr"]), weight_decay=wd
-    )
+    ends = fit_endpoints(ctx, task, all_seeds, steps=int(cfg["steps"]), lr=float(cfg["lr"]), weight_decay=wd)
     model_of = {s: r.model for s, r in zip(all_seeds, ends)}  # type: ignore[attr-defined]
     conv = {s: stationary(objective_grad_norm(task, model_of[s], wd), grad0[s]) for s in all_seeds}
     csteps = int(cfg["curve_steps"])
@@ -267,7 +265,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     def fit(keys: list[tuple[str, float, int]]) -> None:
         for kind in dict.fromkeys(k for k, _, _ in keys):
             group = [key for key in keys if key[0] == kind]
-            runs, _ = train_curves(
+            runs, _ = fit_curves(
                 ctx, curve_tasks[kind], [(s, lr) for _, lr, s in group], steps=csteps, keep_model=False
             )
             for key, r in zip(group, runs):
@@ -294,7 +292,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     along: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     snaps: dict[tuple[int, int], torch.Tensor] = {}
     for k in KINDS:
-        runs, got = train_curves(
+        runs, got = fit_curves(
             ctx,
             curve_tasks[k],
             [(p, tuned[k].value) for p in seeds],

@@ -10,7 +10,7 @@ rho and for rho = 0.05; and lambda_max at equal training loss (SGD's snapshot wh
 SAM's final one), since SAM stops at a higher loss. The figures show the loss on a line and a plane of
 filter-normalized random directions around each solution (the same draws for every model, same axes).
 
-Every arm trains through ``descentlab.train_many`` (:func:`train_arm`): the registry's ``sgd`` and ``sam`` (over that
+Every arm trains through ``descentlab.train_many`` (:func:`run_arm`): the registry's ``sgd`` and ``sam`` (over that
 SGD), one population per label-noise level and optimizer, each member the run ``train()`` would make; the runs are in
 the study's store. The full training loss at evenly spaced steps is the evaluation's ``train_loss``, the parameters
 there come from a callback.
@@ -147,7 +147,7 @@ def tuning_task(task: Task, val_fraction: float) -> Task:
 
 @dataclass
 class Arm:
-    """A trained member of :func:`train_arm`: its run, model, and the full training loss and flat parameters after
+    """A trained member of :func:`run_arm`: its run, model, and the full training loss and flat parameters after
     each of ``steps`` (the evaluation steps)."""
 
     run: Run
@@ -157,7 +157,7 @@ class Arm:
     snapshots: list[torch.Tensor] = field(default_factory=list)
 
 
-def train_arm(
+def run_arm(
     ctx: StudyContext,
     task: Task,
     members: Sequence[tuple[int, float, float]],
@@ -173,7 +173,7 @@ def train_arm(
     ``evals`` > 0 the full training loss (the evaluation's ``train_loss``) and the flat parameters (a callback) are
     kept at ``evals`` evenly spaced steps; else the run is evaluated at the end only and keeps no model."""
     if not members:
-        raise ValueError("train_arm needs at least one member")
+        raise ValueError("run_arm needs at least one member")
     sam = any(rho > 0 for _, _, rho in members)
     if sam and not all(rho > 0 for _, _, rho in members):
         raise ValueError(
@@ -262,7 +262,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         # one population per label-noise level and optimizer (SGD: rho = 0; SAM: rho > 0)
         for key, sam in dict.fromkeys((k[0], k[2] > 0) for k in keys):
             group = [k for k in keys if k[0] == key and (k[2] > 0) == sam]
-            arms = train_arm(ctx, splits[key], [(s, lr, rho) for _, lr, rho, s in group], **kw)
+            arms = run_arm(ctx, splits[key], [(s, lr, rho) for _, lr, rho, s in group], **kw)
             for k, arm in zip(group, arms):
                 ok = arm.run.status == "finished"
                 val_acc[k] = float(arm.run.final["accuracy"]) if ok else float("nan")  # diverged: the worst
@@ -305,9 +305,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         for sam in (False, True):
             keys = [(key, r, s) for r in arms[key] if (r > 0) == sam for s in seeds]
             lr = tuned[key]["sam_lr" if sam else "sgd_lr"].value
-            got = train_arm(
-                ctx, tasks_of[key], [(s, lr, r) for _, r, s in keys], evals=int(cfg["evals"]), **kw
-            )
+            got = run_arm(ctx, tasks_of[key], [(s, lr, r) for _, r, s in keys], evals=int(cfg["evals"]), **kw)
             trained.update(zip(keys, got))
     eval_steps = trained[("clean", 0.0, seeds[0])].steps
     n_lam = int(cfg["samples"])
