@@ -481,9 +481,11 @@ def judge(
                 )
             for i in bad:
                 vals[i] = float(per[i])
-            n_censored = len(bad)
-            at = ", ".join(f"{vals[i]:.4g}" for i in bad)
-            notes.append(f"{n_censored} of {len(vals)} seeds censored ({prediction.censor}): counted at {at}")
+            counted = [i for i in bad if math.isfinite(vals[i])]  # a budget that is itself NaN censors nothing
+            n_censored = len(counted)
+            if counted:
+                at = ", ".join(f"{vals[i]:.4g}" for i in counted)
+                notes.append(f"{n_censored} of {len(vals)} seeds censored ({prediction.censor}): counted at {at}")
     if prediction.scale == "log":
         nonpos = sum(math.isfinite(v) and v <= 0 for v in vals)
         if nonpos:
