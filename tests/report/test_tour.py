@@ -126,7 +126,9 @@ def test_real_quick_tour_with_benchmark(tmp_path: Path) -> None:
     res = tour_mod.run_tour(tmp_path / "t", quick=True, bench=True, only="batch-size", progress=False)
     assert [(e.name, e.status) for e in res.entries] == [("batch-size", "ok"), ("benchmark", "ok")]
     assert res.entries[0].claims_total > 0  # whatever the verdicts are: the machinery, not the outcome
-    assert res.entries[1].note.startswith("score ")
+    note = res.entries[1].note  # what the small board can conclude, never a rank it cannot support
+    assert note.startswith("2 entrants x 2 workloads x 1 studies x 3 trials: ") and "minimum detectable effect" in note
+    assert "not separated" in note and "score" not in note
     text = res.page.read_text(encoding="utf-8")
     assert 'id="study-batch-size" data-status="' in text and 'id="bench" data-status="ok"' in text
     assert "<td>sgd_nesterov</td>" in text  # the leaderboard table

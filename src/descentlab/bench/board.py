@@ -612,7 +612,8 @@ def board_report(
     lines = ["### Paired analysis", "", bd.markdown(), "### Self-checks", ""]
     if checks is None:
         lines.append(f"- Too few studies for the A/A and spike-in checks ({cube.shape[1]}; they need 6, two halves "
-                     "of 3).")  # fmt: skip
+                     "of 3): no minimum detectable effect can be measured, so no difference on this board is "
+                     "established.")  # fmt: skip
     else:
         lines.append(self_checks_markdown(checks).rstrip())
     lines.append(audit_markdown(data["audit"]).rstrip())

@@ -134,9 +134,26 @@ def _run_bench(out: Path, store: Any, quick: bool, progress: bool) -> str:
     (out / COMMAND_FILE).write_text(
         f"descentlab bench run {opts}\ndescentlab bench report {opts} --out {out}\n"
     )
-    return "score " + ", ".join(
-        f"{a} {v:.2f}" for a, v in sorted(result.scores().items(), key=lambda x: -x[1])
-    )
+    return _bench_line(result)
+
+
+def _bench_line(result: Any) -> str:
+    """What the tour's small board can conclude: its protocol, the separated pairs (or "not separated") and its
+    minimum detectable effect (or why there is none), never a rank its studies cannot support."""
+    from descentlab.bench.board import board_report
+
+    rep = board_report(result, n_boot=2000, splits=40)
+    bd, checks = rep["board"], rep["checks"]
+    proto = f"{len(bd.algorithms)} entrants x {len(bd.workloads)} workloads x {bd.studies} studies x {bd.trials} trials"
+    sep = [f"{p['faster']} faster than {p['slower']} (x{p['ratio']:.2f})" for p in bd.pairs if p["separated"]]
+    verdict = "; ".join(sep) if sep else "not separated"
+    if checks is None:
+        mde = f"no minimum detectable effect at {bd.studies} studies (6 needed)"
+    elif checks["mde"] is None:
+        mde = "minimum detectable effect beyond x0.5"
+    else:
+        mde = f"minimum detectable effect x{checks['mde']:.2f}"
+    return f"{proto}: {verdict}; {mde}"
 
 
 MANIFEST = ".descentlab-tour.json"
