@@ -202,6 +202,8 @@ def _check_ownership(out_dir: Path, names: list[str], bench: bool, ours: set[str
     """Refuse (ValueError naming the file) to write where a file the tour did not write would be replaced or mixed
     with its outputs, unless ``force``."""
     existing = _files(out_dir)
+    if "tour.db" in ours:  # SQLite's companions of the tour's own store come and go with it
+        ours = ours | {f"tour.db{x}" for x in ("-wal", "-shm", "-journal")}
     foreign = [
         f
         for t in _targets(names, bench)
