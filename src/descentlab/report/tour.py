@@ -547,7 +547,6 @@ def run_tour(
                 interrupted = entry.signum or signal.SIGINT
                 break
             bar.advance()
-        stop.hold = True  # writing the page: later signals are only noted
         interrupted = interrupted or (stop.signum if stop.pending else 0) or 0
         if bench_note:
             entries.append(TourEntry("benchmark", "skipped", 0.0, note=bench_note))
@@ -561,8 +560,10 @@ def run_tour(
             entries.append(entry)
             say(_entry_line(entry))
             bench_dir = out_dir / "bench"
-            interrupted = signal.SIGINT if entry.status == "interrupted" else 0
+            interrupted = (stop.signum or signal.SIGINT) if entry.status == "interrupted" else 0
             bar.advance()
+        stop.hold = True  # writing the page: later signals are only noted
+        interrupted = interrupted or (stop.signum if stop.pending else 0) or 0  # also one the benchmark held
     try:
         page = write_report(out_dir, folders, bench=bench_dir, store=out_dir / "tour.db")
     finally:
