@@ -303,6 +303,7 @@ def test_cli_prints_predictions_without_running(tmp_path, monkeypatch, capsys):
     assert main(["study", "init-depth", "--predictions"]) == 0
     out = capsys.readouterr().out
     doc = studies.predictions_document("init-depth")
-    assert doc["preregistration"]["hash"] in out and "kaiming_beats_xavier_30 (v1)" in out
+    version = next(p["version"] for p in doc["predictions"] if p["name"] == "kaiming_beats_xavier_30")
+    assert doc["preregistration"]["hash"] in out and f"kaiming_beats_xavier_30 (v{version})" in out
     assert not (tmp_path / "runs").exists()  # nothing ran, nothing written
     assert main(["study", "no-such-study", "--predictions"]) == 2
