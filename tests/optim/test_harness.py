@@ -34,6 +34,10 @@ SPECS: dict[str, dict[str, Any]] = {
         "quadratic": {"lr": 0.03, "steps": 300},
         "rosenbrock": {"lr": 1e-3, "momentum": 0.9, "steps": 1000},
     },
+    "sgdw": {  # pytorch_optimizer's default lr is 1e-4: the settings of sgd
+        "quadratic": {"lr": 0.03, "steps": 300},
+        "rosenbrock": {"lr": 1e-3, "momentum": 0.9, "steps": 1000},
+    },
     "adam": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
     "adamw": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
     "algoperf_adamw": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
@@ -108,6 +112,7 @@ SPECS: dict[str, dict[str, Any]] = {
     "normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "polargrad": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
+    "kron": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 2000}},
     "po_normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
     "po_adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
 }

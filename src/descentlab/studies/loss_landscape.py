@@ -22,6 +22,7 @@ from torch import nn
 from descentlab import landscape, tasks
 from descentlab.studies import Study, StudyContext, register
 from descentlab.studies.claims import Measurement, Prediction, Tuned, eval_seeds, tune, tuning_seeds
+from descentlab.studies.tables import PopulationScore
 
 
 class ResidualMLP(nn.Module):
@@ -203,8 +204,15 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             nets[key], lr=lr, batch_size=100, eval_every=kw["steps"], seed=seed, device="cpu", **kw
         )
 
-    def score(key: str) -> Any:
-        return lambda lr, s: float(train(key, lr, s).final["train_loss"])
+    def score(key: str) -> Any:  # the grid x tuning seeds as one population (descentlab.train_many)
+        if key.startswith("dropout"):
+            kw = {"optimizer": "adam", "steps": int(cfg["steps"])}
+        else:
+            kw = {"optimizer": "sgd", "hparams": {"momentum": 0.9}, "steps": int(cfg["deep_steps"])}
+        return PopulationScore(
+            ctx, nets[key], kw.pop("optimizer"), lambda r: float(r.final["train_loss"]), batch_size=100,
+            eval_every=kw["steps"], device="cpu", keep_model=False, save_final=False, **kw,
+        )  # fmt: skip
 
     tuned: dict[str, Tuned] = {}
     for key in nets:

@@ -29,6 +29,7 @@ from descentlab.studies import (
     tune,
     tuning_seeds,
 )
+from descentlab.studies.tables import PopulationScore
 from descentlab.train import Callback, StepContext
 
 
@@ -172,8 +173,13 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         steps = int(cfg["steps"][name])
         track = sorted({1, steps // 10, steps // 2, steps})
         for opt in ("muon", "adamw"):
+            score = PopulationScore(  # the grid x tuning seeds as one population (descentlab.train_many)
+                ctx, name, opt, _final_loss, hparams=dict(cfg["muon_hparams"][name]) if opt == "muon" else {},
+                steps=steps, batch_size=int(cfg["batch_size"][name]), task_kw=dict(cfg["task_kw"].get(name, {})),
+                eval_every=max(1, steps // 20), device="cpu", keep_model=False, save_final=False,
+            )  # fmt: skip
             tuned = tune(
-                lambda lr, seed, name=name, opt=opt: _final_loss(_train(ctx, cfg, name, opt, lr, seed)),
+                score,
                 [float(x) for x in cfg[f"{opt}_lrs"]],
                 tuning_seeds(cfg),
                 metric=f"final training loss after {steps} steps",

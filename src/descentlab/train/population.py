@@ -58,7 +58,14 @@ from descentlab.train.checkpoint import (
     checkpoint_dir,
     load_checkpoint,
 )
-from descentlab.train.config import OptimizerSpec, RunConfig, _check_positive, configure, train_keywords
+from descentlab.train.config import (
+    OptimizerSpec,
+    RunConfig,
+    _check_positive,
+    check_seed,
+    configure,
+    train_keywords,
+)
 from descentlab.train.hooks import Callback, StepContext, as_callbacks
 from descentlab.train.interrupt import _DeferredInterrupt
 from descentlab.train.loop import DONE_STATUSES, _averaged, _call_mode, _finite_params
@@ -129,9 +136,7 @@ def _parse_members(members: Any) -> list[dict[str, Any]]:
     for i, m in enumerate(members):
         if not isinstance(m, Mapping):
             raise TypeError(f"member {i} must be a dict of settings (seed, lr, hyper-parameters), got {m!r}")
-        seed = m.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ValueError(f"member {i}: seed must be an integer in [0, 2**63), got {seed!r}")
+        seed = check_seed(m.get("seed", 0), f"member {i} seed")
         lr = m.get("lr")
         _check_positive(f"member {i} lr", lr)
         hp = m.get("hparams", {})
