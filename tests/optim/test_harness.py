@@ -112,7 +112,6 @@ SPECS: dict[str, dict[str, Any]] = {
     "normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "polargrad": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
-    "kron": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 2000}},
     "po_normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
     "po_adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.3, "steps": 1000}},
 }
