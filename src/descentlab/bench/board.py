@@ -122,6 +122,12 @@ def _check_cubes(
     return algorithms, workloads, np.array(arrs, dtype=float), b
 
 
+def _norm_ppf(q: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+
+    return ndtri(q)
+
+
 # -- the studentized bootstrap over studies -------------------------------------------------------------------
 def studentized_bootstrap(
     stat, studies: int, n_boot: int, rng: np.random.Generator, chunk: int = 250
@@ -274,6 +280,12 @@ class Board:
         lines += ["", f"Separated pairs (Holm, family-wise {100 - pct} %): "
                   + (", ".join(f"{p['faster']} faster than {p['slower']} (x{p['ratio']:.2f}, adjusted p "
                                f"{p['p_holm']:.3g})" for p in sep) if sep else "none: every pair is not separated.")]  # fmt: skip
+        mdes = sorted(p["mde"] for p in self.pairs if p.get("mde") is not None)
+        if mdes and self.speedup_interval is not None:
+            mid = mdes[len(mdes) // 2]
+            lines += ["", f"Paired minimum detectable effect at 80 % power (normal approximation from each pair's "
+                      f"bootstrap standard error, {100 - pct} % two-sided, before Holm): a time ratio of x{mid:.2f} "
+                      f"(median over pairs; x{mdes[-1]:.2f} to x{mdes[0]:.2f})."]  # fmt: skip
         if self.not_applicable:
             lines += ["", "Not applicable (n/a, left out of that entrant's means): "
                       + ", ".join(f"{a} on {w}" for a, w in self.not_applicable)]  # fmt: skip
@@ -360,15 +372,20 @@ def analyze(
             if not comparable[q]:
                 pairs.append({"a": algorithms[i], "b": algorithms[j], "ratio_a_over_b": None, "ratio": None,
                               "faster": None, "slower": None, "interval": None, "interval_level": None, "p": None,
-                              "p_holm": None, "separated": False})  # fmt: skip
+                              "p_holm": None, "separated": False, "mde": None})  # fmt: skip
                 continue
             d = float(pb["theta"][q])
+            # paired minimum detectable effect at 80 % power (normal approximation, before Holm): a time ratio
+            mde = math.exp(
+                -(_norm_ppf(np.array(1 - alpha / 2)) + _norm_ppf(np.array(0.8))) * float(pb["se"][q])
+            )
             faster, slower = (algorithms[i], algorithms[j]) if d >= 0 else (algorithms[j], algorithms[i])
             pairs.append({
                 "a": algorithms[i], "b": algorithms[j], "ratio_a_over_b": float(np.exp(d)),
                 "ratio": float(np.exp(abs(d))), "faster": faster, "slower": slower,
                 "interval": [float(iv[q, 0]), float(iv[q, 1])], "interval_level": float(1 - level[q]),
                 "p": float(pvals[q]), "p_holm": float(p_holm[q]), "separated": bool(reject[q]) and enough,
+                "mde": float(mde),
             })  # fmt: skip
     ranked = [
         a for i, a in enumerate(algorithms) if np.isfinite(point[i])
@@ -544,7 +561,9 @@ def board_data(result: Any) -> dict[str, Any]:
         for study, _trial, spec, res in sorted(rows, key=lambda r: (r[0], r[1])):
             if res is None or res.get("status") == "failed" or res.get("final", {}).get("not_applicable"):
                 t = math.inf
-            elif steps_track or not math.isfinite(c):  # no step counts recorded (an old cache): the measured time
+            elif steps_track or not math.isfinite(
+                c
+            ):  # no step counts recorded (an old cache): the measured time
                 t = float(res["time_to_target"])
             else:
                 k = steps_to_target(Workload(**spec["workload"]), res.get("history", {}))
