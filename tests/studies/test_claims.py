@@ -307,3 +307,14 @@ def test_cli_prints_predictions_without_running(tmp_path, monkeypatch, capsys):
     assert doc["preregistration"]["hash"] in out and f"kaiming_beats_xavier_30 (v{version})" in out
     assert not (tmp_path / "runs").exists()  # nothing ran, nothing written
     assert main(["study", "no-such-study", "--predictions"]) == 2
+
+
+def test_seed_blocks_can_be_declared_on_the_command_line(tmp_path, monkeypatch):
+    st = _seeded_study("toy-blocks", {"seeds": 3})
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-blocks", (st, "toy"))
+    studies.run("toy-blocks", quick=True, out=tmp_path, store=False, progress=False, seed_blocks=[4, 8])
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["design"]["blocks"] == [4, 8] and s["config"]["seed_blocks"] == [4, 8]
+    assert {c["name"]: c["seeds_used"] for c in s["claims"]} == {"gap": 4, "null": 8}
+    with pytest.raises(ValueError, match="increase"):
+        studies.run("toy-blocks", quick=True, out=tmp_path, store=False, progress=False, seed_blocks=[8, 4])

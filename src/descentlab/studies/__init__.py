@@ -423,6 +423,8 @@ def run(
     matplotlib.use("Agg")
     study = get(name)
     config = dict(study.quick if quick else study.full)
+    if "seed_blocks" in overrides and "seeds" in config:
+        config.setdefault("seed_blocks", [])  # any study with seeds can be run on a declared seed plan
     unknown = sorted(set(overrides) - set(config))
     if unknown:
         raise ValueError(
