@@ -278,3 +278,16 @@ def test_dropout_members_draw_their_own_masks() -> None:
     # The same init and evaluation (no dropout in eval mode) at step 0; the training masks differ per member.
     assert runs[0].metrics("loss")[0] == runs[1].metrics("loss")[0] == single.metrics("loss")[0]
     assert runs[0].metrics("batch_loss")[0] != runs[1].metrics("batch_loss")[0]
+
+
+@pytest.mark.parametrize("task_name", tasks.available())
+def test_every_task_trains_as_a_population(task_name: str) -> None:
+    """Every registered task runs as a population whose members are train()'s runs (modular's model switches to its
+    plain forward path in the population: torch.unique has no batching rule)."""
+    task = tasks.get(task_name)
+    kw = dict(steps=3, eval_every=3, store=False, progress=False, threads=1)
+    runs = train_many(task, "adam", [{"seed": 0}, {"seed": 1}], forward="vmap", **kw)
+    single = train(task, "adam", seed=1, **kw)
+    assert runs[1].status == single.status == "finished"
+    assert _rel(_flat(runs[1].model), _flat(single.model)) < 1e-5
+    assert _rel(_history(runs[1]), _history(single)) < 1e-5

@@ -21,6 +21,13 @@ OPS = ("+", "-", "*", "/")
 SHORT_CONTEXT = 8
 
 
+def _batched(x: Tensor) -> bool:
+    """Whether ``x`` is a vmap-batched tensor (a population's forward): torch's fused attention kernel has no
+    batching rule (vmap would loop over the members), the explicit products batch."""
+    check = getattr(torch._C._functorch, "is_batchedtensor", None)
+    return bool(check(x)) if check is not None else False
+
+
 def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
     """Softmax attention ``[B, H, Tq, d] x [B, H, T, d] -> [B, H, Tq, d]`` (causal: ``Tq == T``, lower triangle).
 
@@ -30,7 +37,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
     softmax attention and twice differentiable (Hessian-vector products go through either).
     """
     t = k.shape[-2]
-    if t > SHORT_CONTEXT:
+    if t > SHORT_CONTEXT and not _batched(q):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     scale = q.shape[-1] ** -0.5
     if q.shape[-2] == 1 and not causal:  # one query (the read-out position): broadcast products beat tiny matmuls
