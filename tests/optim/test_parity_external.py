@@ -618,6 +618,11 @@ def test_unknown_keyword_is_refused_naming_it(name):
         optim.create(name, leaves(start()), lerning_rate=0.1)
 
 
+def test_the_librarys_own_errors_become_value_errors_naming_the_value():
+    with pytest.raises(ValueError, match=r"po_normuon.*-1\.5"):
+        optim.create("po_normuon", leaves(start()), adamw_lr=-1.5)
+
+
 def test_sources_name_pytorch_optimizer_torch_and_descentlab():
     src = optim.sources()
     for name in ("soap", "ademamix", "mars", "lion", "adopt", "scion", "prodigy", "dadapt_adam"):

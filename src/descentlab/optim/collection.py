@@ -36,6 +36,7 @@ docs/optimizers.md records what differs (tests/optim/test_parity_external.py hol
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -296,7 +297,19 @@ def _muon_family(name: str, class_name: str) -> Callable[..., Any]:
 
 
 def _register(name: str, factory: Callable[..., Any], description: str) -> None:
-    register(name, factory, description, source=SOURCE)
+    """Register with source 'pytorch_optimizer'; the library's own exception types for bad values (negative lr or
+    step, empty parameters) become ValueError naming the optimizer and the value."""
+
+    @functools.wraps(factory)
+    def checked(params_or_model: ParamsOrModel, **hparams: Any) -> torch.optim.Optimizer:
+        from pytorch_optimizer.base import exception as po_exc
+
+        try:
+            return factory(params_or_model, **hparams)
+        except (po_exc.NegativeLRError, po_exc.NegativeStepError, po_exc.ZeroParameterSizeError) as exc:
+            raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+    register(name, checked, description, source=SOURCE)
 
 
 _register(
