@@ -362,6 +362,18 @@ def _tour_job(job: tuple[Any, ...]) -> TourEntry:
 
     The worker opens the tour's store itself (SQLite WAL, several writers wait for each other) and caps a
     study's own ``threads`` setting at the worker's share of the cores."""
+    from descentlab.train import interrupt
+
+    grace = interrupt.REPEAT_GRACE_S
+    interrupt.REPEAT_GRACE_S = 2.0  # Ctrl-C reaches a worker from the terminal and from the driver: one stop
+    try:
+        return _tour_job_here(job)
+    finally:
+        interrupt.REPEAT_GRACE_S = grace
+
+
+def _tour_job_here(job: tuple[Any, ...]) -> TourEntry:
+    """:func:`_tour_job` itself."""
     global _WORKER_STOPPING
     from descentlab import studies
     from descentlab.store import Store
