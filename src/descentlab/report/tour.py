@@ -377,9 +377,7 @@ def _tour_job_here(job: tuple[Any, ...]) -> TourEntry:
     global _WORKER_STOPPING
     from descentlab import studies
     from descentlab.store import Store
-    from descentlab.train import interrupt
 
-    interrupt.REPEAT_GRACE_S = 2.0  # Ctrl-C reaches a worker from the terminal and from the driver: one stop
     kind, name, quick, out, store_path, threads, *rest = job  # rest: (split_half,)
     split = bool(rest and rest[0])
     out_dir = Path(out)
