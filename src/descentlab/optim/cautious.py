@@ -12,7 +12,8 @@ The wrapper does not look inside the base: it takes the base's step ``delta = x_
 any registered optimizer can be made cautious (``create("cautious", model, base="adamw", lr=...)``). The base is
 built with ``weight_decay=0`` and the decay is the wrapper's, as in the paper's C-AdamW, where the mask applies to
 the Adam part only. ``delta`` is a difference of two parameter values, so the masked step carries a relative
-rounding error of about ulp(x) / |delta| (float32: 1e-4 for a step 1e-3 of |x|); it is exact in float64.
+rounding error of about ulp(x) / |delta| (float32: 1e-4 for a step 1e-3 of |x|); it is exact in float64. During
+a step the wrapper holds one copy of the parameters and of the gradients (the memory of two more parameter sets).
 """
 
 from __future__ import annotations
