@@ -191,10 +191,10 @@ def test_members_land_in_the_store_with_their_population(tmp_path, mlp_task: Tas
         train_many(mlp_task, "adam", _members(1e-3), steps=4, store=db, population_id="pop", progress=False)
 
 
-def _interrupt_at(step: int):
+def _interrupt_at(step: int, sig: int = signal.SIGINT):
     def cb(ctx):
         if ctx.step == step:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
     return Callback(cb, every=1)
 
@@ -291,3 +291,17 @@ def test_every_task_trains_as_a_population(task_name: str) -> None:
     assert runs[1].status == single.status == "finished"
     assert _rel(_flat(runs[1].model), _flat(single.model)) < 1e-5
     assert _rel(_history(runs[1]), _history(single)) < 1e-5
+
+
+def test_sigterm_stops_the_population_like_ctrl_c_and_resumes_exactly(tmp_path, mlp_task: Task) -> None:
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler here")
+    kw = dict(steps=10, eval_every=5, progress=False, threads=1, forward="vmap")
+    whole = train_many(mlp_task, "adamw", _members(1e-3), store=tmp_path / "a.db", population_id="p", **kw)
+    cut = train_many(mlp_task, "adamw", _members(1e-3), store=tmp_path / "b.db", population_id="p",
+                     callbacks=[_interrupt_at(3, signal.SIGTERM)], **kw)  # fmt: skip
+    assert {r.status for r in cut} == {"interrupted"} and {r.signal for r in cut} == {signal.SIGTERM}
+    assert "SIGTERM" in cut[0].note
+    again = resume_many("p-0", store=tmp_path / "b.db", progress=False)
+    for a, b in zip(whole, again):
+        assert torch.equal(_flat(a.model), _flat(b.model))

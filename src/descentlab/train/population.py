@@ -67,7 +67,7 @@ from descentlab.train.config import (
     train_keywords,
 )
 from descentlab.train.hooks import Callback, StepContext, as_callbacks
-from descentlab.train.interrupt import _DeferredInterrupt
+from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, signal_name
 from descentlab.train.loop import DONE_STATUSES, _averaged, _call_mode, _finite_params
 from descentlab.train.parallel import _diverged_key
 from descentlab.train.progress import _escape_markup
@@ -759,12 +759,14 @@ class _PopulationLoop:
         except KeyboardInterrupt:
             self.intr.hold = True
             if self.mid_step:
-                note = (f"interrupted inside step {pop.step + 1} (second Ctrl-C), not checkpointed there; "
+                by = signal_name(self.intr.signum)
+                note = (f"interrupted ({by}) inside step {pop.step + 1} (a second signal), not checkpointed there; "
                         f"`descentlab resume {pop.members[0].rec.run_id}` continues the population from the last "
                         "checkpoint")  # fmt: skip
             else:
                 self.save_checkpoint()
-                note = (f"interrupted at step {pop.step}; `descentlab resume {pop.members[0].rec.run_id}` "
+                note = (f"interrupted ({signal_name(self.intr.signum)}) at step {pop.step}; `descentlab resume "
+                        f"{pop.members[0].rec.run_id}` "
                         "continues the population")  # fmt: skip
             for m in self.live:
                 m.status, m.note = "interrupted", note
@@ -919,7 +921,7 @@ def train_many(
             loop = _PopulationLoop(pop, pop_id, intr, cbs, stop_when, save_final)
             loop.run(progress)
         if intr.pending and not any(m.status == "interrupted" for m in pop.members):
-            raise KeyboardInterrupt  # Ctrl-C came while the members were being written down: stored, then stop
+            raise Interrupted(intr.signum or 2)  # a signal came while the members were written down: stored, then stop
         runs = []
         for mb in pop.members:
             record = _record(mb.config, pop_id, mb.index, len(pop.members))
@@ -933,6 +935,7 @@ def train_many(
             run = Run(
                 id=mb.rec.run_id, config=record, status=status, final=final, history=mb.rec.history, note=note
             )
+            run.signal = intr.signum if status == "interrupted" else None  # type: ignore[attr-defined]
             if keep_model:
                 run.model = _detached(mb.model)  # type: ignore[attr-defined]
                 run.averaged_model = mb.avg_model.module if mb.avg_model is not None else None  # type: ignore[attr-defined]
