@@ -204,9 +204,11 @@ def test_self_checks_report_aa_rate_power_and_mde():
 
 
 # -- the time model -------------------------------------------------------------------------------------------------
-def _fake(times: dict[str, list[tuple[float, int, float, int]]], workload="tiny") -> BenchmarkResult:
+def _fake(
+    times: dict[str, list[tuple[float, int, float, int]]], workload="tiny", algs=None
+) -> BenchmarkResult:
     """Results without training: per trial (measured ttt, step reached (0 = miss), final train_time, final step)."""
-    algs = list(times)
+    algs = list(times) if algs is None else algs
     specs = plan(algs, [workload], trials=2, studies=1)
     res = BenchmarkResult(specs)
     seen: dict[str, int] = {}
@@ -300,3 +302,14 @@ def test_target_setting_seeds_are_disjoint_from_scoring_seeds(monkeypatch):
     assert not (target_points - hand) & scoring_points  # other Halton points too
     with pytest.raises(ValueError, match="into the target-setting stream"):
         plan(["adamw"], ["tiny"], trials=2, studies=2, seed=targets_mod.TARGET_SEED_BASE - 10)
+
+
+def test_a_twin_shares_its_originals_step_cost():
+    """The same computation run in two sessions at different machine loads gets one pooled cost."""
+    twin = get_algorithm("adamw").twin()
+    res = _fake({"adamw": [(0.5, 50, 1.0, 100), (0.5, 50, 1.0, 100)],
+                 "adamw_twin": [(0.8, 50, 1.6, 100), (0.8, 50, 1.6, 100)]}, algs=["adamw", twin])  # fmt: skip
+    data = board_data(res)
+    assert data["step_cost"]["adamw/tiny"] == data["step_cost"]["adamw_twin/tiny"] == pytest.approx(5.2 / 400)
+    assert data["modeled"]["adamw"]["tiny"] == data["modeled"]["adamw_twin"]["tiny"]
+    assert set(data["audit"]["outside"]) == {"adamw/tiny", "adamw_twin/tiny"}  # the audit shows the load gap

@@ -531,7 +531,12 @@ def board_data(result: Any) -> dict[str, Any]:
 
     Modeled time-to-target = the step of the first evaluation meeting the target x the cell's step cost, pooled
     over its trials (sum of training seconds / sum of steps): the clock's noise no longer decides which trial is
-    fastest. On the steps track both are the gradient evaluations to target (no clock involved)."""
+    fastest. Cells that run the same computation (the same optimizer, fixed settings, schedule and evaluation hook
+    on one workload: an entrant and its null-test twin) share one pooled cost, so a twin run in another session at
+    another machine load is not timed differently. On the steps track both are the gradient evaluations to target
+    (no clock involved)."""
+    import json
+
     from descentlab.bench.trial import steps_to_target
     from descentlab.bench.workloads import Workload
 
@@ -545,6 +550,22 @@ def board_data(result: Any) -> dict[str, Any]:
         cells.setdefault((a, w), []).append(
             (int(s["study"]), int(s["trial"]), s, result.results.get(s["key"]))
         )
+
+    def computation(spec: Mapping[str, Any]) -> str:
+        a = spec["algorithm"]
+        keep = {
+            k: a.get(k) for k in ("optimizer", "fixed", "schedule", "schedule_kw", "prepare_for_eval", "tie")
+        }
+        return json.dumps([spec["workload"]["name"], keep], sort_keys=True, default=str)
+
+    pooled: dict[str, list[float]] = {}
+    for rows in cells.values():
+        for _study, _trial, spec, res in rows:
+            if res is None or res.get("status") == "failed" or res.get("final", {}).get("not_applicable"):
+                continue
+            acc = pooled.setdefault(computation(spec), [0.0, 0.0])
+            acc[0] += float(res["final"].get("train_time", 0) or 0)
+            acc[1] += float(res["final"].get("step", 0) or 0)
     na, cost, modeled = [], {}, {a: {} for a in measured}
     audit_cells = {}
     tot_meas = tot_mod = 0.0
@@ -552,8 +573,7 @@ def board_data(result: Any) -> dict[str, Any]:
         ok = [r for r in rows if r[3] is not None and r[3].get("status") != "failed"]
         if ok and all(r[3].get("final", {}).get("not_applicable") for r in ok):
             na.append((a, w))
-        steps = sum(float(r[3]["final"].get("step", 0) or 0) for r in ok)
-        secs = sum(float(r[3]["final"].get("train_time", 0) or 0) for r in ok)
+        secs, steps = pooled.get(computation(rows[0][2]), [0.0, 0.0])
         c = secs / steps if steps > 0 else math.nan
         cost[f"{a}/{w}"] = c
         studies: dict[int, list[float]] = {}
