@@ -280,7 +280,7 @@ class StudyContext:
 
         assert self.store is not None
         header = self.store.run_header(run_id)
-        common = {**kw, "store": self.store, "run_id": run_id, "_keep_final_state": True}
+        common = {**kw, "store": self.store, "run_id": run_id, "_keep_final_state": not kw.get("callbacks")}
         if header is None:
             return train(task, **common)
         if header["status"] == "running":  # maybe another process is training it now: never take it over
