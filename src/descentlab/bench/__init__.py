@@ -3,9 +3,11 @@
 Workloads own model, loss, evaluation, target and budget; algorithms own the optimizer, schedule and search space;
 the harness owns the clock (``train()``'s ``train_time``, evaluation excluded). ``run_benchmark`` plans, caches and
 executes trials; ``performance_profiles`` and ``score`` turn ``times[algorithm][workload]`` into AlgoPerf's numbers;
-``score_intervals`` gives them 90 % bootstrap intervals and tie-aware ranks from the raw trial times
-(``BenchmarkResult.intervals()``), ``compare_times`` compares two algorithms on one workload
-(``BenchmarkResult.compare``), ``null_test`` checks that one algorithm entered twice comes out tied.
+``board_report`` / ``analyze`` (``bench.board``) give what the data can conclude: a paired bootstrap-t over studies
+on the restricted-mean best-of-k times, Holm-adjusted pairwise tests, rank intervals and the self-checks (A/A,
+spike-in power, minimum detectable effect, time-model audit); ``score_intervals`` keeps the older descriptive
+intervals, ``compare_times`` compares two algorithms on one workload (``BenchmarkResult.compare``), ``null_test``
+checks that one algorithm entered twice is not separated while a x0.67 spike-in is detected.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from descentlab.bench.algorithms import (
     get_algorithm,
     register_algorithm,
 )
+from descentlab.bench.board import Board, analyze, board_report, paired_test, self_checks
 from descentlab.bench.checks import null_test
 from descentlab.bench.executors import LocalExecutor, ProcessExecutor, RayExecutor, make_executor
 from descentlab.bench.runner import BenchmarkResult, collect, execute, plan, run_benchmark
@@ -36,8 +39,13 @@ from descentlab.bench.workloads import (
 
 __all__ = [
     "ALGORITHMS",
+    "Board",
     "WORKLOADS",
     "Algorithm",
+    "analyze",
+    "board_report",
+    "paired_test",
+    "self_checks",
     "BenchmarkResult",
     "Comparison",
     "LocalExecutor",

@@ -258,7 +258,13 @@ def score_cmd(
     algs, wls = _plan_args(algorithms, workloads, track)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     if as_json:
-        console.print_json(json.dumps(leaderboard_json(result, result.intervals(ci=ci)), allow_nan=False))
+        from descentlab.bench.board import board_report
+        from descentlab.bench.report import _json_safe
+
+        data = leaderboard_json(result, result.intervals(ci=ci))
+        rep = board_report(result, ci=ci)
+        data["board"] = _json_safe({**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]})
+        console.print_json(json.dumps(data, allow_nan=False))
         return
     _print_scores(result, ci)
 
