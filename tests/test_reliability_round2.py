@@ -113,6 +113,25 @@ def test_a_signal_between_runs_starts_no_further_run(tmp_path: Path, monkeypatch
     assert json.loads((out / "summary.json").read_text())["claims"] == []
 
 
+def test_a_signal_while_a_run_is_written_down_lists_that_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, out = tmp_path / "s.db", tmp_path / "out"
+    write_down, calls = loop_mod._Loop.write_down, {"n": 0}
+
+    def patched(self: Any, status: str, note: str) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)  # the run ended; it is being stored
+        return write_down(self, status, note)
+
+    monkeypatch.setattr(loop_mod._Loop, "write_down", patched)
+    with pytest.raises(Interrupted):
+        studies.run(STUDY, quick=True, out=out, store=db, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r[1] for r in _rows(db)] == ["finished", "finished"] and len(summary["runs"]) == 2
+
+
 _STUDY_CHILD = textwrap.dedent(
     """
     import signal, sys

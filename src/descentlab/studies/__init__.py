@@ -208,12 +208,20 @@ class StudyContext:
             self.stop.stop()  # a signal arrived: no run starts after it
         if not self._token:  # one token per study run: two runs of a study in the same second never collide
             self._token = secrets.token_hex(3)
-        if self.store is None or "run_id" in kw or not self.key:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            kw.setdefault("run_id", f"{self.name}-{stamp}-{self._token}-{self._n:03d}")
-            run = train(task, store=self.store if self.store is not None else False, **kw)
-        else:
-            run = self._train_or_reuse(task, f"{self.name}-{self.key}-{self._n:03d}", kw)
+        t_call, rid = time.time(), f"{self.name}-{self.key}-{self._n:03d}"
+        try:
+            if self.store is None or "run_id" in kw or not self.key:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                rid = kw.setdefault("run_id", f"{self.name}-{stamp}-{self._token}-{self._n:03d}")
+                run = train(task, store=self.store if self.store is not None else False, **kw)
+            else:
+                run = self._train_or_reuse(task, rid, kw)
+        except KeyboardInterrupt:  # a signal while the run was written down: it is stored, so it is listed
+            for candidate in (rid, f"{rid}-{self._token}"):
+                head = self.store.run_header(candidate) if self.store is not None else None
+                if head is not None and head["updated"] >= t_call and candidate not in self.runs:
+                    self.runs.append(candidate)
+            raise
         self.runs.append(run.id)
         if run.status == "interrupted":
             raise Interrupted(getattr(run, "signal", None) or signal.SIGINT, f"run {run.id} was interrupted")
