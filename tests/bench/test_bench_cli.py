@@ -23,6 +23,7 @@ def test_run_score_report(tmp_path):
     data = json.loads(scored.output)
     assert set(data["scores"]) == {"sgd_nesterov", "adamw"} and data["missing"] == 0
     assert max(data["scores"].values()) == 1.0
+    assert data["board"]["studies"] == 1 and data["board"]["speedup_interval"] is None  # 1 study: no interval
     out = tmp_path / "report"
     rep = runner.invoke(bench_app, ["report", *common, "--out", str(out)])
     assert rep.exit_code == 0, rep.output
