@@ -657,8 +657,8 @@ class _PopulationLoop:
         if pop.step == 0:
             self.evaluate(self.live)
         while self.live:
-            if self.intr.pending:
-                raise KeyboardInterrupt
+            if self.intr.pending:  # a signal arrived: stop here, where the state is whole
+                raise Interrupted(self.intr.signum or 2)
             if cfg.budget_spent(pop.step, self.live[0].train_time):
                 return
             self.mid_step = True
@@ -911,6 +911,7 @@ def train_many(
                 for mb in pop.members:
                     mb.claimed = mb.rec.run_id not in ended
             intr = stack.enter_context(ex.interrupts())
+            intr.stop()  # the study or tour around this call is stopping: no population starts
             for mb in pop.members:
                 if not mb.claimed:
                     continue
