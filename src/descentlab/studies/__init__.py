@@ -96,6 +96,9 @@ class Study:
     """Whether ``descentlab tour`` runs it by default (a long study can opt out; ``tour --only NAME`` still runs it)."""
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Allowed closed ranges of numeric settings, checked on overrides (on top of: finite; counts >= 1)."""
+    may_be_empty: tuple[str, ...] = ()
+    """List settings an empty list is a documented choice for (e.g. double-descent's ``widths=[]``: its polynomial
+    part only); every other list setting must hold at least one value."""
     versions: tuple[tuple[int, str, str], ...] = ((1, "", "the predictions as first declared"),)
     """The predictions' history: ``(version, date, what changed)``, one entry per version; a changed prediction bumps
     its ``version`` and adds an entry here."""
@@ -452,7 +455,8 @@ def run(
             raise ValueError(f"study {name!r}: setting {k!r} must be an integer, got {v!r}")
         else:
             config[k] = type(base)(v) if isinstance(base, (int, float)) else v
-        _check_setting(name, k, base, config[k], study.limits)
+        if not (k in study.may_be_empty and config[k] in ([], ())):
+            _check_setting(name, k, base, config[k], study.limits)
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")

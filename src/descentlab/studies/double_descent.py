@@ -548,6 +548,7 @@ register(
         description="Test risk peaks at the interpolation threshold and descends again: polynomials, MLP widths.",
         slide="seeds 000/002/004: 'Double Descent' ('Polynomial Fitting', 'Modular Division (training on 50% of data)')",
         seconds=(95, 3000),  # estimated idle wall s on the 2-core CPU (docs/studies/double-descent.md)
+        may_be_empty=("widths",),  # widths=[]: the polynomial part only (the model-wise claims inconclusive)
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),

@@ -354,7 +354,7 @@ def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyCon
                     continue
                 at = (seeds.index(s), i, j)
                 grid["val"][at], grid["test"][at] = run.final["accuracy"], run.final["test_accuracy"]
-                grid["norm"][at] = float(torch.sqrt(sum((p.double() ** 2).sum() for p in run.model.parameters())))
+                grid["norm"][at] = float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in run.model.parameters())))
             out[fam] = {"lrs": lrs, **grid}
     return out
 
