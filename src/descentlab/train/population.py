@@ -280,8 +280,9 @@ class Population:
             )
 
     def choose_forward(self) -> str:
-        """``forward="auto"``: time the population's forward and backward both ways on fresh first batches (nothing
-        is stepped, no stream advanced) and keep the faster; ``"sequential"`` where vmap cannot batch the model."""
+        """``forward="auto"``: time the population's forward and backward each way (member after member, vmap, and
+        the stacked MLP where it applies) on fresh first batches (nothing is stepped, no stream advanced) and keep the
+        fastest; a way that fails (an op vmap cannot batch) is never chosen."""
         if self.forward != "auto":
             return self.forward
         streams = {seed: self.task.batches(self.base.batch_size, seed) for seed in self.streams}
