@@ -99,6 +99,7 @@ def test_endpoints_are_adam_runs_in_the_store(tmp_path):
             assert stored.metrics("objective")[-1][1] == pytest.approx(j, rel=1e-5)
             assert stored.config["optimizer"] == "adam" and stored.config["schedule"] == "garipov"
             assert stored.config["population"]["id"] == "mode-connectivity-k-p001"
+            assert stored.config["population"]["forward"] == "stacked"  # pinned, not timed at run time
     with pytest.raises(ValueError, match="evals"):
         fit_endpoints(ctx, task, [3], steps=10, lr=1e-2, weight_decay=wd, evals=3)
 
@@ -134,7 +135,9 @@ def test_curves_are_landscape_connects_and_in_the_store(tmp_path):
                     batch_size=100, seed=seed, store=False, progress=False,
                 )  # fmt: skip
                 assert torch.allclose(half.model.bends.detach(), snaps[(seed, 5)], atol=1e-6)
-                assert store.load_run(run.id).config["task"] == f"mnist1d_mlp-{kind}-curve"
+                stored = store.load_run(run.id)
+                assert stored.config["task"] == f"mnist1d_mlp-{kind}-curve"
+                assert stored.config["population"]["forward"] == "vmap"  # pinned, not timed at run time
         with pytest.raises(ValueError, match="seeds must differ"):
             fit_curves(ctx, ct, [(5, 0.1), (5, 0.2)], steps=4, snapshots=(2,))
 

@@ -73,6 +73,7 @@ def test_arms_are_train_runs_in_the_store(tmp_path, members):
             assert stored.status == "finished" and stored.config["optimizer"] == ("sam" if rho else "sgd")
             assert stored.config["population"]["id"] == "sam-flatness-k-p001"
             assert stored.config["population"]["mode"] == ("sam" if rho else "stacked")
+            assert stored.config["population"]["forward"] == "stacked"  # pinned, not timed at run time
             assert stored.config["lr"] == lr and stored.config["hparams"].get("rho") == (rho or None)
             assert [k for k, _ in stored.metrics("train_loss")] == [0, 3, 6, 9]
 

@@ -37,6 +37,10 @@ from descentlab.tasks.curve import CurveTask, curve_task
 from descentlab.train.hooks import Callback, StepContext
 
 KINDS = ("bezier", "polychain")
+FORWARDS = {"endpoints": "stacked", "curves": "vmap"}
+"""The populations' forwards, pinned: ``"auto"`` times the ways at run time, so the rounding (and, through thousands
+of chaotic steps, the endpoints) would depend on the machine's load. The curve task has its own loss (no stacked
+MLP)."""
 NEAR_ZERO = 0.1
 """'Near-constant loss' read as: the curve's barrier is below this fraction of the straight line's (same pair)."""
 STATIONARY_TOL = 0.1
@@ -154,6 +158,7 @@ def fit_endpoints(
         eval_every=steps // evals,
         callbacks=[Callback(objective, every=steps // evals)],
         save_final=False,
+        forward=FORWARDS["endpoints"],
     )
 
 
@@ -199,6 +204,7 @@ def fit_curves(
         callbacks=[Callback(snapshot, every=math.gcd(*later))] if later else [],
         keep_model=keep_model,
         save_final=False,
+        forward=FORWARDS["curves"],
     )
     return runs, snaps
 

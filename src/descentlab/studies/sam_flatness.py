@@ -36,6 +36,9 @@ from descentlab.train.hooks import Callback, StepContext
 
 FORET_RHO = 0.05
 """Foret et al.'s default rho, always reported beside the tuned one."""
+FORWARD = "stacked"
+"""The populations' forward, pinned: ``"auto"`` times the ways at run time, so the rounding (and, through 1500
+chaotic steps, the tuned values) would depend on the machine's load."""
 
 _FLAT = (
     "seed 000, slides 'Sharpness-Aware Minimization' (Fig. 1 sharp minimum with SGD, Fig. 2 wide with SAM)"
@@ -199,6 +202,7 @@ def run_arm(
         callbacks=[Callback(snapshot, every=every)] if evals else [],
         keep_model=bool(evals),
         save_final=False,
+        forward=FORWARD,
     )
     out = []
     for run in runs:
