@@ -51,7 +51,7 @@ def one(
         t0 = time.perf_counter()
         runs = descentlab.train_many(t, optimizer, members, **kw)
         sec = time.perf_counter() - t0
-        forward = runs[0].config["population"]["forward"]
+        forward = runs[0].config["population"]["forward_used"]
         n = m
     else:
         descentlab.train(t, optimizer, **{**kw, "steps": 2, "eval_every": 2})

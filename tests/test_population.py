@@ -305,3 +305,17 @@ def test_sigterm_stops_the_population_like_ctrl_c_and_resumes_exactly(tmp_path, 
     again = resume_many("p-0", store=tmp_path / "b.db", progress=False)
     for a, b in zip(whole, again):
         assert torch.equal(_flat(a.model), _flat(b.model))
+
+
+def test_auto_forward_tries_each_way_on_real_steps_then_keeps_one(mlp_task: Task) -> None:
+    """forward="auto": the first steps try sequential, vmap and the stacked MLP (each twice, no extra passes); the
+    members are still train()'s runs, and the way kept is reported with the Run."""
+    kw = dict(steps=10, eval_every=5, store=False, progress=False, threads=1)
+    runs = train_many(mlp_task, "adamw", _members(1e-3), forward="auto", **kw)
+    assert runs[0].config["population"]["forward"] == "auto"
+    assert runs[0].config["population"]["forward_used"] in ("sequential", "vmap", "stacked")
+    for m, run in zip(_members(1e-3), runs):
+        single = train(mlp_task, "adamw", lr=m["lr"], seed=m["seed"], **kw)
+        assert _rel(_flat(run.model), _flat(single.model)) < 1e-5
+    one = train_many(mlp_task, "adamw", [{"seed": 0}], forward="auto", **kw)
+    assert one[0].config["population"]["forward_used"] == "sequential"  # one member runs as train() does

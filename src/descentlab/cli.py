@@ -337,7 +337,7 @@ def _train_population(task: str, optimizer: str, members: list[dict[str, Any]], 
     runs = train_many(task, optimizer, members, **kw)
     diverged = sum(r.status == "diverged" for r in runs)
     pop = runs[0].config["population"]
-    table = Table(title=Text(f"population {pop['id']} · {len(runs)} members ({pop['mode']}, {pop['forward']} forward)"
+    table = Table(title=Text(f"population {pop['id']} · {len(runs)} members ({pop['mode']}, {pop.get('forward_used')} forward)"
                              f" · {sum(r.status == 'finished' for r in runs)} finished, {diverged} diverged"))  # fmt: skip
     for col in ("id", "seed", "lr", "status", "step", "val loss", "val acc"):
         table.add_column(col)

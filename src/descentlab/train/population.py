@@ -273,34 +273,36 @@ class Population:
         self._vm_dim: Any = None
         self.named = [dict(mb.model.named_parameters()) for mb in self.members]
         self.mlp = _mlp_layers(skeleton, task)
+        self.chosen: str | None = None  # forward="auto": the way kept after the trial steps
+        self.trial: dict[str, float] = {}  # forward="auto": each way's timed trial step (seconds)
         if forward == "stacked" and self.mlp is None:
             raise ValueError(
                 f"forward='stacked' needs a Sequential of Linear layers and elementwise activations under the "
                 f"default classification/regression loss; task {task.name!r}'s model or loss is not one"
             )
 
-    def choose_forward(self) -> str:
-        """``forward="auto"``: time the population's forward and backward each way (member after member, vmap, and
-        the stacked MLP where it applies) on fresh first batches (nothing is stepped, no stream advanced) and keep the
-        fastest; a way that fails (an op vmap cannot batch) is never chosen."""
+    def ways(self) -> list[str]:
+        """The forward ways ``forward="auto"`` tries: member after member, vmap, and the stacked MLP where it applies
+        (a population of one member runs as ``train()`` does)."""
+        if len(self.members) == 1:
+            return ["sequential"]
+        return ["sequential", "vmap", *(["stacked"] if self.mlp is not None else [])]
+
+    def way_for_step(self) -> str:
+        """The forward way of the next step. With ``forward="auto"`` the first steps try every way, each twice (the
+        first pass warms it up, the second is timed: real steps, no extra work), then the fastest timed way is kept;
+        a way that fails (an op vmap cannot batch) is never chosen."""
         if self.forward != "auto":
             return self.forward
-        streams = {seed: self.task.batches(self.base.batch_size, seed) for seed in self.streams}
-        drawn = {seed: next(st) for seed, st in streams.items()}
-        batch, bdim = self._stack(drawn)
-        times = {}
-        with torch.random.fork_rng(devices=[]):
-            for way in ("sequential", "vmap", *(("stacked",) if self.mlp is not None else ())):
-                try:
-                    self._grads(batch, bdim, way, drawn)
-                    t0 = time.perf_counter()
-                    for _ in range(2):
-                        self._grads(batch, bdim, way, drawn)
-                    times[way] = time.perf_counter() - t0
-                except RuntimeError:  # e.g. an op without a batching rule
-                    times[way] = math.inf
-        self._zero_grads()
-        return min(times, key=times.__getitem__)
+        if self.chosen is not None:
+            return self.chosen
+        ways = self.ways()
+        k = self.step
+        if k >= 2 * len(ways):
+            timed = {w: t for w, t in self.trial.items() if math.isfinite(t)}
+            self.chosen = min(timed, key=timed.__getitem__) if timed else "sequential"
+            return self.chosen
+        return ways[k % len(ways)]
 
     @staticmethod
     def _check_alike(models: list[nn.Module]) -> None:
@@ -354,16 +356,16 @@ class Population:
         return schedule_registry.create(cfg.schedule, opt, cfg.schedule_span, **cfg.schedule_kw)
 
     # --- the step -------------------------------------------------------------------------------------------------
-    def _stack(self, drawn: dict[int, tuple[torch.Tensor, ...]]) -> tuple[tuple[torch.Tensor, ...], Any]:
+    def _stack(
+        self, drawn: dict[int, tuple[torch.Tensor, ...]], way: str
+    ) -> tuple[tuple[torch.Tensor, ...], Any]:
         """The members' batches stacked on a leading axis (vmap in_dims 0), or the one batch all share (None)."""
-        if self.forward_used == "sequential":
+        if way == "sequential":
             return (), None
         if len(drawn) == 1:
             return next(iter(drawn.values())), None
         per = [drawn[c.seed] for c in self.configs]
         return tuple(torch.stack([b[k] for b in per]) for k in range(len(per[0]))), 0
-
-    forward_used = "vmap"
 
     def _zero_grads(self) -> None:
         for t in self.stacked.values():
@@ -463,9 +465,21 @@ class Population:
     def step_once(self) -> list[float]:
         """One optimizer step of every member still stepping; the members' batch losses."""
         drawn = {seed: next(stream) for seed, stream in self.streams.items()}
-        batch, bdim = self._stack(drawn)
-        way = self.forward_used
-        losses = self._grads(batch, bdim, way, drawn)
+        way = self.way_for_step()
+        t0 = time.perf_counter()
+        batch, bdim = self._stack(drawn, way)
+        try:
+            losses = self._grads(batch, bdim, way, drawn)
+        except RuntimeError:
+            if self.forward != "auto" or way == "sequential" or self.chosen is not None:
+                raise
+            self.trial[way] = (
+                math.inf
+            )  # e.g. no batching rule for an op: never chosen; this step member by member
+            way = "sequential"
+            losses = self._grads((), None, way, drawn)
+        if self.chosen is None and self.forward == "auto" and self.step >= len(self.ways()):
+            self.trial[way] = min(self.trial.get(way, math.inf), time.perf_counter() - t0)
         live_units = [u for u in self.units if any(self.members[i].alive for i in u.members)]
         if self.mode == "sam":
             for u in live_units:
@@ -538,6 +552,7 @@ class Population:
                 for m in self.members
             ],  # fmt: skip
             "step": self.step,
+            "forward": {"chosen": self.chosen, "trial": dict(self.trial)},
             "rng": _rng_state(),
         }
 
@@ -585,6 +600,9 @@ class Population:
                 m.last_eval = {str(k): float(v) for k, v in s["last_eval"].items()}
                 m.train_time, m.end_step = float(s["train_time"]), s["end_step"]
             self.frozen_values = {int(i): v for i, v in ck["frozen"].items()}
+            fw = ck.get("forward") or {}
+            self.chosen = fw.get("chosen") if fw.get("chosen") in FORWARDS else None
+            self.trial = {str(k): float(v) for k, v in (fw.get("trial") or {}).items()}
             _set_rng_state(ck["rng"])
         except (RuntimeError, KeyError, TypeError, IndexError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -904,7 +922,6 @@ def train_many(
             mb.config = dataclasses.replace(mb.config, threads=choice.threads, threads_reason=choice.reason)
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch_threads(choice.threads))
-            pop.forward_used = pop.choose_forward()
             if resuming:
                 folder = recs[0].checkpoints
                 pop.load(_resume_from, pop_id, f"the checkpoint of population {pop_id!r} in {folder}")
@@ -917,17 +934,21 @@ def train_many(
                 if not mb.claimed:
                     continue
                 record = _record(mb.config, pop_id, mb.index, len(pop.members))
-                record["population"].update(mode=mode, forward=pop.forward_used)
+                record["population"].update(mode=mode, forward=forward)
                 updated = (_resume_from or {}).get("_updated", {}).get(mb.rec.run_id)
                 mb.rec.begin(record, overwrite, pop.step if resuming else None, updated)
             loop = _PopulationLoop(pop, pop_id, intr, cbs, stop_when, save_final)
             loop.run(progress)
         if intr.pending and not any(m.status == "interrupted" for m in pop.members):
-            raise Interrupted(intr.signum or 2)  # a signal came while the members were written down: stored, then stop
+            raise Interrupted(
+                intr.signum or 2
+            )  # a signal came while the members were written down: stored, then stop
         runs = []
         for mb in pop.members:
             record = _record(mb.config, pop_id, mb.index, len(pop.members))
-            record["population"].update(mode=mode, forward=pop.forward_used)
+            record["population"].update(
+                mode=mode, forward=forward, forward_used=pop.chosen or pop.way_for_step()
+            )
             final = getattr(mb, "final", None)
             if final is None and recs[0].store is not None:
                 stored = recs[0].store.load_run(mb.rec.run_id)
