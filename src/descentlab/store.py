@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
 
 _SCHEMA = """
@@ -41,7 +43,18 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run, name, step)
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run);
+CREATE TABLE IF NOT EXISTS series (
+    run TEXT NOT NULL,
+    name TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    steps BLOB NOT NULL,
+    vals BLOB NOT NULL,
+    PRIMARY KEY (run, name, start)
+);
 """
+# ``series``: a metric recorded at many steps (a population member's ``batch_loss``) kept compactly, one row per chunk
+# of consecutive records (int64 steps and float64 values as raw bytes) instead of one row per value (a row of
+# ``metrics`` costs ~180 bytes with its id and indexes); read back merged with ``metrics`` by ``Store.metrics``.
 
 MAX_RUN_ID_LENGTH = 128
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,%d}" % (MAX_RUN_ID_LENGTH - 1))
@@ -383,6 +396,7 @@ class Store:
         def insert() -> None:
             if overwrite:
                 self._conn.execute("DELETE FROM metrics WHERE run=?", (run_id,))
+                self._delete_series(run_id)
                 self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
             try:
                 self._conn.execute(
@@ -478,12 +492,68 @@ class Store:
 
         self._transaction(write)
 
+    def log_series(
+        self, run_id: str, name: str, points: Sequence[tuple[int, float]], *, owner: str | None = None
+    ) -> None:
+        """Append ``points`` [(step, value), ...] of metric ``name`` as one compact chunk (the ``series`` table: one
+        row per chunk instead of one per value); read back by :meth:`metrics` like any metric."""
+        if not points:
+            return
+        steps = np.asarray([int(p[0]) for p in points], dtype=np.int64)
+        vals = np.asarray([math.nan if p[1] is None else float(p[1]) for p in points], dtype=np.float64)
+
+        def write() -> None:
+            self._check_owner(run_id, owner)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO series(run, name, start, steps, vals) VALUES (?,?,?,?,?)",
+                (run_id, str(name), int(steps[0]), steps.tobytes(), vals.tobytes()),
+            )
+
+        self._transaction(write)
+
+    def _has_series(self) -> bool:
+        """Whether this store has the ``series`` table (a store made before it, opened read-only, has not)."""
+        if getattr(self, "_series_known", None) is None:
+            row = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='series'").fetchone()
+            self._series_known = row is not None
+        return bool(self._series_known)
+
+    def _series(self, run_id: str, name: str | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        if not self._has_series():
+            return []
+        q, args = "SELECT name, steps, vals FROM series WHERE run=?", [run_id]
+        if name is not None:
+            q += " AND name=?"
+            args.append(name)
+        return [(n, np.frombuffer(st, dtype=np.int64), np.frombuffer(v, dtype=np.float64))
+                for n, st, v in self._conn.execute(q + " ORDER BY name, start", args)]  # fmt: skip
+
+    def _delete_series(self, run_id: str, after: int | None = None) -> None:
+        """Inside a transaction: drop a run's series chunks (with ``after``: only the points beyond that step)."""
+        if not self._has_series():
+            return
+        if after is None:
+            self._conn.execute("DELETE FROM series WHERE run=?", (run_id,))
+            return
+        self._conn.execute("DELETE FROM series WHERE run=? AND start>?", (run_id, int(after)))
+        for name, start, st, v in self._conn.execute(
+            "SELECT name, start, steps, vals FROM series WHERE run=?", (run_id,)
+        ).fetchall():
+            steps, vals = np.frombuffer(st, dtype=np.int64), np.frombuffer(v, dtype=np.float64)
+            keep = steps <= int(after)
+            if not keep.all():
+                self._conn.execute(
+                    "UPDATE series SET steps=?, vals=? WHERE run=? AND name=? AND start=?",
+                    (steps[keep].tobytes(), vals[keep].tobytes(), run_id, name, start),
+                )
+
     def delete_metrics_after(self, run_id: str, step: int, *, owner: str | None = None) -> None:
-        """Drop metric rows of a run beyond ``step`` (used when resuming from a checkpoint)."""
+        """Drop metric rows (and series points) of a run beyond ``step`` (used when resuming from a checkpoint)."""
 
         def write() -> None:
             self._check_owner(run_id, owner)
             self._conn.execute("DELETE FROM metrics WHERE run=? AND step>?", (run_id, int(step)))
+            self._delete_series(run_id, after=int(step))
 
         self._transaction(write)
 
@@ -492,6 +562,7 @@ class Store:
 
         def write() -> None:
             self._conn.execute("DELETE FROM metrics WHERE run=?", (run_id,))
+            self._delete_series(run_id)
             self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
         self._transaction(write)
@@ -553,6 +624,12 @@ class Store:
         out: dict[str, list[tuple[int, float]]] = {}
         for n, s, v in self._conn.execute(q + " ORDER BY name, step", args):
             out.setdefault(n, []).append((int(s), math.nan if v is None else float(v)))
+        merged = set()
+        for n, steps, vals in self._series(run_id, name):
+            out.setdefault(n, []).extend(zip(steps.tolist(), vals.tolist()))
+            merged.add(n)
+        for n in merged:  # chunks and rows of one name, in step order (a later record of a step wins)
+            out[n] = sorted(dict(out[n]).items())
         return out
 
     def load_run(self, run_id: str) -> Run:

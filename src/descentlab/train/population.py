@@ -76,6 +76,8 @@ from descentlab.train.recorder import Recorder
 POPULATION_FORMAT = "descentlab-population-1"
 POPULATION_CHECKPOINT = "population.pt"
 FORWARDS = ("auto", "vmap", "sequential", "stacked")
+COMPACT = frozenset({"batch_loss"})
+"""Metrics a member records at every step, stored as compact series chunks (one row per flush, not per value)."""
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 # torch.optim's elementwise methods (and descentlab's elementwise wrappers over them): one optimizer over stacked
@@ -908,7 +910,7 @@ def train_many(
         own_store = Store(None if store in (None, True) else store)
         shared_store = own_store
     try:
-        recs = [Recorder(shared_store, rid) for rid in ids]
+        recs = [Recorder(shared_store, rid, compact=COMPACT) for rid in ids]
         for r in recs:
             r.check(resuming, overwrite)
         pop = Population(task_obj, optimizer, configs, recs, forward)

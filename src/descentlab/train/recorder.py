@@ -23,8 +23,16 @@ class Recorder:
     ``writes=False`` (data-parallel ranks other than 0) writes nothing either.
     """
 
-    def __init__(self, store: Store | str | os.PathLike[str] | bool | None, run_id: str, writes: bool = True):
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str] | bool | None,
+        run_id: str,
+        writes: bool = True,
+        compact: frozenset[str] = frozenset(),
+    ):
         self.run_id = run_id
+        self.compact = compact  # metrics written as compact series chunks (Store.log_series), not one row each
+        self.pending_series: dict[str, list[tuple[int, float]]] = {}
         self.owner = uuid.uuid4().hex  # this call's claim on the run
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.pending: list[tuple[int, str, float]] = []
@@ -79,14 +87,21 @@ class Recorder:
 
     def record(self, step: int, name: str, value: float) -> None:
         """Record metric ``name`` at ``step`` (in the history now, in the store at the next flush)."""
-        self.pending.append((step, name, float(value)))
+        if name in self.compact:
+            self.pending_series.setdefault(name, []).append((step, float(value)))
+        else:
+            self.pending.append((step, name, float(value)))
         self.history.setdefault(name, []).append((step, float(value)))
 
     def flush(self) -> None:
         """Write the pending rows to the store in one transaction."""
         if self.store is not None and self.pending:
             self.store.log_metrics(self.run_id, self.pending, owner=self.owner)
+        if self.store is not None:
+            for name, points in self.pending_series.items():
+                self.store.log_series(self.run_id, name, points, owner=self.owner)
         self.pending.clear()
+        self.pending_series.clear()
 
     def finish(self, status: str, final: dict[str, Any], note: str) -> None:
         """Write the pending rows and the run's status, final metrics and note."""
