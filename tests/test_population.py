@@ -307,15 +307,27 @@ def test_sigterm_stops_the_population_like_ctrl_c_and_resumes_exactly(tmp_path, 
         assert torch.equal(_flat(a.model), _flat(b.model))
 
 
-def test_auto_forward_tries_each_way_on_real_steps_then_keeps_one(mlp_task: Task) -> None:
-    """forward="auto": the first steps try sequential, vmap and the stacked MLP (each twice, no extra passes); the
+def test_timed_forward_tries_each_way_on_real_steps_then_keeps_one(mlp_task: Task) -> None:
+    """forward="timed": the first steps try sequential, vmap and the stacked MLP (each twice, no extra passes); the
     members are still train()'s runs, and the way kept is reported with the Run."""
     kw = dict(steps=10, eval_every=5, store=False, progress=False, threads=1)
-    runs = train_many(mlp_task, "adamw", _members(1e-3), forward="auto", **kw)
-    assert runs[0].config["population"]["forward"] == "auto"
+    runs = train_many(mlp_task, "adamw", _members(1e-3), forward="timed", **kw)
+    assert runs[0].config["population"]["forward"] == "timed"
     assert runs[0].config["population"]["forward_used"] in ("sequential", "vmap", "stacked")
     for m, run in zip(_members(1e-3), runs):
         single = train(mlp_task, "adamw", lr=m["lr"], seed=m["seed"], **kw)
         assert _rel(_flat(run.model), _flat(single.model)) < 1e-5
-    one = train_many(mlp_task, "adamw", [{"seed": 0}], forward="auto", **kw)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "want"),
+    [("mnist1d_mlp", "stacked"), ("logreg", "vmap"), ("rosenbrock", "vmap"), ("mnist1d_cnn", "sequential")],
+)
+def test_auto_forward_is_a_rule_on_the_model_the_same_every_run(task_name: str, want: str) -> None:
+    """forward="auto" (the default) decides by structure, not by timing: a study's numbers reproduce run to run."""
+    kw = dict(steps=2, eval_every=2, store=False, progress=False, threads=1)
+    runs = train_many(tasks.get(task_name), "adam", [{"seed": 0}, {"seed": 1}], **kw)
+    assert runs[0].config["population"]["forward"] == "auto"
+    assert runs[0].config["population"]["forward_used"] == want
+    one = train_many(tasks.get(task_name), "adam", [{"seed": 0}], **kw)
     assert one[0].config["population"]["forward_used"] == "sequential"  # one member runs as train() does

@@ -75,7 +75,11 @@ from descentlab.train.recorder import Recorder
 
 POPULATION_FORMAT = "descentlab-population-1"
 POPULATION_CHECKPOINT = "population.pt"
-FORWARDS = ("auto", "vmap", "sequential", "stacked")
+FORWARDS = ("auto", "timed", "vmap", "sequential", "stacked")
+VMAP_FLOPS = 2e6
+"""forward="auto" batches a (non-MLP) model with vmap when one member's forward pass is at most this many FLOPs
+(overhead-bound: logistic regression, the 2-D functions); above it, member after member (benchmarks/population.py:
+mnist1d_cnn at 6.4 MFLOP, modular and charlm gain nothing from vmap on 2 CPU cores)."""
 COMPACT = frozenset({"batch_loss"})
 """Metrics a member records at every step, stored as compact series chunks (one row per flush, not per value)."""
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Identity)
@@ -290,11 +294,32 @@ class Population:
             return ["sequential"]
         return ["sequential", "vmap", *(["stacked"] if self.mlp is not None else [])]
 
+    def rule_forward(self) -> str:
+        """``forward="auto"``: a rule on the model's structure, the same on every machine and every run (so a study's
+        numbers reproduce): one member -> sequential (train() itself); a Sequential MLP under the default loss ->
+        stacked; a model of at most ``VMAP_FLOPS`` per forward pass -> vmap; anything else -> sequential."""
+        if len(self.members) == 1:
+            return "sequential"
+        if self.mlp is not None:
+            return "stacked"
+        model = self.members[0].model
+        batch = next(self.task.batches(self.base.batch_size, self.members[0].config.seed))
+        flops = forward_flops(model, batch[0]) if batch and isinstance(batch[0], torch.Tensor) else None
+        if flops is None:
+            flops = forward_flops(model)  # a model without inputs (the 2-D functions)
+        return "vmap" if flops is not None and flops <= VMAP_FLOPS else "sequential"
+
     def way_for_step(self) -> str:
-        """The forward way of the next step. With ``forward="auto"`` the first steps try every way, each twice (the
-        first pass warms it up, the second is timed: real steps, no extra work), then the fastest timed way is kept;
-        a way that fails (an op vmap cannot batch) is never chosen."""
-        if self.forward != "auto":
+        """The forward way of the next step: ``forward`` itself, the structural rule for ``"auto"``, or for
+        ``"timed"`` every way tried on the first steps, each twice (the first pass warms it up, the second is timed:
+        real steps, no extra work), then the fastest kept; a way that fails (an op vmap cannot batch) is never
+        chosen. ``"timed"`` is fastest on the machine at hand but its choice, and so the rounding of the members'
+        numbers, can differ between runs."""
+        if self.forward == "auto":
+            if self.chosen is None:
+                self.chosen = self.rule_forward()
+            return self.chosen
+        if self.forward != "timed":
             return self.forward
         if self.chosen is not None:
             return self.chosen
@@ -473,14 +498,14 @@ class Population:
         try:
             losses = self._grads(batch, bdim, way, drawn)
         except RuntimeError:
-            if self.forward != "auto" or way == "sequential" or self.chosen is not None:
+            if self.forward != "timed" or way == "sequential" or self.chosen is not None:
                 raise
             self.trial[way] = (
                 math.inf
             )  # e.g. no batching rule for an op: never chosen; this step member by member
             way = "sequential"
             losses = self._grads((), None, way, drawn)
-        if self.chosen is None and self.forward == "auto" and self.step >= len(self.ways()):
+        if self.chosen is None and self.forward == "timed" and self.step >= len(self.ways()):
             self.trial[way] = min(self.trial.get(way, math.inf), time.perf_counter() - t0)
         live_units = [u for u in self.units if any(self.members[i].alive for i in u.members)]
         if self.mode == "sam":
@@ -869,8 +894,10 @@ def train_many(
     member at the same step boundary. ``save_final=False`` keeps no ``final.pt`` (for studies that need none).
     ``forward``: "vmap" (one batched forward and backward), "stacked" (a Sequential MLP under the default loss: one
     ``baddbmm`` per layer for all members), "sequential" (member after member, bit-identical gradients to
-    ``train()``: for compute-bound models, and for matrix methods whose roots amplify rounding) or "auto" (default:
-    the fastest, measured once on the first batches; recorded in each member's config).
+    ``train()``: for compute-bound models, and for matrix methods whose roots amplify rounding), "auto" (default: a
+    rule on the model's structure, see :meth:`Population.rule_forward`; the same choice on every run) or "timed"
+    (every way tried on the first real steps, the fastest kept). The way used is ``run.config["population"]
+    ["forward_used"]``.
     """
     choose_threads(threads, flops=0.0)
     parsed = _parse_members(members)
