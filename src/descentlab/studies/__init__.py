@@ -166,6 +166,28 @@ class StudyResult:
         return all(c["holds"] for c in self.summary["claims"])
 
 
+def _same_settings(stored: Mapping[str, Any], task: Any, kw: Mapping[str, Any]) -> bool:
+    """Whether a stored run's configuration has every setting a study asks for (the task, and each given keyword
+    that the store records); a mismatch means the run is trained again."""
+    name = task if isinstance(task, str) else getattr(task, "name", None)
+    if stored.get("task") != name:
+        return False
+    for key, want in kw.items():
+        if key in ("progress", "keep_model", "save_final", "threads", "run_id", "stop_when", "callbacks"):
+            continue
+        if key == "task_kw":
+            if any(stored.get("task_kw", {}).get(k) != v for k, v in dict(want or {}).items()):
+                return False
+        elif key == "optimizer":
+            if stored.get("optimizer") != (want.lower() if isinstance(want, str) else want):
+                return False
+        elif key in stored and json.dumps(stored[key], sort_keys=True, default=repr) != json.dumps(
+            want, sort_keys=True, default=repr
+        ):
+            return False
+    return True
+
+
 @dataclass
 class StudyContext:
     """Handed to a study's ``run``: trains through ``descentlab.train`` into the store and saves figures."""
@@ -198,7 +220,9 @@ class StudyContext:
         self.anchors.append(anchor.judge(list(values), note))
 
     def train(self, task: Any, **kw: Any) -> Run:
-        """``descentlab.train`` with this study's store and progress. Run ``n`` of a study with a store is
+        """``descentlab.train`` with this study's store and progress (``keep_state=False``: no ``final.pt`` and no end
+        state for a run whose weights nothing reads later; run again, it is reused from its stored metrics). Run
+        ``n`` of a study with a store is
         ``<study>-<key>-<n>``: if the store holds it from an earlier execution of the same study, an ended run is
         reused (its model and optimizer rebuilt from its final state) and a cut one resumed; a run with callbacks
         (they may gather data of their own) is trained again. Raises :class:`Interrupted` when the study is
@@ -207,6 +231,8 @@ class StudyContext:
 
         self._n += 1
         kw.setdefault("progress", False)
+        if not kw.pop("keep_state", True):  # nothing later reads this run's weights: keep metrics only
+            kw.update(save_final=False, keep_model=False, _no_state=True)
         if self.stop is not None:
             self.stop.stop()  # a signal arrived: no run starts after it
         if not self._token:  # one token per study run: two runs of a study in the same second never collide
@@ -216,6 +242,7 @@ class StudyContext:
             if self.store is None or "run_id" in kw or not self.key:
                 stamp = time.strftime("%Y%m%d-%H%M%S")
                 rid = kw.setdefault("run_id", f"{self.name}-{stamp}-{self._token}-{self._n:03d}")
+                kw.pop("_no_state", None)
                 run = train(task, store=self.store if self.store is not None else False, **kw)
             else:
                 run = self._train_or_reuse(task, rid, kw)
@@ -291,7 +318,15 @@ class StudyContext:
 
         assert self.store is not None
         header = self.store.run_header(run_id)
-        common = {**kw, "store": self.store, "run_id": run_id, "_keep_final_state": not kw.get("callbacks")}
+        no_state = kw.pop("_no_state", False)
+        common = {**kw, "store": self.store, "run_id": run_id,
+                  "_keep_final_state": not kw.get("callbacks") and not no_state}  # fmt: skip
+        if no_state and header is not None and header["status"] in DONE_STATUSES and not kw.get("callbacks"):
+            run = self.store.load_run(run_id)  # an ended run whose weights nobody reads: its stored metrics
+            if _same_settings(run.config, task, kw):
+                run.signal = None  # type: ignore[attr-defined]
+                self.reused.append(run_id)
+                return run
         if header is None:
             return train(task, **common)
         if header["status"] == "running":  # maybe another process is training it now: never take it over

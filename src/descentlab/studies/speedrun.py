@@ -337,6 +337,7 @@ class _Runner:
             device=str(cfg["device"]),
             precision=str(cfg["precision"]),
             stop_when=_stop_at(self.target if stop else None),
+            keep_state=False,  # the study reads steps and losses, never the weights: no final.pt / end state
         )
 
     def final_loss(self, rec: dict[str, Any], lr: float, seed: int) -> float:

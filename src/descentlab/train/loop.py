@@ -129,6 +129,7 @@ class _Loop:
         self.mid_step = False  # True while model, optimizer, stream and step count may disagree
         self.wall0 = 0.0
         self.keep_final_state = False  # also write the full state (last.pt) when the run ends
+        self.save_final = True  # write final.pt when the run ends
 
     def loop(self, bar: Any) -> str:
         """Step, record, evaluate on cadence, call back, checkpoint; stop at the budget, a verdict or Ctrl-C."""
@@ -288,7 +289,8 @@ class _Loop:
             try:  # the model is on disk before the run is called finished (a full disk must not lose it)
                 if self.keep_final_state:  # a study reopens the run from its end state when run again
                     self.save_checkpoint()
-                s.save_model(folder / "final.pt", config)
+                if self.save_final:
+                    s.save_model(folder / "final.pt", config)
             except OSError as exc:
                 self.intr.__exit__()
                 self.rec.fail(exc, s.step)  # not finished: `resume` finishes it from the last checkpoint
@@ -333,6 +335,7 @@ def train(
     precision: str = "fp32",
     _keep_final_state: bool = False,
     _reopen: str | None = None,
+    save_final: bool = True,
 ) -> Run:
     """Train ``task`` with ``optimizer`` and return the finished :class:`~descentlab.store.Run`.
 
@@ -362,6 +365,7 @@ def train(
     ``threads``: torch threads for the loop, "auto" (default: one for models under 50 MFLOP per forward pass,
     else the cores not busy elsewhere, never above the caller's setting; see ``descentlab.threads``) or a count.
     The choice is recorded in the run's config; the caller's thread setting is restored on return.
+    ``save_final=False`` writes no ``final.pt`` (for runs whose weights no later step reads).
     ``precision="bf16"`` runs the forward pass and the loss under ``torch.autocast`` in bfloat16 (fast on GPUs and
     AMX CPUs, emulated on AVX2); parameters, gradients, optimizer state and evaluation stay in fp32.
     """
@@ -390,6 +394,7 @@ def train(
         rec.begin(config.record(), overwrite, state.step if resuming else None, _resume_updated)
         loop = _Loop(config, task_obj, ex, rec, state, intr, cbs, stop_when)
         loop.keep_final_state = _keep_final_state
+        loop.save_final = save_final
         run = loop.run(progress)
     if intr.pending and run.status != "interrupted":
         raise Interrupted(intr.signum or 2)  # a signal came while the run was written down: stored, then stop
