@@ -24,24 +24,9 @@ from typing import Any
 
 import torch
 
-from descentlab.optim.registry import ParamsOrModel, params_of, register
+from descentlab.optim.registry import ParamsOrModel, check_number, params_of, register
 
 __all__ = ["AlgoPerfNAdamW"]
-
-
-def _number(name: str, value: Any, lo: float, hi: float | None = None, hi_open: bool = True) -> float:
-    ok = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= lo
-    )
-    if ok and hi is not None:
-        ok = value < hi if hi_open else value <= hi
-    if not ok:
-        rng = f"[{lo}, {hi}{')' if hi_open else ']'}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
-    return float(value)
 
 
 class AlgoPerfNAdamW(torch.optim.Optimizer):
@@ -63,10 +48,10 @@ class AlgoPerfNAdamW(torch.optim.Optimizer):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        b1 = _number("betas[0]", betas[0], 0.0, 1.0)
-        b2 = _number("betas[1]", betas[1], 0.0, 1.0)
-        eps = _number("eps", eps, 0.0)
-        weight_decay = _number("weight_decay", weight_decay, 0.0)
+        b1 = check_number("betas[0]", betas[0], 0.0, 1.0, open_high=True)
+        b2 = check_number("betas[1]", betas[1], 0.0, 1.0, open_high=True)
+        eps = check_number("eps", eps, 0.0)
+        weight_decay = check_number("weight_decay", weight_decay, 0.0)
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         defaults = {

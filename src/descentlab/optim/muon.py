@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.optim.adamw import adamw as _adamw_functional
 
 from descentlab.optim.orthogonalize import METHODS, orthogonalize
-from descentlab.optim.registry import ParamsOrModel, params_of, register
+from descentlab.optim.registry import ParamsOrModel, check_number, params_of, register
 
 __all__ = ["ADJUST_LR", "Muon", "muon_param_groups", "muon_lr_ratio"]
 
@@ -40,27 +40,11 @@ def muon_lr_ratio(adjust_lr: str | None, rows: int, cols: int) -> float:
     raise ValueError(f"adjust_lr must be one of {ADJUST_LR}, got {adjust_lr!r}")
 
 
-def _check_number(
-    name: str, value: Any, low: float = 0.0, high: float | None = None, open_high: bool = False
-) -> None:
-    ok = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= low
-    )
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        bound = f"in [{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 def _validate_group(group: dict) -> None:
-    _check_number("lr", group["lr"])
-    _check_number("weight_decay", group["weight_decay"])
+    check_number("lr", group["lr"])
+    check_number("weight_decay", group["weight_decay"])
     if group["use_muon"]:
-        _check_number("momentum", group["momentum"], 0.0, 1.0, open_high=True)
+        check_number("momentum", group["momentum"], 0.0, 1.0, open_high=True)
         if not isinstance(group["nesterov"], bool):
             raise ValueError(f"nesterov must be a bool, got {group['nesterov']!r}")
         if group["ns_method"] not in METHODS:
@@ -70,11 +54,11 @@ def _validate_group(group: dict) -> None:
             raise ValueError(f"ns_steps must be a positive integer, got {steps!r}")
         if group["adjust_lr"] not in ADJUST_LR:
             raise ValueError(f"adjust_lr must be one of {ADJUST_LR}, got {group['adjust_lr']!r}")
-        _check_number("eps", group["eps"])
+        check_number("eps", group["eps"])
         if group.get("normalize") not in NORMALIZE:
             raise ValueError(f"normalize must be one of {NORMALIZE}, got {group.get('normalize')!r}")
-        _check_number("beta2", group.get("beta2", 0.95), 0.0, 1.0, open_high=True)
-        _check_number("norm_eps", group.get("norm_eps", 1e-8))
+        check_number("beta2", group.get("beta2", 0.95), 0.0, 1.0, open_high=True)
+        check_number("norm_eps", group.get("norm_eps", 1e-8))
         if group.get("rescale", "preserve") not in RESCALE:
             raise ValueError(f"rescale must be one of {RESCALE}, got {group.get('rescale')!r}")
         for flag in ("sign_momentum", "cautious_wd", "nuclear_scale"):
@@ -95,8 +79,8 @@ def _validate_group(group: dict) -> None:
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
-            _check_number(f"betas[{i}]", beta, 0.0, 1.0, open_high=True)
-        _check_number("adam_eps", group["adam_eps"])
+            check_number(f"betas[{i}]", beta, 0.0, 1.0, open_high=True)
+        check_number("adam_eps", group["adam_eps"])
 
 
 class Muon(torch.optim.Optimizer):
@@ -402,10 +386,10 @@ def _create_muon(
 
     ``lr_adam`` defaults to 3e-4 * lr / 0.02 (Jordan's 3e-4 next to Muon's 0.02, and it keeps lr = 0 a no-op).
     """
-    _check_number("lr", lr)
+    check_number("lr", lr)
     if lr_adam is None:
         lr_adam = 3e-4 * lr / 0.02
-    _check_number("lr_adam", lr_adam)
+    check_number("lr_adam", lr_adam)
     adam_hp = {"betas": tuple(adam_betas), "adam_eps": adam_eps, "weight_decay": adam_weight_decay}
     if isinstance(params_or_model, nn.Module):
         groups = muon_param_groups(params_or_model, head=head, lr=lr_adam, betas=adam_betas, eps=adam_eps,

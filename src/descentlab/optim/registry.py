@@ -43,6 +43,20 @@ def check_learning_rate(name: str, value: Any, allow_zero: bool = False) -> None
         raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
 
 
+def check_number(
+    name: str, value: Any, low: float = 0.0, high: float | None = None, open_high: bool = False
+) -> float:
+    """``value`` as a float if it is a finite number in ``[low, high]`` (``[low, high)`` with ``open_high``; no upper
+    bound when ``high`` is None), else ValueError naming ``name`` and the value."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        bound = f"in [{low}, {high}{')' if open_high else ']'}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 def check_learning_rates(hparams: dict[str, Any], params_or_model: Any = None) -> None:
     """Refuse non-finite or non-positive learning rates in ``hparams``, and non-finite or negative ones in explicit
     param groups (a group with lr 0 is a frozen group, a common idiom)."""
