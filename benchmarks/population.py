@@ -85,12 +85,77 @@ def _two_workers(case: tuple, m: int, kind: str) -> float:
     return m * steps / max(secs)
 
 
+def kernels(members: int = 16, batch: int = 100, reps: int = 300) -> str:
+    """Forward + backward of the mnist1d MLP (40-100-100-10) for ``members`` models, three ways on one thread: one
+    ``baddbmm`` per layer (forward="stacked"), ``vmap`` of ``F.linear`` (forward="vmap") and the models one after
+    another (single runs' arithmetic). Milliseconds, median of 3 blocks of ``reps``: why the MLP's ceiling is low."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    dims = [(40, 100), (100, 100), (100, 10)]
+    ws = [torch.randn(members, o, i, generator=g, requires_grad=True) for i, o in dims]
+    bs = [torch.randn(members, o, generator=g, requires_grad=True) for _, o in dims]
+    x = torch.randn(members, batch, 40, generator=g)
+    y = torch.randint(0, 10, (members, batch), generator=g)
+
+    def mlp(h, layers):  # noqa: ANN001, ANN202
+        for k, (w, b) in enumerate(layers):
+            h = F.linear(h, w, b)
+            h = torch.relu(h) if k < len(layers) - 1 else h
+        return h
+
+    def stacked() -> None:
+        h = x
+        for k, (w, b) in enumerate(zip(ws, bs)):
+            h = torch.baddbmm(b[:, None], h, w.transpose(1, 2))
+            h = torch.relu(h) if k < len(ws) - 1 else h
+        F.cross_entropy(h.reshape(-1, 10), y.reshape(-1), reduction="none").view(members, batch).mean(
+            1
+        ).sum().backward()
+
+    def vmapped() -> None:
+        def one(w0, b0, w1, b1, w2, b2, xi, yi):  # noqa: ANN001, ANN202
+            return F.cross_entropy(mlp(xi, [(w0, b0), (w1, b1), (w2, b2)]), yi)
+
+        torch.func.vmap(one)(ws[0], bs[0], ws[1], bs[1], ws[2], bs[2], x, y).sum().backward()
+
+    single = [
+        (w[0].detach().clone().requires_grad_(), b[0].detach().clone().requires_grad_())
+        for w, b in zip(ws, bs)
+    ]
+
+    def singles() -> None:
+        for m in range(members):
+            F.cross_entropy(mlp(x[m], single), y[m]).backward()
+
+    out = {}
+    for name, fn in (("stacked (baddbmm)", stacked), ("vmap", vmapped), ("one after another", singles)):
+        for _ in range(20):
+            fn()
+        blocks = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            blocks.append((time.perf_counter() - t0) / reps * 1e3)
+        out[name] = sorted(blocks)[1]
+    return "mnist1d MLP forward + backward, {} members, batch {}, 1 thread: {} ms".format(
+        members, batch, ", ".join(f"{k} {v:.2f}" for k, v in out.items())
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer member counts (one or two per task)")
     p.add_argument("--only", nargs="*", help="task names")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--kernels", action="store_true", help="only the MLP forward+backward three ways (ms)")
     a = p.parse_args()
+    if a.kernels:
+        print(kernels())
+        return
     if a.child:
         kind, task, kw, opt, steps, m, batch, threads = a.child
         res = one(kind, task, json.loads(kw), opt, int(steps), int(m), json.loads(batch), int(threads))

@@ -534,8 +534,7 @@ class Population:
         for u in live_units:
             if u.sched is not None:
                 u.sched.step()
-        self._zero_grads()
-        self.step += 1
+        self.step += 1  # the gradients stay until the next step's forward clears them (as train()'s do)
         return losses.tolist()
 
     def freeze(self, i: int) -> None:
