@@ -318,3 +318,18 @@ def test_seed_blocks_can_be_declared_on_the_command_line(tmp_path, monkeypatch):
     assert {c["name"]: c["seeds_used"] for c in s["claims"]} == {"gap": 4, "null": 8}
     with pytest.raises(ValueError, match="increase"):
         studies.run("toy-blocks", quick=True, out=tmp_path, store=False, progress=False, seed_blocks=[8, 4])
+
+
+def test_split_half_of_a_sequential_study_runs_the_plan_twice_on_disjoint_seeds(tmp_path, monkeypatch):
+    st = _seeded_study("toy-seq-split", {"seeds": 3, "seed_blocks": [4, 8]})
+    monkeypatch.setitem(studies._REGISTRY._entries, "toy-seq-split", (st, "toy"))
+    studies.run("toy-seq-split", quick=True, out=tmp_path, store=False, progress=False, split_half=True)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    blocks = [b["seeds"] for b in s["numbers"]["sequential_blocks"]]
+    assert blocks == [[0, 3], [4, 7]]  # the verdicts: the first half, the plan as declared
+    sh = {h["name"]: h for h in s["split_half"]["predictions"]}
+    assert sh["gap"]["seeds_used"] == [4, 4] and sh["gap"]["first"] == sh["gap"]["second"] == "holds"
+    assert sh["null"]["seeds_used"] == [8, 8]  # the null runs each half's plan to its maximum
+    assert s["seeds"]["evaluation"] == list(range(8)) and s["seeds"]["second_half"] == list(range(8, 16))
+    assert s["split_half"]["agreement"] == pytest.approx(s["split_half"]["agree"] / 2)
+    assert {c["name"]: c["seeds_used"] for c in s["claims"]} == {"gap": 4, "null": 8}

@@ -166,6 +166,48 @@ class StudyResult:
         return all(c["holds"] for c in self.summary["claims"])
 
 
+_NOT_IN_DIGEST = ("progress", "threads", "callbacks")
+
+
+def _digestible(obj: Any) -> Any:
+    """``obj`` as JSON-able data for :func:`_content_digest`: callables by their qualified name, tasks by name and
+    configuration, tensors by shape and values."""
+    if isinstance(obj, Mapping):
+        return {str(k): _digestible(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_digestible(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Task):
+        return {"task": obj.name, "config": _digestible(dict(obj.config or {}))}
+    if hasattr(obj, "tolist"):
+        return _digestible(obj.tolist())
+    if callable(obj):  # a closure's plain values count (two thresholds of one lambda are two trainings)
+        cells = [c.cell_contents for c in (getattr(obj, "__closure__", None) or ()) if _plain(c)]
+        name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+        return {"callable": name, "closure": _digestible(cells)}
+    return repr(obj)
+
+
+def _plain(cell: Any) -> bool:
+    try:
+        v = cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return isinstance(v, (str, int, float, bool)) or v is None
+
+
+def _content_digest(task: Any, kw: Mapping[str, Any]) -> str:
+    """A short digest of what one training call of a study trains (task, settings, members): the same training
+    gets the same run id in every execution and every block of seeds of a sequential run, so it is reused from the
+    store instead of trained again -- and a different training never overwrites it."""
+    what = {"task": _digestible(task), **{k: _digestible(v) for k, v in kw.items() if k not in _NOT_IN_DIGEST}}
+    text = json.dumps(what, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _same_settings(stored: Mapping[str, Any], task: Any, kw: Mapping[str, Any]) -> bool:
     """Whether a stored run's configuration has every setting a study asks for (the task, and each given keyword
     that the store records); a mismatch means the run is trained again."""
@@ -202,7 +244,7 @@ class StudyContext:
     checks: list[Check] = field(default_factory=list)
     anchors: list[dict[str, Any]] = field(default_factory=list)
     key: str = ""
-    """The configuration's digest: run ids ``<study>-<key>-<n>`` are the same when the same study runs again."""
+    """The configuration's digest: run ids ``<study>-<key>-<what>`` are the same when the same study runs again."""
     stop: _DeferredInterrupt | None = None
     reused: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
@@ -210,6 +252,14 @@ class StudyContext:
     """Under a sequential run, the predictions still undecided (the next block's seeds are for them); None: all."""
     _n: int = 0
     _token: str = ""
+    _used: dict[str, int] = field(default_factory=dict)
+
+    def _unique(self, rid: str, kw: Mapping[str, Any]) -> str:
+        """``rid`` for this call; a second call with the same content and callbacks (always trained again: its
+        callbacks gather data of their own) gets ``rid-2``, ``rid-3``... so it never overwrites the first."""
+        n = self._used.get(rid, 0) + 1
+        self._used[rid] = n
+        return rid if n == 1 or not kw.get("callbacks") else f"{rid}-{n}"
 
     def check(self, name: str, check: str, passed: bool, evidence: str = "") -> None:
         """Record a sanity check or identity (listed apart from the claims, never counted as one)."""
@@ -237,7 +287,7 @@ class StudyContext:
             self.stop.stop()  # a signal arrived: no run starts after it
         if not self._token:  # one token per study run: two runs of a study in the same second never collide
             self._token = secrets.token_hex(3)
-        t_call, rid = time.time(), f"{self.name}-{self.key}-{self._n:03d}"
+        t_call, rid = time.time(), self._unique(f"{self.name}-{self.key}-{_content_digest(task, kw)}", kw)
         try:
             if self.store is None or "run_id" in kw or not self.key:
                 stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -276,7 +326,9 @@ class StudyContext:
             kw.setdefault("population_id", f"{self.name}-{stamp}-{self._token}-p{self._n:03d}")
             runs = train_many(task, optimizer, members, store=self.store if self.store is not None else False, **kw)
         else:
-            runs = self._population_or_reuse(task, optimizer, members, f"{self.name}-{self.key}-p{self._n:03d}", kw)
+            what = _content_digest(task, {**kw, "optimizer": optimizer, "members": members})
+            pop_id = self._unique(f"{self.name}-{self.key}-p{what}", kw)
+            runs = self._population_or_reuse(task, optimizer, members, pop_id, kw)
         self.runs.extend(r.id for r in runs)
         if any(r.status == "interrupted" for r in runs):
             sig = next((getattr(r, "signal", None) for r in runs if getattr(r, "signal", None)), None)
@@ -497,9 +549,9 @@ def run(
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         config["seeds"] = int(seeds)
     plan = _plan_for(name, config, sequential)
-    if split_half:
-        if plan is not None:
-            raise ValueError(f"study {name!r}: split_half judges a fixed number of seeds; run it without sequential")
+    if split_half and plan is not None:
+        config["seeds"] = plan.blocks[-1]  # each half runs the whole seed plan on seeds of its own
+    elif split_half:
         if "seeds" not in config:
             raise ValueError(f"study {name!r} has no 'seeds' setting to split")
         config["seeds"] = 2 * int(config["seeds"])
@@ -539,6 +591,9 @@ def run(
             ctx.stop = stop
             try:
                 numbers, measured, seq = _execute(study, ctx, config, plan)
+                if split_half and seq is not None:  # the second half: the same plan on the next seeds
+                    _, measured2, seq2 = _execute(study, ctx, config, plan, offset=plan.blocks[-1])
+                    seq = (seq, seq2)
                 stop.stop()  # a signal during the analysis: no verdict either
             except KeyboardInterrupt as exc:
                 stop.hold = True  # writing down what ran: later signals are only noted
@@ -552,6 +607,9 @@ def run(
     claims, halves = _judge_all(study, measured, seq, split_half)
     if seq is not None:
         seeds_used["evaluation"] = list(range(max((c.get("seeds_used", 0) for c in claims), default=0)))
+        if halves is not None:
+            top = max((h["seeds_used"][1] for h in halves["predictions"]), default=0)
+            seeds_used["second_half"] = list(range(plan.blocks[-1], plan.blocks[-1] + top))
     summary = {
         "study": name,
         "slide": study.slide,
@@ -678,9 +736,10 @@ def _head(m: Any, n: int) -> Measurement:
 
 
 def _execute(
-    study: Study, ctx: StudyContext, config: dict[str, Any], plan: SeedPlan | None
+    study: Study, ctx: StudyContext, config: dict[str, Any], plan: SeedPlan | None, offset: int = 0
 ) -> tuple[dict[str, Any], Any, Sequential | None]:
-    """Run the study: once (fixed design) or block by block until its predictions are decided (sequential)."""
+    """Run the study: once (fixed design) or block by block until its predictions are decided (sequential; the
+    evaluation seeds start at ``offset``)."""
     if plan is None:
         numbers, measured = study.run(ctx, config)
         return numbers, measured, None
@@ -694,12 +753,12 @@ def _execute(
         ctx.undecided = seq.undecided()
         ctx.checks.clear()  # the checks and anchors of the last block are kept (its seeds are named below)
         ctx.anchors.clear()
-        numbers, measured = study.run(ctx, {**config, "seeds": n - start, "seed_start": start})
+        numbers, measured = study.run(ctx, {**config, "seeds": n - start, "seed_start": offset + start})
         _check_measured(study, measured)
         for p in study.predictions:
             acc[p.name] = _extend(acc.get(p.name), measured[p.name])
         left = seq.look({k: acc[k] for k in seq.undecided()})
-        blocks.append({"seeds": [start, n - 1], "undecided_after": left})
+        blocks.append({"seeds": [offset + start, offset + n - 1], "undecided_after": left})
         start = n
     ctx.undecided = None
     numbers = {**numbers, "sequential_blocks": blocks, "numbers_checks_anchors_from_seeds": blocks[-1]["seeds"]}
@@ -707,13 +766,32 @@ def _execute(
 
 
 def _judge_all(
-    study: Study, measured: Any, seq: Sequential | None = None, split: bool = False
+    study: Study, measured: Any, seq: Sequential | tuple[Sequential, Sequential] | None = None, split: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Judge each declared prediction (legacy studies return Claim lists), with Holm/BH verdicts beside the raw ones;
-    under ``split`` the first half of the seeds is the verdict and each half is judged apart (the agreement)."""
+    under ``split`` the first half of the seeds is the verdict and each half is judged apart (the agreement): for a
+    sequential plan each half is the whole plan run on seeds of its own (``seq`` is then the pair)."""
     if isinstance(measured, list) and all(isinstance(c, Claim) for c in measured):
         return adjust([{**c.to_dict(), "verdict": "holds" if c.holds else "fails"} for c in measured]), None
     _check_measured(study, measured)
+    if isinstance(seq, tuple):
+        first, second = (q.results() for q in seq)
+        per = [
+            {
+                "name": a["name"],
+                "seeds_per_half": a["seeds_used"],
+                "seeds_used": [a["seeds_used"], b["seeds_used"]],
+                "first": a["verdict"],
+                "second": b["verdict"],
+                "intervals": [a["interval"], b["interval"]],
+                "agree": a["verdict"] == b["verdict"],
+            }
+            for a, b in zip(first, second)
+        ]
+        agree = sum(h["agree"] for h in per)
+        halves = {"seeds_per_half": "sequential (each half its own plan)", "predictions": per, "agree": agree,
+                  "agreement": agree / len(per) if per else math.nan}  # fmt: skip
+        return adjust(first), halves
     if seq is not None:
         return adjust(seq.results()), None
     if not split:

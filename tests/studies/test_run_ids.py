@@ -1,0 +1,64 @@
+"""A study's run and population ids are addressed by what they train: the same training is reused from the store
+(in another execution, or in the next block of seeds of a sequential run) and a different one never overwrites it."""
+
+from __future__ import annotations
+
+import re
+
+from descentlab.store import Store
+from descentlab.studies import StudyContext
+from descentlab.train import Callback
+
+KW = dict(steps=6, eval_every=3, seed=1, lr=0.1, optimizer="sgd")
+
+
+def test_the_same_training_has_the_same_id_and_is_reused(tmp_path) -> None:
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        first = ctx.train("logreg", **KW)
+        assert re.fullmatch(r"ids-k-[0-9a-f]{12}", first.id)
+        again = ctx.train("logreg", **KW)  # same execution, same training: the stored run, not a new one
+        assert again.id == first.id and ctx.reused == [first.id]
+        other = ctx.train("logreg", **{**KW, "lr": 0.05})
+        assert other.id != first.id and st.load_run(first.id).config["lr"] == 0.1
+        later = StudyContext("ids", tmp_path, st, True, key="k")  # a later execution, calls in another order
+        assert later.train("logreg", **{**KW, "lr": 0.05}).id == other.id
+        assert later.train("logreg", **KW).id == first.id
+        assert sorted(later.reused) == sorted([first.id, other.id])
+
+
+def test_callbacks_runs_are_trained_again_under_their_own_ids(tmp_path) -> None:
+    seen: list[int] = []
+    cb = [Callback(lambda ctx: seen.append(ctx.step), every=3)]
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        a = ctx.train("logreg", callbacks=cb, **KW)
+        b = ctx.train("logreg", callbacks=cb, **KW)
+        assert b.id == f"{a.id}-2" and st.run_header(a.id) is not None and st.run_header(b.id) is not None
+        assert ctx.reused == [] and len(seen) >= 2
+
+
+def test_closures_with_other_values_are_other_trainings(tmp_path) -> None:
+    def stop_at(x: float):
+        return lambda metrics: metrics.get("loss", 1e9) < x
+
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        a = ctx.train("logreg", stop_when=stop_at(0.5), **KW)
+        b = ctx.train("logreg", stop_when=stop_at(0.25), **KW)
+        assert a.id != b.id and ctx.reused == []
+
+
+def test_population_ids_follow_the_members(tmp_path) -> None:
+    members = [{"seed": s, "lr": lr} for s in (0, 1) for lr in (0.1, 0.05)]
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        runs = ctx.train_many("logreg", "sgd", members, steps=6, eval_every=3)
+        pop = runs[0].config["population"]["id"]
+        assert re.fullmatch(r"ids-k-p[0-9a-f]{12}", pop) and [r.id for r in runs] == [f"{pop}-{i}" for i in range(4)]
+        other = ctx.train_many("logreg", "sgd", members[:2], steps=6, eval_every=3)
+        assert other[0].config["population"]["id"] != pop
+        later = StudyContext("ids", tmp_path, st, True, key="k")
+        again = later.train_many("logreg", "sgd", members, steps=6, eval_every=3)
+        assert [r.id for r in again] == [r.id for r in runs] and later.reused == [r.id for r in runs]
+        assert [r.final["loss"] for r in again] == [r.final["loss"] for r in runs]
