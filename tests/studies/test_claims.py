@@ -70,7 +70,7 @@ def test_forced_inconclusive_keeps_reason():
 
 def test_verdict_rejects_bad_direction():
     with pytest.raises(ValueError, match="direction"):
-        verdict("=", 0.0, -1.0, 1.0)
+        verdict("==", 0.0, -1.0, 1.0)
     with pytest.raises(ValueError, match="direction"):
         Prediction("x", "s", "src", "q", ">=")
 
@@ -333,3 +333,35 @@ def test_split_half_of_a_sequential_study_runs_the_plan_twice_on_disjoint_seeds(
     assert s["seeds"]["evaluation"] == list(range(8)) and s["seeds"]["second_half"] == list(range(8, 16))
     assert s["split_half"]["agreement"] == pytest.approx(s["split_half"]["agree"] / 2)
     assert {c["name"]: c["seeds_used"] for c in s["claims"]} == {"gap": 4, "null": 8}
+
+
+def test_equivalence_prediction_by_two_one_sided_tests():
+    from scipy import stats
+
+    eq = Prediction("same", "no effect", "slide 3", "a - b per seed", "=", 0.0, margin=0.02, margin_source="band")
+    assert eq.predicted == "= 0 ± 0.02" and eq.to_dict()["band"] == [-0.02, 0.02]
+    inside = [0.001, -0.002, 0.003, 0.0, 0.002, -0.001]
+    r = judge(eq, inside)
+    assert r["verdict"] == "holds" and -0.02 < r["interval"][0] < r["interval"][1] < 0.02
+    # TOST by hand: each one-sided Student-t test against its edge; p is the larger of the two
+    n, m, se = len(inside), sum(inside) / len(inside), stats.sem(inside)
+    p_lo, p_hi = stats.t.sf((m + 0.02) / se, n - 1), stats.t.cdf((m - 0.02) / se, n - 1)
+    assert r["p_holds"] == pytest.approx(max(p_lo, p_hi))
+    assert judge(eq, [0.05, 0.06, 0.055, 0.052])["verdict"] == "fails"  # wholly above the band
+    assert judge(eq, [-0.05, -0.06, -0.055, -0.052])["verdict"] == "fails"  # wholly below
+    assert judge(eq, [0.0, 0.04, -0.03])["verdict"] == "inconclusive"  # too wide to say
+    assert judge(eq, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])["test_used"] == "sign"  # no spread: exact test, decided
+    assert judge(eq, [0.0] * 6)["verdict"] == "holds" and judge(eq, [0.0] * 3)["verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="band"):
+        Prediction("same", "no effect", "slide 3", "q", "=", 0.0)
+
+
+def test_equivalence_error_rate_at_the_band_edge_is_at_most_alpha():
+    import numpy as np
+
+    eq = Prediction("same", "s", "src", "q", "=", 0.0, margin=0.5, margin_source="band")
+    rng = np.random.default_rng(0)
+    holds = sum(judge(eq, rng.normal(0.5, 1.0, 12).tolist(), p_values=False)["verdict"] == "holds" for _ in range(2000))
+    fails = sum(judge(eq, rng.normal(0.0, 0.3, 12).tolist(), p_values=False)["verdict"] == "fails" for _ in range(2000))
+    assert holds / 2000 <= 0.025 + 3 * (0.025 * 0.975 / 2000) ** 0.5  # true effect on the edge: "holds" rarely
+    assert fails == 0  # truly inside the band: never "fails"

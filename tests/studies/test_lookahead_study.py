@@ -56,15 +56,31 @@ def test_robustness_prediction_holds_fails_inconclusive(base):
 
 
 @pytest.mark.parametrize("base", ["sgd", "adam"])
-def test_control_is_a_two_sided_band(base):
-    above, below = P[f"control_{base}_above"], P[f"control_{base}_below"]
-    assert above.threshold == -CONTROL_BAND and below.threshold == CONTROL_BAND
+def test_control_is_one_equivalence_prediction(base):
+    control = P[f"control_{base}"]
+    assert control.direction == "=" and control.threshold == 0.0 and control.margin == CONTROL_BAND
     same = [0.0, 0.005, -0.003, 0.002]
-    assert judge(above, same)["verdict"] == judge(below, same)["verdict"] == "holds"
+    assert judge(control, same)["verdict"] == "holds"
     lags = [-0.06, -0.055, -0.065]  # Lookahead at lr clearly below the base at alpha*lr: an effect, not none
-    assert judge(above, lags)["verdict"] == "fails" and judge(below, lags)["verdict"] == "holds"
+    assert judge(control, lags)["verdict"] == "fails"
     wide = [0.03, -0.04, 0.0]  # too noisy to tell whether the gap is inside the band
-    assert judge(above, wide)["verdict"] == judge(below, wide)["verdict"] == "inconclusive"
+    assert judge(control, wide)["verdict"] == "inconclusive"
+
+
+def test_base_runs_at_alpha_times_lookaheads_grid(tmp_path):
+    from descentlab.store import Store
+
+    with Store(tmp_path / "s.db") as st:
+        res = studies.run("lookahead", quick=True, out=tmp_path, store=st, progress=False, seeds=2, steps=10,
+                          eval_every=10, sgd_lrs=[0.3, 3.0], adam_lrs=[0.01, 0.1], width=8)  # fmt: skip
+        lrs = {}
+        for rid in res.summary["runs"]:
+            cfg = st.run_header(rid)["config"] if "config" in (st.run_header(rid) or {}) else st.load_run(rid).config
+            lrs.setdefault(cfg["optimizer"] if cfg["optimizer"] != "lookahead" else f"la-{cfg['hparams']['base']}",
+                           set()).add(round(cfg["lr"], 12))  # fmt: skip
+    assert lrs["la-sgd"] == {0.3, 3.0, 0.03} and lrs["sgd"] == {0.15, 1.5, 0.015}
+    assert lrs["la-adam"] == {0.01, 0.1, 0.001} and lrs["adam"] == {0.005, 0.05, 0.0005}
+    assert res.summary["numbers"]["base_lrs"]["sgd"] == [0.15, 1.5]
 
 
 def test_small_setting_runs_end_to_end(tmp_path):

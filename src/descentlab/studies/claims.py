@@ -229,7 +229,9 @@ class SeedPlan:
 class Prediction:
     """A claim fixed before the run: where it comes from, what is measured per seed, and the predicted side.
 
-    ``direction`` is ``">"`` (the per-seed statistic is predicted above ``threshold``) or ``"<"`` (below). The
+    ``direction`` is ``">"`` (the per-seed statistic is predicted above ``threshold``), ``"<"`` (below) or ``"="``
+    (equivalence: predicted within ``threshold ± margin``, judged by two one-sided tests; ``fails`` when the interval
+    lies wholly outside the band; ``margin`` is then the declared band and must be > 0). The
     threshold and its ``tolerance`` note come from the source or from theory, never from a measurement. Declared
     with it: ``scale`` (see :data:`SCALES`; ratios go on the log scale), ``test`` (see :data:`TESTS`; discrete
     outcomes take the exact sign test), ``margin`` (the smallest effect of interest beyond the threshold, on the
@@ -253,9 +255,13 @@ class Prediction:
     version: int = 1
 
     def __post_init__(self) -> None:
-        if self.direction not in (">", "<"):
+        if self.direction not in (">", "<", "="):
             raise ValueError(
-                f"prediction {self.name!r}: direction must be '>' or '<', got {self.direction!r}"
+                f"prediction {self.name!r}: direction must be '>', '<' or '=', got {self.direction!r}"
+            )
+        if self.direction == "=" and not (isinstance(self.margin, (int, float)) and self.margin > 0):
+            raise ValueError(
+                f"prediction {self.name!r}: an equivalence ('=') needs its band as margin > 0, got {self.margin!r}"
             )
         if not math.isfinite(float(self.threshold)):
             raise ValueError(f"prediction {self.name!r}: threshold must be finite, got {self.threshold!r}")
@@ -284,7 +290,9 @@ class Prediction:
 
     @property
     def predicted(self) -> str:
-        """The prediction as text, e.g. ``"> 0"``."""
+        """The prediction as text, e.g. ``"> 0"`` or ``"= 0 ± 0.02"``."""
+        if self.direction == "=":
+            return f"= {self.threshold:g} ± {self.margin:g}"
         return f"{self.direction} {self.threshold:g}"
 
     @property
@@ -294,8 +302,9 @@ class Prediction:
 
     @property
     def effect_of_interest(self) -> float:
-        """The smallest effect of interest on the judged scale: threshold + margin on the predicted side."""
-        sign = 1.0 if self.direction == ">" else -1.0
+        """The smallest effect of interest on the judged scale: threshold + margin on the predicted side (for an
+        equivalence, the band's upper edge; the band is ``threshold ± margin``)."""
+        sign = -1.0 if self.direction == "<" else 1.0
         return self.judged_threshold + sign * float(self.margin)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,7 +325,8 @@ class Prediction:
             "effect_of_interest": self.effect_of_interest,
             "censor": self.censor,
             "version": self.version,
-        }
+        } | ({"band": [self.judged_threshold - self.margin, self.judged_threshold + self.margin]}
+             if self.direction == "=" else {})  # fmt: skip
 
 
 def predictions_hash(predictions: Iterable[Prediction]) -> str:
@@ -345,13 +355,20 @@ def verdict(direction: str, threshold: float, lo: float, hi: float, margin: floa
     """Three-valued verdict of an interval ``[lo, hi]`` against ``direction threshold`` and the effect of interest.
 
     ``holds`` when the interval clears the threshold on the predicted side; ``fails`` when it excludes every effect
-    of at least ``margin`` beyond the threshold on that side; else ``inconclusive``.
+    of at least ``margin`` beyond the threshold on that side; else ``inconclusive``. For ``"="`` (equivalence):
+    ``holds`` when the interval lies inside ``threshold ± margin``, ``fails`` when it lies wholly outside.
     """
-    if direction not in (">", "<"):
-        raise ValueError(f"direction must be '>' or '<', got {direction!r}")
+    if direction not in (">", "<", "="):
+        raise ValueError(f"direction must be '>', '<' or '=', got {direction!r}")
     if not (math.isfinite(margin) and margin >= 0):
         raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
     if any(math.isnan(x) for x in (lo, hi)):
+        return "inconclusive"
+    if direction == "=":
+        if threshold - margin < lo and hi < threshold + margin:
+            return "holds"
+        if lo > threshold + margin or hi < threshold - margin:
+            return "fails"
         return "inconclusive"
     if direction == ">":
         if lo > threshold:
@@ -496,7 +513,8 @@ def judge(
         dropped = f"{len(vals) - len(xs)} of {len(vals)} seeds gave no finite value"
         reasons.append(dropped)
         notes.append(dropped)
-    s = 1.0 if prediction.direction == ">" else -1.0
+    equiv = prediction.direction == "="
+    s = -1.0 if prediction.direction == "<" else 1.0
     theta = s * prediction.judged_threshold
     boundary = theta + float(prediction.margin)
     y = [s * v for v in xs]
@@ -517,6 +535,12 @@ def judge(
         reasons.append(f"{len(y)} finite value(s): an interval needs at least 2 seeds")
         if y:
             stats_["estimate"] = y[0]
+    elif y and equiv:  # two one-sided tests: inside the band on both sides (holds), outside it on one (fails)
+        fn, band = (_t_test if test == "t" else _sign_test), float(prediction.margin)
+        inside = fn(y, theta - band, theta + band, a)  # p_holds: above the lower edge; p_fails: below the upper
+        outside = fn(y, theta + band, theta - band, a)  # p_holds: above the upper edge; p_fails: below the lower
+        stats_ = {**inside, "p_holds": max(inside["p_holds"], inside["p_fails"]),
+                  "p_fails": min(outside["p_holds"], outside["p_fails"])}  # fmt: skip
     elif y:
         stats_ = (_t_test if test == "t" else _sign_test)(y, theta, boundary, a)
     if s > 0:
@@ -526,7 +550,7 @@ def judge(
     holds = stats_["p_holds"] <= a and y != []
     fails = stats_["p_fails"] <= a and y != []
     v = "holds" if holds else "fails" if fails else "inconclusive"
-    if holds and fails:
+    if holds and fails and not equiv:
         notes.append("on the predicted side but smaller than the smallest effect of interest")
     if reasons:
         v = "inconclusive"
