@@ -96,11 +96,15 @@ def main() -> None:
         print(json.dumps({"workloads": rows, "per_point_s": per_point, "estimates": est}, indent=1))
         return
     print("\n".join(lines))
-    print(f"\nPer search-space point over all workloads (reference seconds): {per_point['nadamw']:.1f} at NAdamW's "
-          f"speed, {per_point['bound']:.1f} at most (every trial to its budget).")
-    print(f"External tuning, {n_alg} algorithms x {args.studies} studies x {args.trials} trials, {args.workers} "
-          f"workers, scale 1: at most {est['external_bound_min']:.1f} min ({est['external_nadamw_speed_min']:.1f} "
-          f"min if every algorithm stepped as fast as NAdamW and no trial stopped early at its target).")
+    print(
+        f"\nPer search-space point over all workloads (reference seconds): {per_point['nadamw']:.1f} at NAdamW's "
+        f"speed, {per_point['bound']:.1f} at most (every trial to its budget)."
+    )
+    print(
+        f"External tuning, {n_alg} algorithms x {args.studies} studies x {args.trials} trials, {args.workers} "
+        f"workers, scale 1: at most {est['external_bound_min']:.1f} min ({est['external_nadamw_speed_min']:.1f} "
+        f"min if every algorithm stepped as fast as NAdamW and no trial stopped early at its target)."
+    )
     print(f"Self-tuning, {args.studies} studies, 1.5x budgets: at most {est['self_bound_min']:.1f} min.")
 
 

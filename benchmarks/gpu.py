@@ -61,7 +61,9 @@ def _params(shapes: list[tuple[int, int]], device: torch.device) -> list[torch.n
     return out
 
 
-def muon_rows(device: torch.device, shapes: list[tuple[int, int]], reps: int) -> list[tuple[str, float, float, str]]:
+def muon_rows(
+    device: torch.device, shapes: list[tuple[int, int]], reps: int
+) -> list[tuple[str, float, float, str]]:
     """(what, ours s, anchor s, note) for the Muon step."""
     bf16 = Muon(_params(shapes, device), lr=0.02, ns_dtype=torch.bfloat16)
     fp32 = Muon(_params(shapes, device), lr=0.02, ns_dtype=torch.float32)
@@ -101,7 +103,9 @@ def hessian_rows(device: torch.device, reps: int) -> list[tuple[str, float, floa
 
     t_ours = timed(lambda: hessian_eigenvalues(model, task.outputs_loss, (x, y), k=1), reps, device)
     t_plain = timed(plain, reps, device)
-    return [(f"top Hessian eigenvalue, MNIST-1D MLP ({res.hvps} HVPs) vs plain HVP loop", t_ours, t_plain, "")]
+    return [
+        (f"top Hessian eigenvalue, MNIST-1D MLP ({res.hvps} HVPs) vs plain HVP loop", t_ours, t_plain, "")
+    ]
 
 
 def grokking_rows(device: torch.device, p: int, steps: int, reps: int) -> list[tuple[str, float, float, str]]:
@@ -127,8 +131,18 @@ def grokking_rows(device: torch.device, p: int, steps: int, reps: int) -> list[t
 
     t = {k: timed(runner(*k), reps, device) / steps for k in ((True, False), (True, True), (False, False))}
     return [
-        ("grokking step (batch 512): bf16 autocast vs fp32", t[(True, True)], t[(True, False)], "shared prefixes"),
-        ("grokking step (batch 512): shared-prefix vs plain forward", t[(True, False)], t[(False, False)], "fp32"),
+        (
+            "grokking step (batch 512): bf16 autocast vs fp32",
+            t[(True, True)],
+            t[(True, False)],
+            "shared prefixes",
+        ),
+        (
+            "grokking step (batch 512): shared-prefix vs plain forward",
+            t[(True, False)],
+            t[(False, False)],
+            "fp32",
+        ),
     ]
 
 
@@ -143,7 +157,10 @@ def main() -> None:
         print(f"--device must be cuda or cpu, got {args.device!r}", file=sys.stderr)
         sys.exit(2)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device here: run this on a GPU (or --device cpu --small for a smoke run)", file=sys.stderr)
+        print(
+            "no CUDA device here: run this on a GPU (or --device cpu --small for a smoke run)",
+            file=sys.stderr,
+        )
         sys.exit(2)
     if args.reps < 1:
         print(f"--reps must be >= 1, got {args.reps}", file=sys.stderr)

@@ -35,8 +35,10 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"{time.strftime('%Y-%m-%d')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
 def _load() -> str:
@@ -72,8 +74,10 @@ def main() -> None:
             tail = proc.stderr.strip().splitlines()[-5:]
             body += "\n\n**failed** (exit %d):\n\n```\n%s\n```" % (proc.returncode, "\n".join(tail))
             print("\n".join(tail), file=sys.stderr)
-        sections.append(f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` ({took:.0f} s, {load})\n\n"
-                        f"{body}\n")
+        sections.append(
+            f"## {script.stem}\n\nCommand: `.venv/bin/python benchmarks/{script.name}` ({took:.0f} s, {load})\n\n"
+            f"{body}\n"
+        )
     if args.no_write:
         return
     text = DOC.read_text() if DOC.exists() else "# Performance\n\n"

@@ -72,7 +72,9 @@ def busy_core():  # noqa: ANN201
         proc.wait()
 
 
-def train_threads(task_name: str, steps: int, batch_size: int, lr: float, threads: int | str) -> tuple[float, int]:
+def train_threads(
+    task_name: str, steps: int, batch_size: int, lr: float, threads: int | str
+) -> tuple[float, int]:
     """train() seconds per step with ``threads`` ("auto", or "all": one per core, torch's default) and the thread
     count the run recorded in its config."""
     n = (os.cpu_count() or 1) if threads == "all" else threads
@@ -84,7 +86,11 @@ def train_threads(task_name: str, steps: int, batch_size: int, lr: float, thread
 def thread_table(reps: int, steps: int) -> None:
     """mnist1d_mlp: auto threads idle vs one busy core (goal <= 1.1x), and every core under the same load."""
     name, bs, lr = "mnist1d_mlp", 100, 1e-2
-    rows: dict[str, list[float]] = {"idle, auto": [], "one busy core, auto": [], "one busy core, all cores": []}
+    rows: dict[str, list[float]] = {
+        "idle, auto": [],
+        "one busy core, auto": [],
+        "one busy core, all cores": [],
+    }
     used: dict[str, int] = {}
     load = []
     for _ in range(reps):

@@ -76,7 +76,10 @@ BAD_GEOMETRY = [
     (lambda: landscape.line(_model(), CE, _data(), span=(math.nan, 1.0)), "nan"),
     (lambda: landscape.plane(_model(), CE, _data(), span=((-1, 1), (-math.inf, 1))), "inf"),
     (lambda: landscape.interpolate(_model(), _model(), CE, _data(), span=(0.0, math.inf)), "inf"),
-    (lambda: landscape.sharpness(_model(), CE, _data(), rho=math.inf), "rho must be a finite number > 0, got inf"),
+    (
+        lambda: landscape.sharpness(_model(), CE, _data(), rho=math.inf),
+        "rho must be a finite number > 0, got inf",
+    ),
     (lambda: landscape.sharpness(_model(), CE, _data(), rho=math.nan), "nan"),
     (lambda: landscape.sharpness(_model(), CE, _data(), rho=0.0), "0.0"),
     (lambda: landscape.sharpness(_model(), CE, _data(), step_size=math.inf), "step_size"),
@@ -168,7 +171,9 @@ BAD_TASK_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("name, kw, fragment", BAD_TASK_OPTIONS, ids=[f"{n}-{k}" for n, k, _ in BAD_TASK_OPTIONS])
+@pytest.mark.parametrize(
+    "name, kw, fragment", BAD_TASK_OPTIONS, ids=[f"{n}-{k}" for n, k, _ in BAD_TASK_OPTIONS]
+)
 def test_task_options_are_checked(name, kw, fragment):
     with pytest.raises(ValueError, match=fragment) as info:
         tasks.get(name, **kw)
@@ -181,7 +186,9 @@ def test_task_options_are_checked(name, kw, fragment):
      ("charlm", "context=1000000", "context 1000000 is longer than the text allows")],
 )  # fmt: skip
 def test_cli_task_options_exit_2(task, option, fragment, tmp_path, capsys):
-    rc = main(["train", "--task", task, "--task-set", option, "--steps", "1", "--store", str(tmp_path / "s.db")])
+    rc = main(
+        ["train", "--task", task, "--task-set", option, "--steps", "1", "--store", str(tmp_path / "s.db")]
+    )
     assert rc == 2
     assert fragment in _one_error_line(capsys)
 

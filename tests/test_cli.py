@@ -129,11 +129,40 @@ def test_unwritable_store(tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["line", "plane", "hessian", "trace", "sharpness"])
 def test_landscape_on_stored_run(kind, tmp_path, capsys):
     db = str(tmp_path / "s.db")
-    assert main(["train", "--task", "digits_mlp", "--steps", "30", "--run-id", "ls", "--store", db,
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "digits_mlp",
+                "--steps",
+                "30",
+                "--run-id",
+                "ls",
+                "--store",
+                db,
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "ls"
-    rc = main(["landscape", "ls", "--kind", kind, "--points", "5", "--samples", "200", "--store", db,
-               "--out", str(out)])
+    rc = main(
+        [
+            "landscape",
+            "ls",
+            "--kind",
+            kind,
+            "--points",
+            "5",
+            "--samples",
+            "200",
+            "--store",
+            db,
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     numbers = json.loads((out / f"{kind}.json").read_text())
     assert numbers["samples"] == 200

@@ -66,7 +66,9 @@ def test_output_paths_print_as_text(tmp_path, monkeypatch, capsys):
     db = tmp_path / "s.db"
     train("logreg", optimizer="sgd", lr=0.1, steps=2, store=db, run_id="lr", progress=False)
     out = tmp_path / "[bold]red"
-    assert main(["landscape", "lr", "--kind", "hessian", "--k", "1", "--out", str(out), "--store", str(db)]) == 0
+    assert (
+        main(["landscape", "lr", "--kind", "hessian", "--k", "1", "--out", str(out), "--store", str(db)]) == 0
+    )
     assert "[bold]red" in capsys.readouterr().out.replace("\n", "")
     csv = tmp_path / "[/x].csv"
     assert main(["runs", "export", "lr", "--csv", str(csv), "--store", str(db)]) == 0

@@ -55,7 +55,10 @@ def _params() -> list:
         first = _command(code) if lang == "bash" else code.strip().splitlines()[-1]
         ident = f"{i:02d}-{lang}-{first[:70]}"
         marks = []
-        skip = next((why for prefix, why in SKIP.items() if lang == "bash" and _command(code).startswith(prefix)), None)
+        skip = next(
+            (why for prefix, why in SKIP.items() if lang == "bash" and _command(code).startswith(prefix)),
+            None,
+        )
         if skip:
             marks.append(pytest.mark.skip(reason=skip))
         elif not any(p.search(code) for p in FAST):
@@ -102,10 +105,11 @@ def test_readme_example(lang, code, scratch):
         proc = subprocess.run(
             ["bash", "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
         )
-    assert proc.returncode == 0, f"{code}\nexit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{code}\nexit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     if "runs export lr01 --csv lr01.csv" in code:
         assert (scratch / "lr01.csv").read_text().startswith("step")
     if "landscape lr01 --kind hessian" in code:
         assert (scratch / "runs" / "landscape" / "lr01" / "hessian.json").exists()
-

@@ -182,6 +182,7 @@ def _interrupted_run(toy, where, at, store, n_signals=1):
     elif where == "evaluate":
         task.evaluate = lambda model, _f=task.evaluate: (hit(), _f(model))[1]
     elif where == "after_update":
+
         def hook_once(ctx):
             if ctx.step == 1:
                 ctx.optimizer.register_step_post_hook(lambda *a: hit())
@@ -226,7 +227,9 @@ def test_ctrl_c_at_many_random_moments_then_resume_is_bit_identical(toy_task, tm
 def test_second_ctrl_c_inside_a_step_keeps_the_last_good_checkpoint(toy_task, tmp_path):
     ref = _toy_run(copy.copy(toy_task), tmp_path / "ref.db", "ref")
     store = tmp_path / "s.db"
-    run = _interrupted_run(toy_task, "loss", 17, store, n_signals=2)  # two Ctrl-C at once: stop inside step 17
+    run = _interrupted_run(
+        toy_task, "loss", 17, store, n_signals=2
+    )  # two Ctrl-C at once: stop inside step 17
     assert run.status == "interrupted" and "not checkpointed there" in run.note
     with descentlab.Store(store) as st:
         ck = load_checkpoint(checkpoint_dir(st, "victim") / "last.pt")
@@ -275,10 +278,16 @@ def test_bad_run_id_is_refused_before_any_work(bad, tmp_path, capsys):
     with pytest.raises(ValueError, match="invalid run id"):
         descentlab.train("quadratic", steps=3, store=db, run_id=bad, progress=False,
                          callbacks=[lambda ctx: called.append(ctx.step)])  # fmt: skip
-    rc = main(["train", "--task", "quadratic", "--steps", "3", "--run-id", bad, "--store", str(db), "--no-progress"])
+    rc = main(
+        ["train", "--task", "quadratic", "--steps", "3", "--run-id", bad, "--store", str(db), "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "invalid run id" in err and len(err.strip().splitlines()) == 1
-    assert not called and _files(tmp_path) == ["w", "w/a", "w/a/b"]  # no store, no checkpoint, nothing outside
+    assert not called and _files(tmp_path) == [
+        "w",
+        "w/a",
+        "w/a/b",
+    ]  # no store, no checkpoint, nothing outside
 
 
 def test_non_string_run_id_leaves_no_row(store_path):
@@ -311,7 +320,20 @@ def test_train_refuses_an_existing_run_id_unless_overwrite(tmp_path, capsys):
     with pytest.raises(RunExistsError, match="'r' already exists"):
         descentlab.train("quadratic", optimizer="adam", steps=10, store=db, run_id="r", progress=False,
                          callbacks=[lambda ctx: called.append(1)])  # fmt: skip
-    rc = main(["train", "--task", "quadratic", "--steps", "10", "--run-id", "r", "--store", str(db), "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--task",
+            "quadratic",
+            "--steps",
+            "10",
+            "--run-id",
+            "r",
+            "--store",
+            str(db),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "--overwrite" in capsys.readouterr().err
     assert not called and _snapshot(db) == before
     assert main(["train", "--task", "quadratic", "--optimizer", "adam", "--steps", "10", "--run-id", "r",
@@ -319,7 +341,9 @@ def test_train_refuses_an_existing_run_id_unless_overwrite(tmp_path, capsys):
     run = descentlab.load_run("r", db)
     assert run.config["optimizer"] == "adam" and run.final["step"] == 10
     assert max(s for s, _ in run.metrics("batch_loss")) == 10  # none of the old run's 30 steps left
-    assert not (db.parent / "s.db.checkpoints" / "r" / "last.pt").exists()  # the old run's checkpoint went with it
+    assert not (
+        db.parent / "s.db.checkpoints" / "r" / "last.pt"
+    ).exists()  # the old run's checkpoint went with it
     assert first.final["step"] == 30
 
 
@@ -369,7 +393,9 @@ def _half_run(db, run_id, optimizer="sgd", hparams=None, at=12):
 
 def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
     db = tmp_path / "s.db"
-    descentlab.train("quadratic", steps=20, eval_every=5, checkpoint_every=5, store=db, run_id="r", progress=False)
+    descentlab.train(
+        "quadratic", steps=20, eval_every=5, checkpoint_every=5, store=db, run_id="r", progress=False
+    )
     before = _snapshot(db)
     run = descentlab.resume("r", store=db, progress=False)
     assert run.status == "finished" and run.resumed is False and "accuracy" not in run.final
@@ -388,7 +414,9 @@ def test_failing_resumes_leave_the_run_exactly_as_it_was(tmp_path, capsys):
     mine, theirs = load_checkpoint(ck_dir / "r" / "last.pt"), load_checkpoint(ck_dir / "other" / "last.pt")
 
     def foreign_optimizer_state(keep_class):
-        ck = dict(theirs, config={**mine["config"]})  # adam's state under r's own header (its run id, its task)
+        ck = dict(
+            theirs, config={**mine["config"]}
+        )  # adam's state under r's own header (its run id, its task)
         if keep_class:
             ck["config"]["optimizer_class"] = theirs["config"]["optimizer_class"]
         else:
@@ -398,11 +426,20 @@ def test_failing_resumes_leave_the_run_exactly_as_it_was(tmp_path, capsys):
     cases = {  # what lands in r's checkpoint folder -> the error it must give
         "another run's checkpoint": (theirs, "belongs to run 'other', not to run 'r'"),
         "another optimizer's state": (foreign_optimizer_state(True), "holds a Adam state"),
-        "another optimizer's state, no class": (foreign_optimizer_state(False), "'momentum', 'nesterov' (a state saved by another optimizer?)"),
-        "another optimizer's name": (dict(mine, config={**mine["config"], "optimizer": "adam"}), "optimizer 'adam'"),
+        "another optimizer's state, no class": (
+            foreign_optimizer_state(False),
+            "'momentum', 'nesterov' (a state saved by another optimizer?)",
+        ),
+        "another optimizer's name": (
+            dict(mine, config={**mine["config"], "optimizer": "adam"}),
+            "optimizer 'adam'",
+        ),
         "a step past the end": (dict(mine, step=31), "at step 31, outside"),
         "another format": (dict(mine, format="descentlab-model-1"), "not a descentlab resume checkpoint"),
-        "an earlier run with this id": (dict(mine, config={**mine["config"], "run_created": 1.0}), "earlier run"),
+        "an earlier run with this id": (
+            dict(mine, config={**mine["config"], "run_created": 1.0}),
+            "earlier run",
+        ),
         "no optimizer": ({k: v for k, v in mine.items() if k != "optimizer"}, "has no optimizer"),
     }
     before = _snapshot(db)

@@ -93,7 +93,20 @@ def test_concurrent_writers_lose_nothing(store_path):
 
 # -- run identity: ids are names, never paths; an existing id is never silently reused --------------------------
 
-BAD_IDS = ["../../x", "/abs/x", "", ".", "..", "../checkpoints/x", "a" * 300, "a/b", "a b", ".hidden", "x\n", "é"]
+BAD_IDS = [
+    "../../x",
+    "/abs/x",
+    "",
+    ".",
+    "..",
+    "../checkpoints/x",
+    "a" * 300,
+    "a/b",
+    "a b",
+    ".hidden",
+    "x\n",
+    "é",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
@@ -125,7 +138,9 @@ def _rows(path):
     """Everything the store holds about its runs, for before/after comparisons."""
     with sqlite3.connect(path) as conn:
         return (
-            conn.execute("SELECT id, config, status, created, updated, final, note FROM runs ORDER BY id").fetchall(),
+            conn.execute(
+                "SELECT id, config, status, created, updated, final, note FROM runs ORDER BY id"
+            ).fetchall(),
             conn.execute("SELECT run, step, name, value FROM metrics ORDER BY run, name, step").fetchall(),
         )
 
@@ -168,7 +183,9 @@ def test_concurrent_creation_of_one_id_lets_exactly_one_win(store_path):
     Store(store_path).close()
     n = 8
     barrier, wins = threading.Barrier(n), []
-    threads = [threading.Thread(target=_create_dup, args=(str(store_path), k, barrier, wins)) for k in range(n)]
+    threads = [
+        threading.Thread(target=_create_dup, args=(str(store_path), k, barrier, wins)) for k in range(n)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -23,13 +23,18 @@ def test_large_models_get_the_cores_not_busy_elsewhere_within_the_cap():
     assert choose_threads("auto", flops=big, cores=2, busy=7.5, cap=2).threads == 1
     assert choose_threads("auto", flops=big, cores=16, busy=3.2, cap=16).threads == 13
     assert choose_threads("auto", flops=big, cores=16, busy=0.0, cap=4).threads == 4  # a worker's cap holds
-    assert choose_threads("auto", flops=None, cores=8, busy=0.0, cap=8).threads == 8  # unknown size: not small
+    assert (
+        choose_threads("auto", flops=None, cores=8, busy=0.0, cap=8).threads == 8
+    )  # unknown size: not small
 
 
 def test_the_choice_is_deterministic_for_a_description():
     kw = {"flops": 2e8, "cores": 4, "busy": 1.4, "cap": 4}
     assert len({choose_threads("auto", **kw) for _ in range(5)}) == 1
-    assert choose_threads("auto", **kw).as_config() == {"threads": 3, "threads_reason": choose_threads("auto", **kw).reason}
+    assert choose_threads("auto", **kw).as_config() == {
+        "threads": 3,
+        "threads_reason": choose_threads("auto", **kw).reason,
+    }
 
 
 def test_explicit_counts_and_bad_values():

@@ -240,11 +240,15 @@ def test_bf16_precision_runs_the_forward_under_autocast_and_keeps_fp32_state(toy
 
     toy_task.loss = loss  # type: ignore[method-assign]  # this instance only (the fixture is fresh per test)
     task = toy_task
-    half = train(task, "adam", lr=1e-2, steps=20, eval_every=10, store=False, progress=False, precision="bf16")
+    half = train(
+        task, "adam", lr=1e-2, steps=20, eval_every=10, store=False, progress=False, precision="bf16"
+    )
     assert set(seen) == {torch.bfloat16}
     assert half.config["precision"] == "bf16"
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
-    assert all(v.dtype == torch.float32 for st in half.optimizer.state.values() for v in st.values() if v.dim())
+    assert all(
+        v.dtype == torch.float32 for st in half.optimizer.state.values() for v in st.values() if v.dim()
+    )
     seen.clear()
     full = train(task, "adam", lr=1e-2, steps=20, eval_every=10, store=False, progress=False)
     assert set(seen) == {torch.float32} and "precision" not in full.config

@@ -104,8 +104,9 @@ def _names_table(title: str, described: dict[str, str]) -> None:
 @app.command()
 def optimizers(
     explain: str | None = typer.Option(
-        None, "--explain", help="Show the kernels an optimizer picks on this machine (muon, and the others that "
-        "orthogonalize)."
+        None,
+        "--explain",
+        help="Show the kernels an optimizer picks on this machine (muon, and the others that orthogonalize).",
     ),
 ) -> None:
     """List the optimizers in the registry with their source (torch, descentlab, pytorch_optimizer, schedulefree),
@@ -124,7 +125,9 @@ def optimizers(
         modes = describe_modes()  # how each trains in descentlab.train_many (stacked, member, sam, refused)
         for name, desc in optim.describe().items():
             mode = modes.get(name, "member")
-            table.add_row(Text(name), Text(source.get(name, "descentlab")), Text(mode.split(":")[0]), Text(desc))
+            table.add_row(
+                Text(name), Text(source.get(name, "descentlab")), Text(mode.split(":")[0]), Text(desc)
+            )
         console.print(table)
         return
     from descentlab.optim.orthogonalize import explain_plans
@@ -165,7 +168,9 @@ def _plain(value: Any) -> str:
     if all(ch.isprintable() for ch in text):
         return text
     return "".join(
-        ch if ch.isprintable() or unicodedata.category(ch) == "Zs" else ch.encode("unicode_escape").decode("ascii")
+        ch
+        if ch.isprintable() or unicodedata.category(ch) == "Zs"
+        else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
 
@@ -178,7 +183,9 @@ def _print_wide(renderable: Any) -> None:
     if need <= console.width:
         console.print(renderable)
         return
-    wide = Console(file=console.file, width=need, color_system=console.color_system, force_terminal=console.is_terminal)
+    wide = Console(
+        file=console.file, width=need, color_system=console.color_system, force_terminal=console.is_terminal
+    )
     wide.print(renderable, crop=False)
 
 
@@ -206,7 +213,9 @@ def train(
         "adam", "--optimizer", "-o", help="Optimizer name (see `descentlab optimizers`)."
     ),
     lr: str = typer.Option(
-        None, "--lr", help="Learning rate (default: the task's); a comma list (1e-3,3e-3) trains a population."
+        None,
+        "--lr",
+        help="Learning rate (default: the task's); a comma list (1e-3,3e-3) trains a population.",
     ),
     steps: int = typer.Option(None, "--steps", help="Number of optimizer steps (default: the task's)."),
     time_budget: float = typer.Option(
@@ -218,7 +227,9 @@ def train(
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialization)."),
     seeds: str = typer.Option(
-        None, "--seeds", help="Train a population: seeds as a list or ranges, e.g. 0-15 or 0,3,7-9 (x every --lr)."
+        None,
+        "--seeds",
+        help="Train a population: seeds as a list or ranges, e.g. 0-15 or 0,3,7-9 (x every --lr).",
     ),
     eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N steps."),
     run_id: str = typer.Option(
@@ -241,10 +252,14 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     threads: str = typer.Option(
-        "auto", "--threads", help="Torch threads: auto (one for small models, else the idle cores) or a count."
+        "auto",
+        "--threads",
+        help="Torch threads: auto (one for small models, else the idle cores) or a count.",
     ),
     precision: str = typer.Option(
-        "fp32", "--precision", help="fp32, or bf16 (forward and loss under torch.autocast; fast on GPUs and AMX)."
+        "fp32",
+        "--precision",
+        help="fp32, or bf16 (forward and loss under torch.autocast; fast on GPUs and AMX).",
     ),
 ) -> None:
     """Train a task with an optimizer, store the run and print a summary."""
@@ -321,7 +336,9 @@ def parse_seeds(text: str) -> list[int]:
         try:
             a, b = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise UsageError(f"--seeds takes integers and ranges like 0-15 or 0,3,7-9, got {part.strip()!r}") from None
+            raise UsageError(
+                f"--seeds takes integers and ranges like 0-15 or 0,3,7-9, got {part.strip()!r}"
+            ) from None
         if b < a or b - a >= 4096:
             raise UsageError(f"--seeds range {part.strip()!r} must go up and hold at most 4096 seeds")
         out.extend(check_seed(sd, "--seeds") for sd in range(a, b + 1))
@@ -403,7 +420,9 @@ def runs_list(
             _fmt(f.get("accuracy", "")),
             f"{pop.get('id')} [{pop.get('member')}/{pop.get('size')}]" if pop else "",
         )
-        table.add_row(*(Text(_plain(cell)) for cell in cells))  # user strings as text, never markup or escapes
+        table.add_row(
+            *(Text(_plain(cell)) for cell in cells)
+        )  # user strings as text, never markup or escapes
     _print_wide(table)
 
 
@@ -460,7 +479,9 @@ def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any
         run = st.load_run(run_id)
         path = checkpoint_dir(st, run_id) / "final.pt"
     if not path.exists():
-        raise UsageError(f"run {run_id!r} has no final model at {path} (it did not finish, or ran with store=False)")
+        raise UsageError(
+            f"run {run_id!r} has no final model at {path} (it did not finish, or ran with store=False)"
+        )
     ck = load_checkpoint(path)
     task = tk.get(run.config["task"], **run.config.get("task_kw", {}))
     model = task.make_model(int(run.config.get("seed", 0)))
@@ -470,7 +491,11 @@ def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any
     for name, ref in expected.items():  # every tensor checked, named, before anything is loaded
         got = saved.get(name)
         if not isinstance(got, torch.Tensor) or got.shape != ref.shape or got.dtype != ref.dtype:
-            shown = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else repr(type(got).__name__)
+            shown = (
+                f"{tuple(got.shape)} {got.dtype}"
+                if isinstance(got, torch.Tensor)
+                else repr(type(got).__name__)
+            )
             raise UsageError(
                 f"final model of run {run_id!r} does not fit task {task.name!r}: tensor {name!r} is {shown}, "
                 f"the model keeps {tuple(ref.shape)} {ref.dtype}"
@@ -478,7 +503,9 @@ def load_trained_model(run_id: str, store: Path | None = None) -> tuple[Any, Any
     try:
         model.load_state_dict(saved)
     except RuntimeError as exc:
-        raise UsageError(f"final model of run {run_id!r} does not fit task {task.name!r}: {str(exc)[:200]}") from None
+        raise UsageError(
+            f"final model of run {run_id!r} does not fit task {task.name!r}: {str(exc)[:200]}"
+        ) from None
     model.eval()
     return task, model, run.config
 
@@ -490,7 +517,9 @@ def landscape(
     points: int = typer.Option(31, "--points", help="Grid points per axis (line / plane)."),
     span: float = typer.Option(1.0, "--span", help="Half-width of the line / plane in direction units."),
     samples: int = typer.Option(
-        None, "--samples", help="Training examples used (the first N; default: the task's, 2000 for datasets)."
+        None,
+        "--samples",
+        help="Training examples used (the first N; default: the task's, 2000 for datasets).",
     ),
     k: int = typer.Option(3, "--k", help="Number of top Hessian eigenvalues."),
     rho: float = typer.Option(0.05, "--rho", help="Radius for sharpness."),
@@ -530,7 +559,9 @@ def landscape(
         numbers.update(alphas=res.alphas.tolist(), loss=res.loss.tolist())
         figure = plots.plot_line(res, out_dir / "line.png")
     elif kind == "plane":
-        res = ls.plane(model, criterion, data, span=((-span, span), (-span, span)), points=(points, points), seed=seed)
+        res = ls.plane(
+            model, criterion, data, span=((-span, span), (-span, span)), points=(points, points), seed=seed
+        )
         _some_finite(res.loss, span)
         numbers.update(cosine=res.cosine, loss_min=float(res.loss.min()), loss_max=float(res.loss.max()))
         figure = plots.plot_plane(res, out_dir / "plane.png")
@@ -549,7 +580,9 @@ def landscape(
         numbers.update(sharpness=sh.value, base_loss=sh.base_loss, perturbed_loss=sh.perturbed_loss, rho=rho)
     from descentlab.safe_write import write_text
 
-    write_text(out_dir / f"{kind}.json", json.dumps(numbers, indent=2))  # atomic, never through a planted link
+    write_text(
+        out_dir / f"{kind}.json", json.dumps(numbers, indent=2)
+    )  # atomic, never through a planted link
     shown = {k2: v for k2, v in numbers.items() if not isinstance(v, list) or len(v) <= 10}
     console.print_json(json.dumps(shown))
     console.print(Text(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else "")))
@@ -560,7 +593,9 @@ def _some_finite(loss: Any, span: float) -> None:
     import numpy as np
 
     if not np.isfinite(np.asarray(loss, dtype=float)).any():
-        raise UsageError(f"every loss is NaN or infinite at --span {span:g} (the model overflows); use a smaller --span")
+        raise UsageError(
+            f"every loss is NaN or infinite at --span {span:g} (the model overflows); use a smaller --span"
+        )
 
 
 def _landscape_dir(run_id: str) -> Path:
@@ -570,7 +605,9 @@ def _landscape_dir(run_id: str) -> Path:
     try:
         validate_run_id(run_id)
     except ValueError as exc:
-        raise UsageError(f"{exc} (so it cannot name a folder under runs/landscape/; pass --out DIR)") from None
+        raise UsageError(
+            f"{exc} (so it cannot name a folder under runs/landscape/; pass --out DIR)"
+        ) from None
     return Path("runs/landscape") / run_id
 
 
@@ -594,7 +631,9 @@ def study(
         False, "--predictions", help="Print the declared predictions (version, hash, design) and run nothing."
     ),
     sequential: bool = typer.Option(
-        None, "--sequential/--fixed", help="Blocks of seeds until decided (needs seed_blocks) / all seeds at once."
+        None,
+        "--sequential/--fixed",
+        help="Blocks of seeds until decided (needs seed_blocks) / all seeds at once.",
     ),
     split_half: bool = typer.Option(
         False, "--split-half", help="Twice the seeds; each prediction judged again on the second half."
@@ -613,7 +652,11 @@ def study(
         console.print(table)
     counts = result.verdicts
     holm = (result.summary.get("multiplicity") or {}).get("counts", {}).get("holm")
-    adj = f" (Holm: {holm['holds']} hold · {holm['fails']} fail · {holm['inconclusive']} inconclusive)" if holm else ""
+    adj = (
+        f" (Holm: {holm['holds']} hold · {holm['fails']} fail · {holm['inconclusive']} inconclusive)"
+        if holm
+        else ""
+    )
     sh = result.summary.get("split_half")
     half = f"; split halves agree on {sh['agree']} of {len(sh['predictions'])}" if sh else ""
     console.print(
@@ -627,11 +670,15 @@ def study(
 def _print_predictions(doc: dict[str, Any]) -> None:
     """The declared predictions of a study, one block each, then their version, hash, history and seed designs."""
     pre = doc["preregistration"]
-    console.print(Text(f"study {doc['study']} · predictions v{pre['version']} · sha256 {pre['hash']}", style="bold"))
+    console.print(
+        Text(f"study {doc['study']} · predictions v{pre['version']} · sha256 {pre['hash']}", style="bold")
+    )
     for p in doc["predictions"]:
         margin = f"{p['margin']:g} ({p['margin_source']})" if p["margin"] else "0"
         console.print(Text(f"\n{p['name']} (v{p['version']}): {p['claim']}", style="bold"))
-        console.print(Text(f"  predicted {p['predicted']} · scale {p['scale']} · test {p['test']} · margin {margin}"))
+        console.print(
+            Text(f"  predicted {p['predicted']} · scale {p['scale']} · test {p['test']} · margin {margin}")
+        )
         console.print(Text(f"  per seed: {p['quantity']}"))
         if p["censor"]:
             console.print(Text(f"  censoring: {p['censor']}"))

@@ -220,7 +220,9 @@ class Store:
             try:
                 self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
                 self._conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
-                tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                tables = {
+                    r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
             except sqlite3.DatabaseError as exc:
                 last = exc
                 with contextlib.suppress(sqlite3.Error):
@@ -514,7 +516,9 @@ class Store:
     def _has_series(self) -> bool:
         """Whether this store has the ``series`` table (a store made before it, opened read-only, has not)."""
         if getattr(self, "_series_known", None) is None:
-            row = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='series'").fetchone()
+            row = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='series'"
+            ).fetchone()
             self._series_known = row is not None
         return bool(self._series_known)
 
@@ -646,7 +650,9 @@ class Store:
         final, bad_final = _json_object(row[5])
         if bad_config or bad_final:
             what = " and ".join(w for w, bad in (("config", bad_config), ("final metrics", bad_final)) if bad)
-            raise ValueError(f"run {run_id!r} in {str(self.path)!r} is damaged: its {what} is not a JSON object")
+            raise ValueError(
+                f"run {run_id!r} in {str(self.path)!r} is damaged: its {what} is not a JSON object"
+            )
         return Run(
             id=row[0],
             config=config,

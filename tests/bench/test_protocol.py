@@ -29,11 +29,17 @@ def test_prepare_for_eval_maps_onto_an_optimizer_wrapper():
     lawa = get_algorithm("nadamw_last5")
     kw = lawa.train_kwargs(lawa.default, step_hint=1000)
     assert kw["optimizer"] == "lawa"
-    assert kw["hparams"]["base"] == "algoperf_nadamw" and kw["hparams"]["k"] == 5 and kw["hparams"]["every"] == 20
+    assert (
+        kw["hparams"]["base"] == "algoperf_nadamw"
+        and kw["hparams"]["k"] == 5
+        and kw["hparams"]["every"] == 20
+    )
     assert kw["hparams"]["betas"] == (0.9, 0.99) and kw["lr"] == lawa.default["lr"]
     ema = get_algorithm("nadamw_snapema").train_kwargs({"lr": 1e-3}, step_hint=150)
     assert ema["optimizer"] == "ema" and ema["hparams"]["every"] == 2 and ema["hparams"]["decay"] == 0.9
-    assert get_algorithm("nadamw").train_kwargs({"lr": 1e-3})["optimizer"] == "algoperf_nadamw"  # no hook: unchanged
+    assert (
+        get_algorithm("nadamw").train_kwargs({"lr": 1e-3})["optimizer"] == "algoperf_nadamw"
+    )  # no hook: unchanged
     with pytest.raises(ValueError, match="needs the workload's step_hint"):
         lawa.train_kwargs(lawa.default)
     with pytest.raises(ValueError, match="prepare_for_eval must be a dict with a 'method'"):
@@ -65,7 +71,10 @@ def test_lawa_and_ema_algorithms_run_as_trials(tmp_path):
                         store=tmp_path / "s.db", progress=False, scale=1.0)  # fmt: skip
     assert {r["status"] for r in res.results.values()} == {"finished"}
     for r in res.results.values():
-        assert r["config"]["optimizer"] in ("lawa", "ema") and r["config"]["hparams"]["base"] == "algoperf_nadamw"
+        assert (
+            r["config"]["optimizer"] in ("lawa", "ema")
+            and r["config"]["hparams"]["base"] == "algoperf_nadamw"
+        )
 
 
 def test_null_test_machinery_on_tiny(tmp_path):
@@ -97,7 +106,18 @@ def test_null_test_on_the_cheap_workloads(tmp_path):
 
 def test_compare_and_report_on_tiny(tmp_path):
     runner = CliRunner()
-    common = ["-w", "tiny", "--trials", "2", "--studies", "2", "--store", str(tmp_path / "s.db"), "--scale", "1"]
+    common = [
+        "-w",
+        "tiny",
+        "--trials",
+        "2",
+        "--studies",
+        "2",
+        "--store",
+        str(tmp_path / "s.db"),
+        "--scale",
+        "1",
+    ]
     res = runner.invoke(bench_app, ["compare", "sgd_nesterov", "signsgd", *common])
     assert res.exit_code != 0 and "add --run" in str(res.exception)
     res = runner.invoke(bench_app, ["compare", "sgd_nesterov", "signsgd", *common, "--run", "--json"])
@@ -171,7 +191,9 @@ def test_derive_and_validate_targets_on_tiny(tmp_path):
     assert md.startswith("| workload | target |") and "| tiny | ≤" in md
     path = write_targets(out, tmp_path / "targets.json")
     assert load_targets(path)["tiny"]["target"] == e["target"]
-    again = validate_targets(["tiny"], targets={"tiny": e}, store=tmp_path / "s.db", progress=False, scale=1.0)
+    again = validate_targets(
+        ["tiny"], targets={"tiny": e}, store=tmp_path / "s.db", progress=False, scale=1.0
+    )
     assert again["tiny"]["baseline"] == "sgd_nesterov" and again["tiny"]["studies"] == 3
     assert math.isfinite(again["tiny"]["budget"])
     with pytest.raises(ValueError, match="workload 'tiny' has no target-setting configuration"):
@@ -204,5 +226,9 @@ def test_a_failing_target_is_recalibrated_and_validated_on_new_seeds(tmp_path):
     assert out["tiny"]["passed"] == rounds[-1]["passed"]
     path = write_targets({"tiny": e}, tmp_path / "t.json")
     assert load_targets(path)["tiny"]["target"] == e["target"]
-    once = validate_targets(["tiny"], targets={"tiny": hard}, store=tmp_path / "s.db", progress=False, scale=1.0)
-    assert once["tiny"]["status"] == "failed" and once["tiny"]["target"] == 1e-12  # without --recalibrate: reported
+    once = validate_targets(
+        ["tiny"], targets={"tiny": hard}, store=tmp_path / "s.db", progress=False, scale=1.0
+    )
+    assert (
+        once["tiny"]["status"] == "failed" and once["tiny"]["target"] == 1e-12
+    )  # without --recalibrate: reported

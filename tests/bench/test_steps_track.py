@@ -50,7 +50,9 @@ def test_track_is_validated_and_time_track_keys_are_unchanged():
     assert "track" not in get_workload("tiny").spec()  # time-track specs (and cache keys) as before the track
     assert get_workload("tiny_steps").spec()["track"] == "steps"
     assert get_workload("charlm_steps").unit == "steps" and get_workload("charlm").unit == "s"
-    assert "charlm_steps" not in available_workloads() and "charlm_steps" in available_workloads(track="steps")
+    assert "charlm_steps" not in available_workloads() and "charlm_steps" in available_workloads(
+        track="steps"
+    )
     assert "tiny_steps" in available_workloads(include_tiny=True, track="steps")
     with pytest.raises(ValueError, match="track must be one of"):
         available_workloads(track="fast")
@@ -101,7 +103,9 @@ def test_cli_steps_track(tmp_path):
     res = runner.invoke(bench_app, ["run", *common, "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "tiny_steps (steps)" in res.output
-    mixed = runner.invoke(bench_app, ["run", "-a", "adamw", "-w", "tiny,tiny_steps", "--store", str(tmp_path / "t.db")])
+    mixed = runner.invoke(
+        bench_app, ["run", "-a", "adamw", "-w", "tiny,tiny_steps", "--store", str(tmp_path / "t.db")]
+    )
     assert mixed.exit_code != 0 and "one track" in str(mixed.exception)
     bad = runner.invoke(bench_app, ["score", "--track", "epochs", "--store", str(tmp_path / "t.db")])
     assert bad.exit_code != 0 and "track must be one of" in str(bad.exception)

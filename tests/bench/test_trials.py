@@ -37,7 +37,9 @@ def test_key_is_sha256_of_canonical_json():
     }
     expected = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert trial_key(WL, ALG, {"lr": 0.01}, 3) == expected
-    assert trial_key(WL, ALG, {"lr": 0.01}, 3, world_size=1) == expected  # one process: the key as it always was
+    assert (
+        trial_key(WL, ALG, {"lr": 0.01}, 3, world_size=1) == expected
+    )  # one process: the key as it always was
     two = hashlib.sha256(
         json.dumps({**payload, "world_size": 2}, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()

@@ -27,7 +27,10 @@ def test_three_studies_give_the_range_of_the_study_values():
     assert (iv.score_lo["A"], iv.score_hi["A"]) == (1.0, 1.0)
     assert iv.score_lo["B"] == pytest.approx(0.0) and iv.score_hi["B"] == pytest.approx(8 / 9)
     # B's interval [0, 8/9] stays below A's [1, 1]: A is first, not tied, even with three studies
-    assert iv.ranks == {"A": {"rank": 1, "tied_with": [], "tie": False}, "B": {"rank": 2, "tied_with": [], "tie": False}}
+    assert iv.ranks == {
+        "A": {"rank": 1, "tied_with": [], "tie": False},
+        "B": {"rank": 2, "tied_with": [], "tie": False},
+    }
 
 
 def test_constant_tables_give_point_intervals_and_clear_ranks():
@@ -55,7 +58,10 @@ def test_trial_redraw_known_case():
 def test_point_scores_match_the_plain_score_of_the_study_medians():
     rng = np.random.default_rng(0)
     tt = {
-        a: {w: [[float(x) if x < 30 else INF for x in rng.exponential(10, 4)] for _ in range(3)] for w in "uvw"}
+        a: {
+            w: [[float(x) if x < 30 else INF for x in rng.exponential(10, 4)] for _ in range(3)]
+            for w in "uvw"
+        }
         for a in "ABC"
     }
     iv = score_intervals(tt, n_boot=200)

@@ -21,7 +21,9 @@ KW = {"points": (4, 3), "span": ((-1, 1), (-0.5, 0.7)), "ignore": None}
 
 def data(samples: int, inputs: int, classes: int = 5, dtype=torch.float64, seed: int = 2):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(samples, inputs, generator=g, dtype=dtype), torch.randint(0, classes, (samples,), generator=g)
+    return torch.randn(samples, inputs, generator=g, dtype=dtype), torch.randint(
+        0, classes, (samples,), generator=g
+    )
 
 
 def mlp(*layers: nn.Module, seed: int = 0) -> nn.Module:
@@ -32,8 +34,14 @@ def mlp(*layers: nn.Module, seed: int = 0) -> nn.Module:
 # 2400 samples x 64 features in float64 is > 1 MiB of activations per point: the point-by-point paths.
 MLPS = {
     "relu-tanh": lambda: mlp(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 5)),
-    "gelu-nobias": lambda: mlp(nn.Linear(20, 64), nn.GELU(), nn.Linear(64, 64, bias=False), nn.SiLU(),
-                               nn.Identity(), nn.Linear(64, 5)),  # fmt: skip
+    "gelu-nobias": lambda: mlp(
+        nn.Linear(20, 64),
+        nn.GELU(),
+        nn.Linear(64, 64, bias=False),
+        nn.SiLU(),
+        nn.Identity(),
+        nn.Linear(64, 5),
+    ),  # fmt: skip
     "one-layer": lambda: mlp(nn.Linear(20, 5)),
 }
 
@@ -41,8 +49,12 @@ MLPS = {
 @pytest.mark.parametrize("name", sorted(MLPS))
 @pytest.mark.parametrize(
     "criterion",
-    [CE, nn.CrossEntropyLoss(label_smoothing=0.1, weight=torch.rand(5, dtype=torch.float64)),
-     nn.CrossEntropyLoss(reduction="sum"), nn.MultiMarginLoss()],  # fmt: skip
+    [
+        CE,
+        nn.CrossEntropyLoss(label_smoothing=0.1, weight=torch.rand(5, dtype=torch.float64)),
+        nn.CrossEntropyLoss(reduction="sum"),
+        nn.MultiMarginLoss(),
+    ],  # fmt: skip
     ids=["ce", "ce-weighted-smoothed", "ce-sum", "margin"],
 )
 def test_feature_major_mlp_equals_the_plain_loop(name, criterion):
@@ -56,7 +68,10 @@ def test_feature_major_mlp_equals_the_plain_loop(name, criterion):
     np.testing.assert_allclose(fast.loss, ref.loss, rtol=1e-12)
     np.testing.assert_array_equal(fast.accuracy, ref.accuracy)
     batches = [(x[:1900], y[:1900]), (x[1900:], y[1900:])]
-    split, split_ref = plane(model, criterion, batches, **KW), plane(model, criterion, batches, vectorize=False, **KW)
+    split, split_ref = (
+        plane(model, criterion, batches, **KW),
+        plane(model, criterion, batches, vectorize=False, **KW),
+    )
     np.testing.assert_allclose(split.loss, split_ref.loss, rtol=1e-12)
     assert_unchanged(model, before)
 
@@ -81,7 +96,9 @@ def test_feature_major_regression_line_and_many_directions():
 
 def test_tied_and_nan_scores_follow_argmax():
     model = MLPS["relu-tanh"]()
-    with torch.no_grad():  # a zero head: filter-normalized directions are zero there too, every score ties at 0
+    with (
+        torch.no_grad()
+    ):  # a zero head: filter-normalized directions are zero there too, every score ties at 0
         model[4].weight.zero_()
         model[4].bias.zero_()
     x, y = data(2400, 20)

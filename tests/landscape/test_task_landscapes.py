@@ -45,9 +45,13 @@ def test_landscape_problem_is_the_training_loss(name):
     model = task.make_model(0)
     module, criterion, (x, y) = task.landscape_problem(model, samples=16)
     assert int(y.shape[0]) >= 1
-    assert {id(p) for p in module.parameters()} == {id(p) for p in model.parameters()}  # the model's own weights
+    assert {id(p) for p in module.parameters()} == {
+        id(p) for p in model.parameters()
+    }  # the model's own weights
     got = criterion(module(x), y)
-    if task.kind == "function":  # the loss is f(x) of the point; the (empty) batch only carries gradient noise
+    if (
+        task.kind == "function"
+    ):  # the loss is f(x) of the point; the (empty) batch only carries gradient noise
         expected = task.loss(model, (torch.zeros(1, 2),))
     else:
         expected = task.loss(model, (x, y))
@@ -71,7 +75,9 @@ def test_logreg_includes_the_regularizer():
     model = task.make_model(0)
     module, criterion, data = task.landscape_problem(model)
     assert int(data[0].shape[0]) == 200  # all m rows by default: the loss is f(x)
-    assert float(criterion(module(data[0]), data[1]).detach()) == pytest.approx(task.evaluate(model)["loss"], rel=1e-5)
+    assert float(criterion(module(data[0]), data[1]).detach()) == pytest.approx(
+        task.evaluate(model)["loss"], rel=1e-5
+    )
     top = float(landscape.hessian_eigenvalues(module, criterion, data, k=1).values[0])
     assert task.mu - 1e-4 <= top <= task.L + 1e-4  # mu I <= H <= L I
 

@@ -149,7 +149,11 @@ class _InterruptAt:
 @pytest.mark.parametrize("name", ["lawa", "ema"])
 def test_training_loop_evaluates_the_average_and_resumes_exactly(store_path, name):
     hp = {"base": "adam", "every": 3, **({"k": 3} if name == "lawa" else {"decay": 0.7})}
-    task = {"task": "logreg", "task_kw": {"m": 100, "n": 5}, "batch_size": 20}  # a registry task: resume rebuilds it
+    task = {
+        "task": "logreg",
+        "task_kw": {"m": 100, "n": 5},
+        "batch_size": 20,
+    }  # a registry task: resume rebuilds it
     common = dict(steps=40, eval_every=5, progress=False, hparams=hp, lr=3e-2, **task)
     ref = train(optimizer=name, store=False, **common)
     raw = train(optimizer="adam", store=False, steps=40, eval_every=5, progress=False, lr=3e-2, **task)

@@ -86,9 +86,14 @@ SPECS: dict[str, dict[str, Any]] = {
     },
     "lookahead": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     # evaluation-time averages (eval() swaps them in): base AdamW, recent snapshots only
-    "lawa": {"quadratic": {"lr": 0.03, "steps": 300, "k": 3, "every": 5},
-             "rosenbrock": {"lr": 0.01, "steps": 1000, "k": 3, "every": 5}},
-    "ema": {"quadratic": {"lr": 0.03, "steps": 300, "decay": 0.9}, "rosenbrock": {"lr": 0.01, "steps": 1000, "decay": 0.9}},
+    "lawa": {
+        "quadratic": {"lr": 0.03, "steps": 300, "k": 3, "every": 5},
+        "rosenbrock": {"lr": 0.01, "steps": 1000, "k": 3, "every": 5},
+    },
+    "ema": {
+        "quadratic": {"lr": 0.03, "steps": 300, "decay": 0.9},
+        "rosenbrock": {"lr": 0.01, "steps": 1000, "decay": 0.9},
+    },
     "grokfast": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
     "signsgd": {
         "quadratic": {"lr": 0.01, "steps": 300},

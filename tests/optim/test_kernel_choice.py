@@ -45,7 +45,9 @@ def test_the_choice_is_deterministic_and_explained(caplog):
     plans = {choose_plan((4, 512, 2048), hardware=Hardware.from_dict(dict(spec))) for _ in range(3)}
     assert len(plans) == 1
     lines = explain_plans(hardware=Hardware.from_dict(AMX))
-    assert lines[0].startswith("hardware: fake CPU (AMX;") and any(line.startswith("512x512: bfloat16") for line in lines)
+    assert lines[0].startswith("hardware: fake CPU (AMX;") and any(
+        line.startswith("512x512: bfloat16") for line in lines
+    )
     assert "emulated" in choose_plan((512, 512), hardware=Hardware.fake()).describe()
     with caplog.at_level(logging.DEBUG, logger="descentlab.kernels"):
         choose_plan((3, 777, 555), hardware=Hardware.fake(cores=3))
@@ -88,7 +90,11 @@ def test_measured_mode_times_the_candidates_once(monkeypatch):
     monkeypatch.setenv("DESCENTLAB_KERNELS", "measure")
     module._measured.cache_clear()
     plan = choose_plan((64, 200))
-    assert plan.source == "measured" and "timed once: direct/plain" in plan.describe() and "Gram/plain" in plan.describe()
+    assert (
+        plan.source == "measured"
+        and "timed once: direct/plain" in plan.describe()
+        and "Gram/plain" in plan.describe()
+    )
     assert choose_plan((64, 200)) is plan  # cached for the process
     assert choose_plan((64, 200), hardware=Hardware.fake()).source == "rule"  # a given description: the rule
     G = torch.randn(64, 200, generator=torch.Generator().manual_seed(2))

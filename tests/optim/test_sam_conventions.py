@@ -25,7 +25,10 @@ def _perturbation(opt: SAM, params: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def test_groups_with_different_rho_share_one_norm():
     torch.manual_seed(0)
-    a, b = nn.Parameter(torch.randn(3, 4, dtype=torch.float64)), nn.Parameter(torch.randn(5, dtype=torch.float64))
+    a, b = (
+        nn.Parameter(torch.randn(3, 4, dtype=torch.float64)),
+        nn.Parameter(torch.randn(5, dtype=torch.float64)),
+    )
     a.grad, b.grad = torch.randn_like(a), torch.randn_like(b)
     opt = SAM([{"params": [a], "rho": 0.1}, {"params": [b], "rho": 0.3}], torch.optim.SGD, lr=0.1)
     ea, eb = _perturbation(opt, [a, b])

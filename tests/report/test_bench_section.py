@@ -24,7 +24,10 @@ def _fake_result() -> BenchmarkResult:
         a = s["algorithm"]["name"]
         i = seen[a] = seen.get(a, -1) + 1
         t = times[a][i]
-        hist = {"gap": [(0, 1.0), (10, 0.005)], "train_time": [(0, 0.0), (10, t if math.isfinite(t) else 2.0)]}
+        hist = {
+            "gap": [(0, 1.0), (10, 0.005)],
+            "train_time": [(0, 0.0), (10, t if math.isfinite(t) else 2.0)],
+        }
         res.results[s["key"]] = {"key": s["key"], "spec": s, "status": "finished", "reached": math.isfinite(t),
                                  "time_to_target": t, "final": {"gap": 0.005}, "history": hist, "error": ""}  # fmt: skip
     return res
@@ -33,19 +36,26 @@ def _fake_result() -> BenchmarkResult:
 def test_bench_report_on_the_page(tmp_path: Path) -> None:
     res = _fake_result()
     iv = res.intervals()
-    assert iv.ranks["adamw"]["tie"] and "sgd_nesterov" in iv.ranks["adamw"]["tied_with"]  # near-identical: tied
+    assert (
+        iv.ranks["adamw"]["tie"] and "sgd_nesterov" in iv.ranks["adamw"]["tied_with"]
+    )  # near-identical: tied
     assert iv.ranks["signsgd"]["rank"] == 3 and not iv.ranks["signsgd"]["tie"]
     folder = tmp_path / "bench"
     names = [p.name for p in write_report(res, folder)]
     assert names[:4] == ["leaderboard.md", "leaderboard.json", "profiles.png", "times.png"]
     md = (folder / "leaderboard.md").read_text(encoding="utf-8")
     # 3 studies: the paired analysis refuses to rank (no "=k" overlap ranks any more)
-    assert "| adamw | 1.000 | 1/1 | 1-3 |" in md and "| signsgd | 0.167 | 1/1 | 1-3 |" in md and "=1" not in md
+    assert (
+        "| adamw | 1.000 | 1/1 | 1-3 |" in md and "| signsgd | 0.167 | 1/1 | 1-3 |" in md and "=1" not in md
+    )
     assert "Too few studies for a 90 % interval" in md
     page = write_page(tmp_path / "out", bench=folder).read_text(encoding="utf-8")
     body = page.split('id="bench"', 1)[1]
     # profiles first, then the time-to-target plot, then the curves; each with its caption
-    caps = [body.index(f"<figcaption>{c}") for c in ("Performance profiles:", "Time to target per workload", "curves_tiny")]
+    caps = [
+        body.index(f"<figcaption>{c}")
+        for c in ("Performance profiles:", "Time to target per workload", "curves_tiny")
+    ]
     assert caps == sorted(caps)
     assert '<td>adamw</td>\n<td style="text-align:right">1.000</td>' in body and "Too few studies" in body
 
@@ -69,7 +79,9 @@ def test_the_fewest_steps_track_gets_its_own_section(tmp_path: Path) -> None:
                                    "time_to_target": 20.0, "final": {"gap": 0.005}, "history": hist, "error": ""}  # fmt: skip
     write_report(steps, tmp_path / "steps")
     assert json.loads((tmp_path / "steps" / "leaderboard.json").read_text())["unit"] == "steps"
-    page = write_page(tmp_path / "out", bench=[tmp_path / "time", tmp_path / "steps"]).read_text(encoding="utf-8")
+    page = write_page(tmp_path / "out", bench=[tmp_path / "time", tmp_path / "steps"]).read_text(
+        encoding="utf-8"
+    )
     assert '<a href="#bench">benchmark</a>' in page and '<a href="#bench-2">fewest steps</a>' in page
     time_part, steps_part = page.split('id="bench"', 1)[1].split('id="bench-2"', 1)
     assert "<h2>Benchmark (AlgoPerf rules)</h2>" in time_part and "Steps to target" not in time_part

@@ -272,7 +272,9 @@ def test_stale_temporary_files_of_killed_writers_are_removed(tmp_path: Path) -> 
     from descentlab import safe_write
     from descentlab.train.checkpoint import atomic_save
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     pid = int(dead.stdout)  # this process has exited: its temporary files are orphans
     target = tmp_path / "index.html"
     orphan = tmp_path / f".index.html.{pid}.{'a' * 16}.tmp"

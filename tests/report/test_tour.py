@@ -127,7 +127,10 @@ def test_real_quick_tour_with_benchmark(tmp_path: Path) -> None:
     assert [(e.name, e.status) for e in res.entries] == [("batch-size", "ok"), ("benchmark", "ok")]
     assert res.entries[0].claims_total > 0  # whatever the verdicts are: the machinery, not the outcome
     note = res.entries[1].note  # what the small board can conclude, never a rank it cannot support
-    assert note.startswith("2 entrants x 2 workloads x 1 studies x 3 trials: ") and "minimum detectable effect" in note
+    assert (
+        note.startswith("2 entrants x 2 workloads x 1 studies x 3 trials: ")
+        and "minimum detectable effect" in note
+    )
     assert "not separated" in note and "score" not in note
     text = res.page.read_text(encoding="utf-8")
     assert 'id="study-batch-size" data-status="' in text and 'id="bench" data-status="ok"' in text
@@ -218,7 +221,9 @@ def test_parallel_tour_runs_longest_first_and_keeps_lecture_order(
     assert [(e.name, e.status) for e in res.entries] == [("fake-bad", "failed"), ("fake-good", "ok")]
     assert not (stale / "summary.json").exists() and (stale / "failed.json").is_file()
     text = res.page.read_text(encoding="utf-8")
-    assert 'id="study-fake-bad" data-status="failed"' in text and 'id="study-fake-good" data-status="ok"' in text
+    assert (
+        'id="study-fake-bad" data-status="failed"' in text and 'id="study-fake-good" data-status="ok"' in text
+    )
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         tour_mod.run_tour(out, quick=True, bench=False, progress=False, jobs=0)
 
@@ -266,9 +271,9 @@ def test_parallel_tour_interrupt_keeps_what_ran(
         signal.signal(signal.SIGINT, handler)  # the job ignores a second Ctrl-C once interrupted
     text = (tmp_path / "t" / "index.html").read_text(encoding="utf-8")
     assert "interrupted (Ctrl-C)" in text
-    assert json.loads((tmp_path / "t" / "studies" / "fake-bad" / "failed.json").read_text())["error"].startswith(
-        "interrupted"
-    )
+    assert json.loads((tmp_path / "t" / "studies" / "fake-bad" / "failed.json").read_text())[
+        "error"
+    ].startswith("interrupted")
 
 
 @pytest.mark.slow
@@ -277,7 +282,9 @@ def test_real_parallel_quick_tour(tmp_path: Path) -> None:
     res = tour_mod.run_tour(
         tmp_path / "t", quick=True, bench=False, only="batch-size,weight-decay-vs-l2", progress=False, jobs=2
     )
-    assert [e.name for e in res.entries] == tour_mod.select_studies("batch-size,weight-decay-vs-l2")  # lecture order
+    assert [e.name for e in res.entries] == tour_mod.select_studies(
+        "batch-size,weight-decay-vs-l2"
+    )  # lecture order
     assert all(e.status == "ok" and e.claims_total > 0 for e in res.entries)
     summary = json.loads((tmp_path / "t" / "studies" / "batch-size" / "summary.json").read_text())
     assert summary["runs"] and (tmp_path / "t" / "tour.db").is_file()
@@ -376,7 +383,10 @@ def test_tour_counts_three_valued_verdicts_and_succeeds_whatever_they_are(
     Console(file=buf, width=160).print(tour_mod.summary_table(res))
     assert "2 · 1 · 1" in buf.getvalue() and "2 hold · 1 fail · 1 inconclusive" in buf.getvalue()
     text = res.page.read_text(encoding="utf-8")
-    assert 'id="study-fake-good" data-status="partial"' in text and "some claims fail or are inconclusive" in text
+    assert (
+        'id="study-fake-good" data-status="partial"' in text
+        and "some claims fail or are inconclusive" in text
+    )
     assert "4 claims: <b>2 hold</b> · 1 fail · 1 inconclusive" in text
 
     app = typer.Typer()

@@ -117,5 +117,7 @@ def test_end_to_end_small(tmp_path):
     assert summary["seeds"] == {"evaluation": [0, 1], "tuning": [1000]}
     assert {c["name"] for c in summary["checks"]} >= {"variance_1_over_B", "critical_batch_between_regimes"}
     race = summary["numbers"]["race"]
-    assert set(race["tuned"]) == {"1", "2", "16", "64"} and all(len(v) == 2 for v in race["steps_to_target"].values())
+    assert set(race["tuned"]) == {"1", "2", "16", "64"} and all(
+        len(v) == 2 for v in race["steps_to_target"].values()
+    )
     assert (tmp_path / "batch_size.png").exists() and (tmp_path / "batch_size.svg").exists()

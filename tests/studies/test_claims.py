@@ -251,8 +251,12 @@ def test_sequential_run_adds_seeds_only_while_undecided(tmp_path, monkeypatch):
     res = studies.run("toy-seq", quick=True, out=tmp_path, store=False, progress=False)
     s = json.loads((tmp_path / "summary.json").read_text())
     claims = {c["name"]: c for c in s["claims"]}
-    assert claims["gap"]["verdict"] == "holds" and claims["gap"]["seeds_used"] == 5  # decided at the first look
-    assert claims["null"]["verdict"] == "inconclusive" and claims["null"]["seeds_used"] == 20  # ran to the maximum
+    assert (
+        claims["gap"]["verdict"] == "holds" and claims["gap"]["seeds_used"] == 5
+    )  # decided at the first look
+    assert (
+        claims["null"]["verdict"] == "inconclusive" and claims["null"]["seeds_used"] == 20
+    )  # ran to the maximum
     assert [b["seeds"] for b in s["numbers"]["sequential_blocks"]] == [[0, 4], [5, 9], [10, 19]]
     assert s["numbers"]["undecided"] == ["null"]  # the last block was run for the undecided prediction only
     assert s["design"]["blocks"] == [5, 10, 20] and "O'Brien-Fleming" in s["design"]["description"]
@@ -338,7 +342,9 @@ def test_split_half_of_a_sequential_study_runs_the_plan_twice_on_disjoint_seeds(
 def test_equivalence_prediction_by_two_one_sided_tests():
     from scipy import stats
 
-    eq = Prediction("same", "no effect", "slide 3", "a - b per seed", "=", 0.0, margin=0.02, margin_source="band")
+    eq = Prediction(
+        "same", "no effect", "slide 3", "a - b per seed", "=", 0.0, margin=0.02, margin_source="band"
+    )
     assert eq.predicted == "= 0 ± 0.02" and eq.to_dict()["band"] == [-0.02, 0.02]
     inside = [0.001, -0.002, 0.003, 0.0, 0.002, -0.001]
     r = judge(eq, inside)
@@ -361,7 +367,15 @@ def test_equivalence_error_rate_at_the_band_edge_is_at_most_alpha():
 
     eq = Prediction("same", "s", "src", "q", "=", 0.0, margin=0.5, margin_source="band")
     rng = np.random.default_rng(0)
-    holds = sum(judge(eq, rng.normal(0.5, 1.0, 12).tolist(), p_values=False)["verdict"] == "holds" for _ in range(2000))
-    fails = sum(judge(eq, rng.normal(0.0, 0.3, 12).tolist(), p_values=False)["verdict"] == "fails" for _ in range(2000))
-    assert holds / 2000 <= 0.025 + 3 * (0.025 * 0.975 / 2000) ** 0.5  # true effect on the edge: "holds" rarely
+    holds = sum(
+        judge(eq, rng.normal(0.5, 1.0, 12).tolist(), p_values=False)["verdict"] == "holds"
+        for _ in range(2000)
+    )
+    fails = sum(
+        judge(eq, rng.normal(0.0, 0.3, 12).tolist(), p_values=False)["verdict"] == "fails"
+        for _ in range(2000)
+    )
+    assert (
+        holds / 2000 <= 0.025 + 3 * (0.025 * 0.975 / 2000) ** 0.5
+    )  # true effect on the edge: "holds" rarely
     assert fails == 0  # truly inside the band: never "fails"

@@ -171,7 +171,8 @@ def test_double_descent_end_to_end_small(tmp_path) -> None:
         len(quantities) == 4 and "MNIST-1D MLP test error at h = 16 (%)" in quantities
     )  # d = 1, 15, 30; h = 16
     assert all(
-        a["verdict"] in ("reproduced", "inconclusive", "not reproduced", "direction and size only") and a["n"] == 2
+        a["verdict"] in ("reproduced", "inconclusive", "not reproduced", "direction and size only")
+        and a["n"] == 2
         for a in summary["anchors"]
     )
     mw = summary["numbers"]["model_wise"]

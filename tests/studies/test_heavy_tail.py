@@ -158,4 +158,6 @@ def test_a_diverged_run_counts_at_the_uniform_loss():
     pred = next(p for p in PREDICTIONS if p.name == "rare_classes_slower")
     assert judge(pred, values)["verdict"] == "inconclusive"  # NaN: never dropped silently
     out = judge(pred, Measurement(values, budget=budget))
-    assert out["n_censored"] == 1 and out["values"][2] != out["values"][2]  # the raw NaN is kept in the record
+    assert (
+        out["n_censored"] == 1 and out["values"][2] != out["values"][2]
+    )  # the raw NaN is kept in the record

@@ -109,7 +109,11 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     assert summary["seeds"] == {"evaluation": [0, 1], "tuning": [1000]}
     assert len(summary["checks"]) == 2 and all(isinstance(c["passed"], bool) for c in summary["checks"])
     (anchor,) = summary["anchors"]
-    assert anchor["published"] == 1.0 and anchor["verdict"] in ("reproduced", "inconclusive", "not reproduced")
+    assert anchor["published"] == 1.0 and anchor["verdict"] in (
+        "reproduced",
+        "inconclusive",
+        "not reproduced",
+    )
     assert len(anchor["values"]) == seeds
     assert set(summary["numbers"]["tuning"]) == {"3/kaiming", "3/xavier", "4/kaiming", "4/xavier"}
     assert (tmp_path / "init_depth.png").exists() and (tmp_path / "init_depth.svg").exists()

@@ -75,7 +75,11 @@ def test_base_runs_at_alpha_times_lookaheads_grid(tmp_path):
                           eval_every=10, sgd_lrs=[0.3, 3.0], adam_lrs=[0.01, 0.1], width=8)  # fmt: skip
         lrs = {}
         for rid in res.summary["runs"]:
-            cfg = st.run_header(rid)["config"] if "config" in (st.run_header(rid) or {}) else st.load_run(rid).config
+            cfg = (
+                st.run_header(rid)["config"]
+                if "config" in (st.run_header(rid) or {})
+                else st.load_run(rid).config
+            )
             lrs.setdefault(cfg["optimizer"] if cfg["optimizer"] != "lookahead" else f"la-{cfg['hparams']['base']}",
                            set()).add(round(cfg["lr"], 12))  # fmt: skip
     assert lrs["la-sgd"] == {0.3, 3.0, 0.03} and lrs["sgd"] == {0.15, 1.5, 0.015}

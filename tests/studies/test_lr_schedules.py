@@ -42,7 +42,9 @@ def test_beats_best_constant_decisions(name):
     # exactly ln 10 on every seed has no spread: the exact sign test cannot decide on three seeds (p = 1/8)
     assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.008, 0.007, 0.009]))["verdict"] == "inconclusive"
     # v2: a diverged schedule counts at the chance loss (censored), so it can make the claim fail
-    values, at_chance = censored_log_ratios([0.08, 0.07, 0.09], [math.nan, math.inf, math.nan], at=math.log(10))
+    values, at_chance = censored_log_ratios(
+        [0.08, 0.07, 0.09], [math.nan, math.inf, math.nan], at=math.log(10)
+    )
     assert judge(p, values)["verdict"] == "inconclusive"  # undeclared handling would leave it open
     assert judge(p, Measurement(values, budget=at_chance))["verdict"] == "fails"
     assert judge(p, log_ratio([0.08, 0.07, 0.09], [0.16, 0.15, 0.17]))["verdict"] == "fails"

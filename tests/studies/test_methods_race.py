@@ -37,7 +37,15 @@ def test_end_to_end_small_and_trajectories_json(tmp_path):
         "quadratic": {"gd": [1e-2, 2e-2], "heavy_ball": [1e-2, 2e-2]},
     }
     studies.run(
-        "methods-race", quick=True, out=tmp_path, store=False, progress=False, lrs=lrs, steps=20, seeds=2, gif=False
+        "methods-race",
+        quick=True,
+        out=tmp_path,
+        store=False,
+        progress=False,
+        lrs=lrs,
+        steps=20,
+        seeds=2,
+        gif=False,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["config"]["steps"] == 20
@@ -73,7 +81,13 @@ def test_race_key_ranks_first_to_target_then_lowest_final():
     diverged = race_key(np.array([4.0, 50.0, np.nan]), 0.1)
     assert fast == (2.0, 0.2) and slow == (3.0, 0.09)
     assert never_low == (math.inf, 0.3) and diverged == (math.inf, math.inf)
-    assert sorted([diverged, never_high, slow, never_low, fast]) == [fast, slow, never_low, never_high, diverged]
+    assert sorted([diverged, never_high, slow, never_low, fast]) == [
+        fast,
+        slow,
+        never_low,
+        never_high,
+        diverged,
+    ]
 
 
 def test_race_score_and_censored_steps():
@@ -94,7 +108,13 @@ def test_start_points():
 
 
 def test_steps_overrides_every_run_length():
-    cfg = {"steps": 300, "rosenbrock_steps": 1000, "quadratic_steps": 200, "multiminima_steps": 1, "polish_steps": 1}
+    cfg = {
+        "steps": 300,
+        "rosenbrock_steps": 1000,
+        "quadratic_steps": 200,
+        "multiminima_steps": 1,
+        "polish_steps": 1,
+    }
     assert {v for k, v in _apply_steps(cfg).items() if k != "steps"} == {300}
     assert _apply_steps({**cfg, "steps": None})["rosenbrock_steps"] == 1000
     with pytest.raises(ValueError, match="steps"):

@@ -99,7 +99,9 @@ def test_endpoints_are_adam_runs_in_the_store(tmp_path):
             assert [k for k, _ in stored.metrics("objective")] == [4, 8, 12]
             assert stored.metrics("objective")[-1][1] == pytest.approx(j, rel=1e-5)
             assert stored.config["optimizer"] == "adam" and stored.config["schedule"] == "garipov"
-            assert re.fullmatch(r"mode-connectivity-k-p[0-9a-f]{12}", stored.config["population"]["id"])  # content-addressed
+            assert re.fullmatch(
+                r"mode-connectivity-k-p[0-9a-f]{12}", stored.config["population"]["id"]
+            )  # content-addressed
             assert stored.config["population"]["forward"] == "stacked"  # pinned, not timed at run time
     with pytest.raises(ValueError, match="evals"):
         fit_endpoints(ctx, task, [3], steps=10, lr=1e-2, weight_decay=wd, evals=3)

@@ -55,7 +55,9 @@ def test_population_ids_follow_the_members(tmp_path) -> None:
         ctx = StudyContext("ids", tmp_path, st, True, key="k")
         runs = ctx.train_many("logreg", "sgd", members, steps=6, eval_every=3)
         pop = runs[0].config["population"]["id"]
-        assert re.fullmatch(r"ids-k-p[0-9a-f]{12}", pop) and [r.id for r in runs] == [f"{pop}-{i}" for i in range(4)]
+        assert re.fullmatch(r"ids-k-p[0-9a-f]{12}", pop) and [r.id for r in runs] == [
+            f"{pop}-{i}" for i in range(4)
+        ]
         other = ctx.train_many("logreg", "sgd", members[:2], steps=6, eval_every=3)
         assert other[0].config["population"]["id"] != pop
         later = StudyContext("ids", tmp_path, st, True, key="k")

@@ -5,7 +5,6 @@ its runs in the store (whatever the verdicts)."""
 from __future__ import annotations
 
 import json
-
 import re
 
 import pytest
@@ -73,7 +72,9 @@ def test_arms_are_train_runs_in_the_store(tmp_path, members):
             assert arm.train_loss[0] == pytest.approx(early.final["train_loss"], rel=1e-5)
             stored = store.load_run(arm.run.id)
             assert stored.status == "finished" and stored.config["optimizer"] == ("sam" if rho else "sgd")
-            assert re.fullmatch(r"sam-flatness-k-p[0-9a-f]{12}", stored.config["population"]["id"])  # content-addressed
+            assert re.fullmatch(
+                r"sam-flatness-k-p[0-9a-f]{12}", stored.config["population"]["id"]
+            )  # content-addressed
             assert stored.config["population"]["mode"] == ("sam" if rho else "stacked")
             assert stored.config["population"]["forward"] == "stacked"  # pinned, not timed at run time
             assert stored.config["lr"] == lr and stored.config["hparams"].get("rho") == (rho or None)

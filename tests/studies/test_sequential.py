@@ -312,7 +312,9 @@ def test_tune_on_three_seeds_reports_grid_and_bracketing():
 def test_censored_log_ratios_count_a_diverged_run_at_the_given_loss():
     from descentlab.studies.claims import censored_log_ratios
 
-    values, budget = censored_log_ratios([2.0, math.nan, math.inf, 1.0], [1.0, 0.5, math.nan, 0.0], at=math.log(10))
+    values, budget = censored_log_ratios(
+        [2.0, math.nan, math.inf, 1.0], [1.0, 0.5, math.nan, 0.0], at=math.log(10)
+    )
     assert values[0] == pytest.approx(math.log(2.0)) and all(math.isnan(v) for v in values[1:])
     assert budget[0] == pytest.approx(math.log(2.0))
     assert budget[1] == pytest.approx(math.log(math.log(10) / 0.5))  # the diverged numerator at chance

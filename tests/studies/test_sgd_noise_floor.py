@@ -96,7 +96,9 @@ def test_end_to_end_small(tmp_path):
         assert c["verdict"] in ("holds", "fails", "inconclusive")
         assert len(c["values"]) == 2 and c["n"] <= 2 and len(c["interval"]) == 2
     assert summary["seeds"]["evaluation"] == [0, 1]
-    assert summary["checks"] and all({"name", "check", "passed", "evidence"} <= set(c) for c in summary["checks"])
+    assert summary["checks"] and all(
+        {"name", "check", "passed", "evidence"} <= set(c) for c in summary["checks"]
+    )
     assert json.loads((tmp_path / "predictions.json").read_text())["predictions"][0]["name"] == "bound_holds"
     assert (tmp_path / "sgd_noise_floor.png").exists() and (tmp_path / "sgd_noise_floor.svg").exists()
     n = res.summary["numbers"]

@@ -26,7 +26,9 @@ def test_steps_to_target_interpolates_between_evaluations() -> None:
     assert steps_to_target(curve, 2.0) == pytest.approx(20.0)
     assert steps_to_target(curve, 5.0) == 0.0  # reached before training
     assert steps_to_target(curve, 1.0) == math.inf
-    assert steps_to_target([(0, 4.0), (10, math.nan), (20, 2.0)], 3.0) == 20.0  # no finite loss before: no guess
+    assert (
+        steps_to_target([(0, 4.0), (10, math.nan), (20, 2.0)], 3.0) == 20.0
+    )  # no finite loss before: no guess
     assert steps_to_target([], 1.0) == math.inf
     assert interpolate([(0, 0.0), (10, 1.0), (20, 3.0)], 15.0) == pytest.approx(2.0)
     assert math.isnan(interpolate([(0, 0.0), (10, 1.0)], 11.0))
@@ -64,9 +66,22 @@ def test_slope_and_ladder() -> None:
                         "schedule": "warmup_cosine", "options": {}}  # fmt: skip
     assert (steps[1]["optimizer"], steps[1]["schedule"]) == ("adamw", "wsd")
     assert (steps[2]["optimizer"], steps[2]["schedule"]) == ("muon", "wsd")
-    assert steps[-1]["options"] == {"rotary": True, "relu2": True, "qk_norm": True, "zero_init": True, "softcap": 15.0}
-    assert ladder(["adamw_cosine", "muon"], 15.0)[1]["schedule"] == "warmup_cosine"  # only the listed ideas add up
-    for bad in (["wsd"], ["adamw_cosine", "muon", "wsd"], ["adamw_cosine", "nope"], ["adamw_cosine", "wsd", "wsd"]):
+    assert steps[-1]["options"] == {
+        "rotary": True,
+        "relu2": True,
+        "qk_norm": True,
+        "zero_init": True,
+        "softcap": 15.0,
+    }
+    assert (
+        ladder(["adamw_cosine", "muon"], 15.0)[1]["schedule"] == "warmup_cosine"
+    )  # only the listed ideas add up
+    for bad in (
+        ["wsd"],
+        ["adamw_cosine", "muon", "wsd"],
+        ["adamw_cosine", "nope"],
+        ["adamw_cosine", "wsd", "wsd"],
+    ):
         with pytest.raises(ValueError):
             ladder(bad, 15.0)
 
@@ -152,7 +167,10 @@ def test_the_gpu_preset_is_chosen_by_the_hardware_and_bf16_runs_on_cpu(tmp_path)
     from descentlab.studies.speedrun import GPU_PRESET, resolve_preset
 
     base = dict(studies.get("speedrun").quick)
-    assert resolve_preset(base, cuda=False)["preset"] == "cpu" and resolve_preset(base, cuda=False)["device"] == "cpu"
+    assert (
+        resolve_preset(base, cuda=False)["preset"] == "cpu"
+        and resolve_preset(base, cuda=False)["device"] == "cpu"
+    )
     gpu = resolve_preset(base, cuda=True)
     assert gpu["preset"] == "gpu" and gpu["device"] == "cuda" and gpu["precision"] == "bf16"
     assert all(gpu[k] == v for k, v in GPU_PRESET.items())

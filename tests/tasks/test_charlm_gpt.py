@@ -25,7 +25,9 @@ def test_all_options_off_is_the_transformer() -> None:
     x = torch.randint(0, 96, (3, 16))
     assert torch.equal(plain(x), gpt(x))
     assert plain.state_dict().keys() == gpt.state_dict().keys()
-    assert type(tasks.get("charlm", width=32, heads=2, context=16).make_model(0)) is Transformer  # default unchanged
+    assert (
+        type(tasks.get("charlm", width=32, heads=2, context=16).make_model(0)) is Transformer
+    )  # default unchanged
     assert isinstance(tasks.get("charlm", width=32, heads=2, context=16, relu2=True).make_model(0), GPT)
 
 
@@ -36,7 +38,9 @@ def test_rotary_matches_the_complex_formula_and_keeps_norms() -> None:
     # Plain formula: pair (x_i, x_{i+d/2}) as the complex number x_i + i x_{i+d/2}, times exp(i t theta_i).
     half = 4
     theta = 10000.0 ** (-torch.arange(half, dtype=torch.float64) * 2 / 8)
-    z = torch.complex(x[..., :half], x[..., half:]) * torch.exp(1j * torch.arange(7.0, dtype=torch.float64)[:, None] * theta)
+    z = torch.complex(x[..., :half], x[..., half:]) * torch.exp(
+        1j * torch.arange(7.0, dtype=torch.float64)[:, None] * theta
+    )
     assert torch.allclose(y, torch.cat([z.real, z.imag], -1), atol=1e-5)
     assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1), atol=1e-5)
     assert torch.equal(y[..., 0, :], x[..., 0, :])  # position 0 is not rotated
@@ -106,11 +110,18 @@ def test_softcap_bounds_logits_by_cap_tanh() -> None:
 
 
 def test_family_scales_by_width() -> None:
-    counts = [parameter_count(tasks.get("charlm", **gpt_family(w, context=32)).make_model(0)) for w in (16, 32, 64)]
+    counts = [
+        parameter_count(tasks.get("charlm", **gpt_family(w, context=32)).make_model(0)) for w in (16, 32, 64)
+    ]
     assert counts == sorted(counts) and counts[-1] / counts[0] > 8
     assert gpt_family(64) == {"width": 64, "heads": 4, "depth": 2, "context": 64}
     with pytest.raises(ValueError):
         gpt_family(20)
     with pytest.raises(ValueError, match="eval_windows"):
         tasks.get("charlm", eval_windows=0)
-    assert tasks.get("charlm", context=16, eval_windows=5)._fixed_windows(tasks.get("charlm").val_data[0])[0].shape[0] == 5
+    assert (
+        tasks.get("charlm", context=16, eval_windows=5)
+        ._fixed_windows(tasks.get("charlm").val_data[0])[0]
+        .shape[0]
+        == 5
+    )

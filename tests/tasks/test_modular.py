@@ -78,7 +78,9 @@ def test_learns_small_addition_table() -> None:
     assert task.evaluate(model)["train_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize(("tq", "t", "causal"), [(4, 4, True), (1, 4, False), (8, 8, True), (16, 16, True), (1, 12, False)])
+@pytest.mark.parametrize(
+    ("tq", "t", "causal"), [(4, 4, True), (1, 4, False), (8, 8, True), (16, 16, True), (1, 12, False)]
+)
 def test_short_attention_equals_fused_kernel_and_its_gradients(tq: int, t: int, causal: bool) -> None:
     """The explicit short-sequence attention equals torch's fused kernel, values and gradients (float64)."""
     import torch.nn.functional as F

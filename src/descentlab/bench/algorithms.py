@@ -81,12 +81,26 @@ class Algorithm:
         if hook is not None:
             for key in STEP_FRACTION_KEYS:
                 v = hook.get(key)
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-                    raise ValueError(f"algorithm {self.name!r}: prepare_for_eval {key} must be in [0, 1], got {v!r}")
-        if isinstance(self.seed_offset, bool) or not isinstance(self.seed_offset, int) or self.seed_offset < 0:
-            raise ValueError(f"algorithm {self.name!r}: seed_offset must be an integer >= 0, got {self.seed_offset!r}")
-        if not isinstance(self.tie, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tie.items()):
-            raise ValueError(f"algorithm {self.name!r}: tie must map hyper-parameter names to names, got {self.tie!r}")
+                if v is not None and (
+                    isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1
+                ):
+                    raise ValueError(
+                        f"algorithm {self.name!r}: prepare_for_eval {key} must be in [0, 1], got {v!r}"
+                    )
+        if (
+            isinstance(self.seed_offset, bool)
+            or not isinstance(self.seed_offset, int)
+            or self.seed_offset < 0
+        ):
+            raise ValueError(
+                f"algorithm {self.name!r}: seed_offset must be an integer >= 0, got {self.seed_offset!r}"
+            )
+        if not isinstance(self.tie, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.tie.items()
+        ):
+            raise ValueError(
+                f"algorithm {self.name!r}: tie must map hyper-parameter names to names, got {self.tie!r}"
+            )
 
     def tuned_dimensions(self) -> list[str]:
         """The search-space dimensions that vary (ranges and value lists; constants and point lists excluded)."""
@@ -141,7 +155,9 @@ class Algorithm:
             raise ValueError(f"algorithm {self.name!r}: the point {dict(point)!r} has no 'lr'")
         for dst, src in self.tie.items():
             if src not in hparams:
-                raise ValueError(f"algorithm {self.name!r}: tie {dst!r} <- {src!r}, but the point has no {src!r}")
+                raise ValueError(
+                    f"algorithm {self.name!r}: tie {dst!r} <- {src!r}, but the point has no {src!r}"
+                )
             hparams[dst] = hparams[src]
         optimizer = self.optimizer
         if self.prepare_for_eval is not None:
@@ -150,7 +166,9 @@ class Algorithm:
             for key, target in STEP_FRACTION_KEYS.items():
                 if key in hook:
                     if step_hint is None:
-                        raise ValueError(f"algorithm {self.name!r}: prepare_for_eval {key} needs the workload's step_hint")
+                        raise ValueError(
+                            f"algorithm {self.name!r}: prepare_for_eval {key} needs the workload's step_hint"
+                        )
                     frac = hook.pop(key)
                     hook[target] = max(1 if target == "every" else 0, int(round(frac * step_hint)))
             hparams = {"base": self.optimizer, **hparams, **hook}
@@ -173,7 +191,9 @@ class Algorithm:
             "fixed": dict(self.fixed),
             "space": space,
             "default": dict(self.default),
-            **({"prepare_for_eval": dict(self.prepare_for_eval)} if self.prepare_for_eval is not None else {}),
+            **(
+                {"prepare_for_eval": dict(self.prepare_for_eval)} if self.prepare_for_eval is not None else {}
+            ),
             **({"seed_offset": self.seed_offset} if self.seed_offset else {}),
             **({"tie": dict(self.tie)} if self.tie else {}),
         }  # the last two only when set: the cache keys of existing algorithms stay as they were
@@ -181,7 +201,9 @@ class Algorithm:
     def twin(self, name: str | None = None, seed_offset: int = TWIN_SEED_OFFSET) -> Algorithm:
         """The same algorithm under another name (default ``<name>_twin``) with other study and trial seeds: the
         null test's second entrant, which should come out tied with this one."""
-        return dataclasses.replace(self, name=name or f"{self.name}_twin", seed_offset=self.seed_offset + seed_offset)
+        return dataclasses.replace(
+            self, name=name or f"{self.name}_twin", seed_offset=self.seed_offset + seed_offset
+        )
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -284,5 +306,6 @@ def _builtin() -> None:
         default={"lr": 1e-3, "one_minus_momentum": 1.0, "warmup_fraction": 0.05},
         description="signSGD (Signum with momentum), warmup + cosine",
     ))  # fmt: skip
+
 
 _builtin()

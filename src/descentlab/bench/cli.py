@@ -23,9 +23,13 @@ bench_app = typer.Typer(
 console = Console()
 
 _ALGS = typer.Option("all", "--algorithms", "-a", help="Comma-separated algorithm names, or 'all'.")
-_WLS = typer.Option("all", "--workloads", "-w", help="Comma-separated workload names, or 'all' (of the track).")
+_WLS = typer.Option(
+    "all", "--workloads", "-w", help="Comma-separated workload names, or 'all' (of the track)."
+)
 _TRACK = typer.Option(
-    "time", "--track", help="time (AlgoPerf: seconds to target) or steps (fewest steps to target); picks 'all'."
+    "time",
+    "--track",
+    help="time (AlgoPerf: seconds to target) or steps (fewest steps to target); picks 'all'.",
 )
 _TUNING = typer.Option(
     "external", "--tuning", help="external (Halton search) or self (one config, 1.5x budget)."
@@ -201,7 +205,9 @@ def trial_cmd(
             raise ValueError(f"--hparams must be a JSON object, got {hparams!r}")
         from descentlab.train.config import check_hyperparameters
 
-        kw = alg.train_kwargs(point, step_hint=wl.step_hint)  # a point no run could use: refused, nothing stored
+        kw = alg.train_kwargs(
+            point, step_hint=wl.step_hint
+        )  # a point no run could use: refused, nothing stored
         check_hyperparameters(kw["optimizer"], kw.get("lr"), dict(kw.get("hparams") or {}))
         spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external", world_size=world)
     else:
@@ -263,7 +269,9 @@ def score_cmd(
 
         data = leaderboard_json(result, result.intervals(ci=ci))
         rep = board_report(result, ci=ci)
-        data["board"] = _json_safe({**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]})
+        data["board"] = _json_safe(
+            {**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]}
+        )
         console.print_json(json.dumps(data, allow_nan=False))
         return
     _print_scores(result, ci)
@@ -281,7 +289,9 @@ def compare_cmd(
     store: Path = _STORE,
     scale: float = _SCALE,
     ci: float = _CI,
-    run: bool = typer.Option(False, "--run", help="Run the trials the store does not hold yet (cached ones are reused)."),
+    run: bool = typer.Option(
+        False, "--run", help="Run the trials the store does not hold yet (cached ones are reused)."
+    ),
     executor: str = typer.Option("local", "--executor", help="local, processes or ray (with --run)."),
     workers: int = typer.Option(2, "--workers", help="Parallel workers (with --run)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
@@ -297,7 +307,9 @@ def compare_cmd(
 
         get_algorithm(name)
     if a == b:
-        raise ValueError(f"compare needs two different algorithms, got {a!r} twice (for a null test: bench null-test)")
+        raise ValueError(
+            f"compare needs two different algorithms, got {a!r} twice (for a null test: bench null-test)"
+        )
     if run:
         result = run_benchmark([a, b], [workload], tuning, trials, studies, seed, executor, workers, store=store,
                                scale=_scale(scale), progress=not as_json)  # fmt: skip
@@ -313,17 +325,24 @@ def compare_cmd(
         console.print_json(json.dumps({**cmp.to_dict(), "missing": len(result.missing())}, allow_nan=False))
         return
     unit = result.unit
-    table = Table(title=f"{'steps' if unit == 'steps' else 'time'} to target on {workload} ({unit}; — = missed)")
+    table = Table(
+        title=f"{'steps' if unit == 'steps' else 'time'} to target on {workload} ({unit}; — = missed)"
+    )
     table.add_column("study", justify="right")
     table.add_column(a, justify="right")
     table.add_column(b, justify="right")
     for i in range(max(len(cmp.studies_a), len(cmp.studies_b))):
-        cell = [f"{x[i]:.2f}" if i < len(x) and math.isfinite(x[i]) else "—" for x in (cmp.studies_a, cmp.studies_b)]
+        cell = [
+            f"{x[i]:.2f}" if i < len(x) and math.isfinite(x[i]) else "—"
+            for x in (cmp.studies_a, cmp.studies_b)
+        ]
         table.add_row(str(i), *cell)
     console.print(table)
     console.print(Text(cmp.sentence()))
     if result.missing():
-        console.print(f"[yellow]{len(result.missing())} trials have no result yet (counted as misses)[/yellow]")
+        console.print(
+            f"[yellow]{len(result.missing())} trials have no result yet (counted as misses)[/yellow]"
+        )
 
 
 @bench_app.command("null-test")
@@ -335,7 +354,9 @@ def null_test_cmd(
     trials: int = _TRIALS,
     studies: int = _STUDIES,
     seed: int = _SEED,
-    others: str = typer.Option("", "--others", help="Comma-separated algorithms in the field too ('all': the rest)."),
+    others: str = typer.Option(
+        "", "--others", help="Comma-separated algorithms in the field too ('all': the rest)."
+    ),
     store: Path = _STORE,
     scale: float = _SCALE,
     ci: float = _CI,
@@ -349,7 +370,11 @@ def null_test_cmd(
     from descentlab.bench.checks import null_test, null_test_markdown
 
     wls = _names(workloads, available_workloads(track=track), "workload")
-    field = [] if not others.strip() else [o for o in _names(others, available_algorithms(), "algorithm") if o != algorithm]
+    field = (
+        []
+        if not others.strip()
+        else [o for o in _names(others, available_algorithms(), "algorithm") if o != algorithm]
+    )
     t0 = time.perf_counter()
     res = null_test(algorithm, wls, tuning, trials, studies, seed, others=field, ci=ci, executor=executor,
                     workers=workers, store=store, scale=_scale(scale))  # fmt: skip
@@ -394,11 +419,15 @@ def calibrate_cmd(
         False, "--hardware", help="Measure this machine's budget factor and save it."
     ),
     targets: bool = typer.Option(
-        False, "--targets", help="Re-derive targets from the tuned baselines and validate them on fresh seeds."
+        False,
+        "--targets",
+        help="Re-derive targets from the tuned baselines and validate them on fresh seeds.",
     ),
     workloads: str = _WLS,
     track: str = _TRACK,
-    baselines: str = typer.Option("nadamw,adamw", "--baselines", help="Target-setting baselines (--targets)."),
+    baselines: str = typer.Option(
+        "nadamw,adamw", "--baselines", help="Target-setting baselines (--targets)."
+    ),
     trials: int = typer.Option(8, "--trials", help="Halton trials per baseline and workload (--targets)."),
     repeats: int = typer.Option(3, "--repeats", help="Reruns of the tuned configuration (--targets)."),
     executor: str = typer.Option("processes", "--executor", help="local, processes or ray (--targets)."),
@@ -406,8 +435,10 @@ def calibrate_cmd(
     seed: int = _SEED,
     store: Path = _STORE,
     write: Path = typer.Option(
-        None, "--write", help="Merge the derived targets into this targets file (the shipped one: "
-        "src/descentlab/bench/targets.json)."
+        None,
+        "--write",
+        help="Merge the derived targets into this targets file (the shipped one: "
+        "src/descentlab/bench/targets.json).",
     ),
     markdown: Path = typer.Option(None, "--markdown", help="Also write the validation table to this file."),
 ) -> None:
@@ -441,14 +472,18 @@ def calibrate_cmd(
 def validate_targets_cmd(
     workloads: str = _WLS,
     track: str = _TRACK,
-    studies: int = typer.Option(3, "--studies", help="Fresh-seed reruns of the target-setting configuration."),
+    studies: int = typer.Option(
+        3, "--studies", help="Fresh-seed reruns of the target-setting configuration."
+    ),
     executor: str = typer.Option("processes", "--executor", help="local, processes or ray."),
     workers: int = typer.Option(2, "--workers", help="Parallel workers."),
     store: Path = _STORE,
     scale: float = _SCALE,
     markdown: Path = typer.Option(None, "--markdown", help="Also write the validation table to this file."),
     recalibrate: bool = typer.Option(
-        False, "--recalibrate", help="Recalibrate a failing target (the documented rule) and validate it on new seeds."
+        False,
+        "--recalibrate",
+        help="Recalibrate a failing target (the documented rule) and validate it on new seeds.",
     ),
     write: Path = typer.Option(
         None, "--write", help="With --recalibrate: merge the re-validated entries into this targets file."
@@ -476,6 +511,8 @@ def validate_targets_cmd(
         markdown.parent.mkdir(parents=True, exist_ok=True)
         _safe_write_text(markdown, md)
     if write is not None:
-        console.print(Text(f"targets written to {write_targets({w: e['entry'] for w, e in out.items()}, write)}"))
+        console.print(
+            Text(f"targets written to {write_targets({w: e['entry'] for w, e in out.items()}, write)}")
+        )
     if not all(e["passed"] for e in out.values()):
         raise typer.Exit(1)

@@ -79,7 +79,9 @@ class ProcessExecutor:
             futures = [pool.submit(fn, item) for item in items]
             for fut in as_completed(futures):
                 yield fut.result()
-        except BaseException as exc:  # Ctrl-C / SIGTERM in the driver, or the consumer left: interrupt the running
+        except (
+            BaseException
+        ) as exc:  # Ctrl-C / SIGTERM in the driver, or the consumer left: interrupt the running
             sig = getattr(exc, "signum", None) or signal.SIGINT  # items too, with the signal the driver got
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 if proc.is_alive() and proc.pid is not None:

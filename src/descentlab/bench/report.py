@@ -20,7 +20,7 @@ from descentlab.safe_write import save_figure, write_text
 
 
 def _fmt_time(t: float, steps: bool = False) -> str:
-    return ("—" if not math.isfinite(t) else f"{t:.0f}" if steps else f"{t:.2f}")
+    return "—" if not math.isfinite(t) else f"{t:.0f}" if steps else f"{t:.2f}"
 
 
 def _fmt_interval(lo: float, hi: float, steps: bool = False) -> str:
@@ -73,8 +73,11 @@ def leaderboard_markdown(
     specs = {s["workload"]["name"]: s["workload"] for s in result.specs}
     head = [f"{w} ({'≥' if specs[w]['higher_is_better'] else '≤'}{specs[w]['target']:g} {specs[w]['metric']}, "
             + (f"{specs[w]['step_hint']} steps)" if steps else f"{specs[w]['budget']:.3g} s)") for w in wls]  # fmt: skip
-    what = ("Steps to target (fewest-steps track: gradient evaluations at the first evaluation meeting the target"
-            if steps else "Time to target (modeled seconds of training time")
+    what = (
+        "Steps to target (fewest-steps track: gradient evaluations at the first evaluation meeting the target"
+        if steps
+        else "Time to target (modeled seconds of training time"
+    )
     lines += ["", f"{what}, median over studies of the best trial; — = missed; n/a = nothing to act on):", ""]
     lines.append("| entrant | " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * len(wls))
@@ -264,7 +267,9 @@ def write_report(
     write_text(md, leaderboard_markdown(result, tau_max, iv, board=rep))
     js = out / "leaderboard.json"
     data = leaderboard_json(result, iv)
-    data["board"] = _json_safe({**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]})
+    data["board"] = _json_safe(
+        {**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]}
+    )
     write_text(js, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return [md, js, plot_profiles(result, out / "profiles.png", tau_max), plot_times(result, out / "times.png"),
             *plot_curves(result, out)]  # fmt: skip

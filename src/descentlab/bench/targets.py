@@ -124,7 +124,13 @@ def _check_fraction(fraction: float) -> float:
 
 
 def _validation_specs(
-    w: Workload, target: float, baseline: str, hparams: Mapping[str, Any], studies: int, seed: int, scale: float
+    w: Workload,
+    target: float,
+    baseline: str,
+    hparams: Mapping[str, Any],
+    studies: int,
+    seed: int,
+    scale: float,
 ) -> list[dict[str, Any]]:
     wt = Workload(**{**w.spec(), "target": float(target)})
     alg = get_algorithm(baseline)
@@ -134,12 +140,21 @@ def _validation_specs(
 
 
 def _judge(
-    w: Workload, target: float, specs: list[dict[str, Any]], results: Mapping[str, Any], need: int, fraction: float
+    w: Workload,
+    target: float,
+    specs: list[dict[str, Any]],
+    results: Mapping[str, Any],
+    need: int,
+    fraction: float,
 ) -> dict[str, Any]:
     """The validation verdict of ``specs`` (one per seed) from their ``results`` (by key)."""
     got = [results.get(s["key"]) for s in specs]
-    times = [float(r["time_to_target"]) if r is not None and r["status"] != "failed" else math.inf for r in got]
-    values = [best_within(r, w, fraction) if r is not None and r["status"] != "failed" else math.nan for r in got]
+    times = [
+        float(r["time_to_target"]) if r is not None and r["status"] != "failed" else math.inf for r in got
+    ]
+    values = [
+        best_within(r, w, fraction) if r is not None and r["status"] != "failed" else math.nan for r in got
+    ]
     med = statistics.median(times)
     budget = w.limit(specs[0]["workload"])
     reached = sum(math.isfinite(t) for t in times)
@@ -199,7 +214,13 @@ def derive_targets(
     entry ``targets.json`` keeps: ``target``, ``status`` (validated / failed), the tuned configuration
     (``baseline``, ``hparams``), the candidates and every validation round."""
     fraction = _check_fraction(fraction)
-    for nm, v in (("trials", trials), ("repeats", repeats), ("studies", studies), ("need", need), ("rounds", rounds)):
+    for nm, v in (
+        ("trials", trials),
+        ("repeats", repeats),
+        ("studies", studies),
+        ("need", need),
+        ("rounds", rounds),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     if need > studies:
@@ -229,7 +250,9 @@ def derive_targets(
                 continue
             rows.append((best_within(r, w, fraction), best_within(r, w, 1.0), s))
         if not rows:
-            raise ValueError(f"workload {w.name!r}: every target-setting trial failed; nothing to set a target from")
+            raise ValueError(
+                f"workload {w.name!r}: every target-setting trial failed; nothing to set a target from"
+            )
         sign = 1.0 if w.higher_is_better else -1.0
         v23, vfull, pick = max(rows, key=lambda x: (sign * x[0], sign * x[1]))
         out[w.name] = {
@@ -250,8 +273,12 @@ def derive_targets(
         results = [reps.results[s["key"]] for s in rep_specs[w.name] if s["key"] in reps.results]
         at = [best_within(r, w, fraction) for r in results if r["status"] != "failed"]
         if not any(math.isfinite(v) for v in at):
-            raise ValueError(f"workload {w.name!r}: no repeat of the tuned configuration produced a finite value")
-        first = round_easier(statistics.median([v for v in at if math.isfinite(v)]), w.metric, w.higher_is_better)
+            raise ValueError(
+                f"workload {w.name!r}: no repeat of the tuned configuration produced a finite value"
+            )
+        first = round_easier(
+            statistics.median([v for v in at if math.isfinite(v)]), w.metric, w.higher_is_better
+        )
         out[w.name].update(repeats={"seeds": [TARGET_SEED_BASE + seed + REPEAT_SEED + r for r in range(repeats)], "within_fraction": at},
                            candidates=[first], validation=[])  # fmt: skip
     # 4. validation rounds on fresh seeds (one batch of trials per round); a failing candidate is recalibrated from
@@ -337,7 +364,9 @@ def validate_targets(
         t = float(e["target"]) if isinstance(e.get("target"), (int, float)) else w.target
         batch[name] = (w, e, _validation_specs(w, t, e["baseline"], e["hparams"], studies, seed, scale))
     out: dict[str, dict[str, Any]] = {}
-    entry = {name: {**e, "revalidation": list(e.get("revalidation", []))} for name, (_, e, _) in batch.items()}
+    entry = {
+        name: {**e, "revalidation": list(e.get("revalidation", []))} for name, (_, e, _) in batch.items()
+    }
     target = {name: float(v[2][0]["workload"]["target"]) for name, v in batch.items()}
     for k in range(rounds if recalibrate else 1):
         done = execute([s for _, _, v in batch.values() for s in v], **run)
@@ -383,7 +412,9 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def write_targets(entries: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str] = TARGETS_FILE) -> Path:
+def write_targets(
+    entries: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str] = TARGETS_FILE
+) -> Path:
     """Merge ``entries`` into the targets file at ``path`` (other workloads kept) and return the path."""
     p = Path(path)
     data: dict[str, Any] = {"workloads": {}}
@@ -404,7 +435,10 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: float = 2 / 3) -> str:
     """The validation table (Markdown): per workload the target, the target-setting configuration, the last
     validation round's reached count, median time-to-target against ``fraction`` of the budget, and the verdict."""
-    last = {name: (e["validation"] if isinstance(e.get("validation"), list) else [e])[-1] for name, e in entries.items()}
+    last = {
+        name: (e["validation"] if isinstance(e.get("validation"), list) else [e])[-1]
+        for name, e in entries.items()
+    }
     units = {v.get("unit", "s") for v in last.values()}
     u = units.pop() if len(units) == 1 else "s or steps"
     lines = [
@@ -414,7 +448,9 @@ def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: floa
     ]
     for name, e in entries.items():
         v = last[name]
-        cfg = ", ".join(f"{k}={_fmt(x) if isinstance(x, float) else x}" for k, x in e.get("hparams", {}).items())
+        cfg = ", ".join(
+            f"{k}={_fmt(x) if isinstance(x, float) else x}" for k, x in e.get("hparams", {}).items()
+        )
         op = "≥" if e.get("higher_is_better", True) else "≤"
         times = ", ".join(_fmt(t) for t in v.get("times", []))
         lines.append(

@@ -49,7 +49,9 @@ def _table(name: str, studies: Any) -> np.ndarray:
     try:
         rows = [[float(t) for t in s] for s in studies]
     except (TypeError, ValueError):
-        raise ValueError(f"trial_times{name} must be a list of studies, each a list of seconds, got {studies!r:.120}") from None
+        raise ValueError(
+            f"trial_times{name} must be a list of studies, each a list of seconds, got {studies!r:.120}"
+        ) from None
     arr = np.array(rows, dtype=float) if len({len(r) for r in rows}) == 1 else np.zeros((0,))
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"trial_times{name} must hold at least one study with at least one trial, all studies "
@@ -62,7 +64,9 @@ def _table(name: str, studies: Any) -> np.ndarray:
 def _cube(trial_times: TrialTimes) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
     """Algorithms, workloads and per algorithm an array (workloads, studies, trials)."""
     if not isinstance(trial_times, Mapping) or not trial_times:
-        raise ValueError("trial_times must be a non-empty mapping algorithm -> {workload: [[seconds per trial] per study]}")
+        raise ValueError(
+            "trial_times must be a non-empty mapping algorithm -> {workload: [[seconds per trial] per study]}"
+        )
     algorithms = list(trial_times)
     workloads = list(trial_times[algorithms[0]])
     if not workloads:
@@ -72,7 +76,9 @@ def _cube(trial_times: TrialTimes) -> tuple[list[str], list[str], dict[str, np.n
         row = trial_times[a]
         if not isinstance(row, Mapping) or set(row) != set(workloads):
             got = sorted(row) if isinstance(row, Mapping) else type(row).__name__
-            raise ValueError(f"algorithm {a!r} has workloads {got}; every algorithm needs {sorted(workloads)}")
+            raise ValueError(
+                f"algorithm {a!r} has workloads {got}; every algorithm needs {sorted(workloads)}"
+            )
         cells = [_table(f"[{a!r}][{w!r}]", row[w]) for w in workloads]
         shapes = {c.shape for c in cells}
         if len(shapes) != 1:
@@ -114,17 +120,24 @@ def interval(samples: Sequence[float] | np.ndarray, ci: float = 0.9) -> tuple[fl
     x = np.asarray(samples, dtype=float)
     if x.size == 0 or np.isnan(x).any():
         raise ValueError(f"interval needs at least one sample and no NaN, got {x!r:.80}")
-    return (float(np.quantile(x, (1 - ci) / 2, method="lower")), float(np.quantile(x, (1 + ci) / 2, method="higher")))
+    return (
+        float(np.quantile(x, (1 - ci) / 2, method="lower")),
+        float(np.quantile(x, (1 + ci) / 2, method="higher")),
+    )
 
 
-def mark_ties(scores: Mapping[str, float], lo: Mapping[str, float], hi: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+def mark_ties(
+    scores: Mapping[str, float], lo: Mapping[str, float], hi: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
     """Ranks that respect the intervals: ``rank`` = 1 + the number of algorithms whose interval lies entirely above
     this one's (clearly better), ``tied_with`` = the algorithms whose intervals overlap this one's (bounds touching
     counts), ``tie`` = whether there are any. Ordered by score (then name)."""
     names = sorted(scores, key=lambda a: (-scores[a], a))
     for a in names:
         if not lo[a] <= scores[a] <= hi[a]:
-            raise ValueError(f"algorithm {a!r}: score {scores[a]!r} lies outside its interval [{lo[a]!r}, {hi[a]!r}]")
+            raise ValueError(
+                f"algorithm {a!r}: score {scores[a]!r} lies outside its interval [{lo[a]!r}, {hi[a]!r}]"
+            )
     out = {}
     for a in names:
         better = sum(1 for b in names if b != a and lo[b] > hi[a])
@@ -184,7 +197,8 @@ class ScoreIntervals:
             "score_intervals": {a: [self.score_lo[a], self.score_hi[a]] for a in self.algorithms},
             "times": {a: {w: t(v) for w, v in row.items()} for a, row in self.times.items()},
             "time_intervals": {
-                a: {w: [t(self.time_lo[a][w]), t(self.time_hi[a][w])] for w in self.workloads} for a in self.algorithms
+                a: {w: [t(self.time_lo[a][w]), t(self.time_hi[a][w])] for w in self.workloads}
+                for a in self.algorithms
             },
             "ranks": self.ranks,
         }
@@ -210,7 +224,9 @@ def score_intervals(
     algorithms, workloads, cubes = _cube(trial_times)
     rng = np.random.default_rng(seed)
     point = np.stack([_statistic(cubes[a]) for a in algorithms])  # (A, W)
-    reps = np.stack([_redraw(cubes[a], n_boot, rng, resample_trials) for a in algorithms], axis=1)  # (B, A, W)
+    reps = np.stack(
+        [_redraw(cubes[a], n_boot, rng, resample_trials) for a in algorithms], axis=1
+    )  # (B, A, W)
     point_scores = _scores(point, tau_max)
     rep_scores = _scores(reps, tau_max)  # (B, A)
     trials_redrawn = resample_trials and any(c.shape[2] > 1 for c in cubes.values())
@@ -278,7 +294,10 @@ class Comparison:
         def t(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
-        out = {k: getattr(self, k) for k in ("a", "b", "workload", "ci", "n_boot", "resampled", "verdict", "unit")}
+        out = {
+            k: getattr(self, k)
+            for k in ("a", "b", "workload", "ci", "n_boot", "resampled", "verdict", "unit")
+        }
         for k in ("time_a", "time_b", "diff", "diff_lo", "diff_hi"):
             out[k] = t(getattr(self, k))
         out["studies_a"] = [t(x) for x in self.studies_a]
@@ -297,7 +316,11 @@ class Comparison:
 
         bound = (f"{self.diff:+.3g} {u}, {round(100 * self.ci)} % interval [{self.diff_lo:+.3g}, {self.diff_hi:+.3g}] "
                  f"{u}")  # fmt: skip
-        what = {"faster": "faster than", "slower": "slower than", VERDICTS[2]: "not significantly different from"}
+        what = {
+            "faster": "faster than",
+            "slower": "slower than",
+            VERDICTS[2]: "not significantly different from",
+        }
         return (f"{self.a} is {what[self.verdict]} {self.b} on {self.workload}: {'steps' if u == 'steps' else 'time'} "
                 f"to target {s(self.time_a)} vs "
                 f"{s(self.time_b)} (difference {bound}; {len(self.studies_a)} vs {len(self.studies_b)} studies, "

@@ -124,7 +124,9 @@ def available_workloads(include_tiny: bool = False, track: str = "time") -> list
     fewest-steps track); the ``tiny`` smoke-test workloads only on request."""
     if track not in TRACKS:
         raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
-    return [n for n, w in WORKLOADS.items() if w.track == track and (include_tiny or not n.startswith("tiny"))]
+    return [
+        n for n, w in WORKLOADS.items() if w.track == track and (include_tiny or not n.startswith("tiny"))
+    ]
 
 
 def shipped_targets(path: str | os.PathLike[str] = TARGETS_FILE) -> dict[str, float]:
@@ -210,7 +212,9 @@ def calibrate_hardware(path: str | os.PathLike[str] | None = None, repeats: int 
     if path is not None:
         from descentlab.safe_write import write_text
 
-        write_text(Path(path), json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+        write_text(
+            Path(path), json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n"
+        )
     return scale
 
 

@@ -831,7 +831,9 @@ def _check_span(span: Any, name: str) -> tuple[float, float]:
         raise ValueError(f"{name} must be a pair of finite numbers, got {span!r}")
     big = float(torch.finfo(torch.float32).max)
     if max(abs(lo), abs(hi)) > big or not math.isfinite(hi - lo):  # w + a d would overflow the parameters
-        raise ValueError(f"{name} must lie within +-{big:.3g} (float32 parameters overflow beyond), got {span!r}")
+        raise ValueError(
+            f"{name} must lie within +-{big:.3g} (float32 parameters overflow beyond), got {span!r}"
+        )
     if not lo < hi:
         raise ValueError(f"{name} must have low < high, got {span!r}")
     return lo, hi

@@ -46,7 +46,9 @@ class WeightAveraging(torch.optim.Optimizer):
 
     def __init__(self, base_optimizer: torch.optim.Optimizer, every: int = 1, start: int = 0):
         if not isinstance(base_optimizer, torch.optim.Optimizer):
-            raise TypeError(f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}")
+            raise TypeError(
+                f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}"
+            )
         self.every = _positive_int("every", every)
         self.start = _positive_int("start", start, 0)
         # The Optimizer machinery (hooks, LR-scheduler step counting) without re-adding the base's groups.
@@ -82,7 +84,9 @@ class WeightAveraging(torch.optim.Optimizer):
         if not hasattr(self, "base_optimizer"):
             return  # called by Optimizer.__init__ with the placeholder group
         if self.averaged_params() is not None:
-            raise RuntimeError(f"{type(self).__name__}: cannot add a parameter group after the first snapshot")
+            raise RuntimeError(
+                f"{type(self).__name__}: cannot add a parameter group after the first snapshot"
+            )
         self.base_optimizer.add_param_group(param_group)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -153,7 +157,9 @@ class WeightAveraging(torch.optim.Optimizer):
                 f"state_dict has no 'averaging' entry; it was not saved by {type(self).__name__}.state_dict()"
             )
         if extra.get("kind") != self.kind:
-            raise ValueError(f"state_dict holds a {extra.get('kind')!r} average, this optimizer keeps {self.kind!r}")
+            raise ValueError(
+                f"state_dict holds a {extra.get('kind')!r} average, this optimizer keeps {self.kind!r}"
+            )
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
@@ -208,7 +214,9 @@ class LAWA(WeightAveraging):
         self.k = _positive_int("k", extra.get("k"))
         queue = extra.get("queue")
         if not isinstance(queue, (list, tuple)) or len(queue) > self.k:
-            raise ValueError(f"state_dict's LAWA queue must be a list of at most k={self.k} snapshots, got {queue!r:.80}")
+            raise ValueError(
+                f"state_dict's LAWA queue must be a list of at most k={self.k} snapshots, got {queue!r:.80}"
+            )
         self.queue = [_fit(snap, params, f"LAWA snapshot {i}") for i, snap in enumerate(queue)]
 
 
@@ -218,7 +226,9 @@ class EMA(WeightAveraging):
 
     kind = "ema"
 
-    def __init__(self, base_optimizer: torch.optim.Optimizer, decay: float = 0.99, every: int = 1, start: int = 0):
+    def __init__(
+        self, base_optimizer: torch.optim.Optimizer, decay: float = 0.99, every: int = 1, start: int = 0
+    ):
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
         self.decay = float(decay)

@@ -244,13 +244,17 @@ class Muon(torch.optim.Optimizer):
         for (matrix_shape, _, _, method, steps, eps, ns_dtype), items in buckets.items():
             mats = [d.reshape(matrix_shape) for _, d, _ in items]
             stacked = mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
-            pending.append((matrix_shape, items, _orthogonalize_shared(stacked, method, steps, eps, ns_dtype)))
+            pending.append(
+                (matrix_shape, items, _orthogonalize_shared(stacked, method, steps, eps, ns_dtype))
+            )
         for matrix_shape, items, result in pending:
             ortho = result()
             for (p, d, group), o in zip(items, ortho.unbind(0)):
                 lr = group["lr"]
                 if group.get("nuclear_scale", False):
-                    o = o * torch.linalg.matrix_norm(d.reshape(matrix_shape).to(torch.float64), ord="nuc").to(o.dtype)
+                    o = o * torch.linalg.matrix_norm(d.reshape(matrix_shape).to(torch.float64), ord="nuc").to(
+                        o.dtype
+                    )
                 ratio = muon_lr_ratio(group["adjust_lr"], *matrix_shape)
                 if group.get("normalize") is not None:
                     o = self._normalize(p, o, group)
@@ -405,7 +409,9 @@ register("muon", _create_muon, "Muon (msign of Nesterov momentum) on hidden matr
 
 
 def _muon_variant(name: str, fixed: dict[str, Any]) -> Callable[..., Muon]:
-    def factory(params_or_model: ParamsOrModel, lr: float = 1e-3, lr_adam: float | None = None, **hparams: Any) -> Muon:
+    def factory(
+        params_or_model: ParamsOrModel, lr: float = 1e-3, lr_adam: float | None = None, **hparams: Any
+    ) -> Muon:
         clash = sorted(set(hparams) & set(fixed) & {"normalize", "sign_momentum", "nuclear_scale"})
         if clash:
             raise ValueError(f"optimizer {name!r} fixes {clash}; use 'muon' with those options instead")
@@ -420,18 +426,39 @@ def _muon_variant(name: str, fixed: dict[str, Any]) -> Callable[..., Muon]:
 # The papers' boxes: the step is 0.2 lr sqrt(mn) O^ / ||O^||_F (RMS 0.2 lr, AdamW's scale), so one lr for all.
 register(
     "normuon",
-    _muon_variant("normuon", {"normalize": "row", "rescale": "orthogonal", "adjust_lr": "match_rms_adamw",
-                              "nesterov": False, "momentum": 0.95, "beta2": 0.95}),  # fmt: skip
+    _muon_variant(
+        "normuon",
+        {
+            "normalize": "row",
+            "rescale": "orthogonal",
+            "adjust_lr": "match_rms_adamw",
+            "nesterov": False,
+            "momentum": 0.95,
+            "beta2": 0.95,
+        },
+    ),  # fmt: skip
     "NorMuon (Li et al. 2025): Muon + per-row second-moment normalization, RMS 0.2 lr; lr=1e-3",
 )
 register(
     "polargrad",
-    _muon_variant("polargrad", {"nuclear_scale": True, "adjust_lr": None, "nesterov": False, "momentum": 0.9}),
+    _muon_variant(
+        "polargrad", {"nuclear_scale": True, "adjust_lr": None, "nesterov": False, "momentum": 0.9}
+    ),
     "PolarGrad (Lau et al. 2025): ||M||_* msign(M) of the momentum (momentum=0: steepest spectral); lr=1e-3",
 )
 register(
     "adamuon",
-    _muon_variant("adamuon", {"normalize": "elementwise", "sign_momentum": True, "rescale": "orthogonal",
-                              "adjust_lr": "match_rms_adamw", "nesterov": True, "momentum": 0.95, "beta2": 0.95}),  # fmt: skip
+    _muon_variant(
+        "adamuon",
+        {
+            "normalize": "elementwise",
+            "sign_momentum": True,
+            "rescale": "orthogonal",
+            "adjust_lr": "match_rms_adamw",
+            "nesterov": True,
+            "momentum": 0.95,
+            "beta2": 0.95,
+        },
+    ),  # fmt: skip
     "AdaMuon (Si et al. 2025): msign(sign(M)) + elementwise second moment, RMS 0.2 lr; lr=1e-3",
 )

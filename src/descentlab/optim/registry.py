@@ -48,7 +48,12 @@ def check_number(
 ) -> float:
     """``value`` as a float if it is a finite number in ``[low, high]`` (``[low, high)`` with ``open_high``; no upper
     bound when ``high`` is None), else ValueError naming ``name`` and the value."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= low
+    )
     if ok and high is not None:
         ok = value < high if open_high else value <= high
     if not ok:
@@ -123,7 +128,11 @@ def check_hyperparameter_types(name: str, hparams: dict[str, Any]) -> None:
         if _is_number(d) and not _is_number(value) and not isinstance(value, torch.Tensor):
             raise ValueError(f"optimizer {name!r}: {key} must be a number (default {d!r}), got {value!r}")
         if isinstance(d, tuple) and d and all(_is_number(x) for x in d):
-            ok = isinstance(value, (tuple, list)) and len(value) == len(d) and all(_is_number(x) for x in value)
+            ok = (
+                isinstance(value, (tuple, list))
+                and len(value) == len(d)
+                and all(_is_number(x) for x in value)
+            )
             if not ok:
                 raise ValueError(
                     f"optimizer {name!r}: {key} must be {len(d)} numbers such as {d!r}, got {value!r}"
@@ -163,7 +172,10 @@ _SOURCES: dict[str, str] = {}  # name -> where the implementation comes from (de
 
 
 def register(
-    name: str, factory: Callable[..., torch.optim.Optimizer], description: str = "", source: str = "descentlab"
+    name: str,
+    factory: Callable[..., torch.optim.Optimizer],
+    description: str = "",
+    source: str = "descentlab",
 ) -> None:
     """Register ``factory(params_or_model, **hparams) -> Optimizer`` under ``name``; ``source`` names where the
     implementation comes from ("torch", "descentlab", "pytorch_optimizer", "schedulefree")."""

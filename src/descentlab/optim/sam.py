@@ -118,7 +118,9 @@ class SAM(torch.optim.Optimizer):
     perturbed pass of ``step``), ``local_perturbation`` (DDP: no averaging of the first gradient).
     """
 
-    steps_with_closure = True  # step(closure) evaluates the loss at the perturbed point (registry.needs_closure)
+    steps_with_closure = (
+        True  # step(closure) evaluates the loss at the perturbed point (registry.needs_closure)
+    )
 
     def __init__(
         self,

@@ -97,7 +97,9 @@ def _compare(ref: Any, got: Any, path: str, n_params: int, loose: bool = False) 
             _compare_per_param(ref, got, path, n_params, loose)
             return
         for k, v in ref.items():  # an entry missing here is the optimizer's own load to refuse (it names it)
-            if k != "param_groups" and k in got:  # torch checks the groups' sizes; hyper-parameters are not tensors
+            if (
+                k != "param_groups" and k in got
+            ):  # torch checks the groups' sizes; hyper-parameters are not tensors
                 _compare(v, got[k], f"{path}.{k}" if path else str(k), n_params, loose)
         return
     if loose and isinstance(ref, list):  # L-BFGS's history: its length grows; each entry as its first one

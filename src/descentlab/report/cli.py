@@ -32,10 +32,14 @@ def tour(
         "(0 = one per core, at most 4; 1 = one after another in this process, with each study's progress bar).",
     ),
     force: bool = typer.Option(
-        False, "--force", help="Write into --out even where it holds files no earlier tour wrote (never deleted)."
+        False,
+        "--force",
+        help="Write into --out even where it holds files no earlier tour wrote (never deleted).",
     ),
     split_half: bool = typer.Option(
-        False, "--split-half", help="Twice the seeds per study; every prediction judged again on the second half."
+        False,
+        "--split-half",
+        help="Twice the seeds per study; every prediction judged again on the second half.",
     ),
 ) -> None:
     """Run every study (and a small benchmark) and write one self-contained page, index.html."""

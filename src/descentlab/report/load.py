@@ -278,11 +278,17 @@ def normalize_trajectories(data: Any) -> dict[str, Any] | None:
 
 def _trajectory_shape(f: Any) -> bool:
     """Whether ``f`` is one function's entry: ``contours`` with x, y, z lists and ``runs`` {method: {lr: [...]}}."""
-    if not isinstance(f, dict) or not isinstance(f.get("contours"), dict) or not isinstance(f.get("runs"), dict):
+    if (
+        not isinstance(f, dict)
+        or not isinstance(f.get("contours"), dict)
+        or not isinstance(f.get("runs"), dict)
+    ):
         return False
     if not all(isinstance(f["contours"].get(k), list) for k in ("x", "y", "z")):
         return False
-    return all(isinstance(v, dict) and all(isinstance(p, list) for p in v.values()) for v in f["runs"].values())
+    return all(
+        isinstance(v, dict) and all(isinstance(p, list) for p in v.values()) for v in f["runs"].values()
+    )
 
 
 def find_study_folders(folder: str | Path) -> list[Path]:
@@ -329,7 +335,9 @@ def bench_json_markdown(data: Any, source: str = "scores JSON") -> str:
             b = sci.get(a)
             iv = (f"[{format_value(as_float(b[0]))}, {format_value(as_float(b[1]))}] | "
                   if isinstance(b, list) and len(b) == 2 else "— | ")  # fmt: skip
-        lines.append(f"| {rank} | {a} | {format_value(as_float(scores[a]))} | {iv}" + " | ".join(cells) + " |")
+        lines.append(
+            f"| {rank} | {a} | {format_value(as_float(scores[a]))} | {iv}" + " | ".join(cells) + " |"
+        )
     if sci:
         lines += ["", f"Rank =k: the {pct} overlaps another algorithm's (a tie). Intervals: bootstrap over "
                   f"{data.get('resampled', 'studies')}."]  # fmt: skip
@@ -362,7 +370,12 @@ def load_bench(folder: str | Path) -> BenchSection:
     md = inside(path, "leaderboard.md")
     pngs = sorted(
         (p for p in path.glob("*.png") if inside(path, p.name) is not None and not _too_big(p, p.name)),
-        key=lambda p: (p.name != "profiles.png", p.name != "times.png", not p.name.startswith("curves_"), p.name),
+        key=lambda p: (
+            p.name != "profiles.png",
+            p.name != "times.png",
+            not p.name.startswith("curves_"),
+            p.name,
+        ),
     )
     if md is None and not pngs:
         failed = path / FAILED_FILE

@@ -294,7 +294,9 @@ def _judging_view(summary: dict[str, Any], claims: list[dict[str, Any]]) -> dict
     prereg = summary.get("preregistration") if isinstance(summary.get("preregistration"), dict) else None
     return {
         "design": str(design.get("description", "")),
-        "seeds_used": ", ".join(map(str, used)) if used and len(set(used)) > 1 else (str(used[0]) if used else ""),
+        "seeds_used": ", ".join(map(str, used))
+        if used and len(set(used)) > 1
+        else (str(used[0]) if used else ""),
         "adjusted": adjusted,
         "adjusted_counts": {m: verdict_counts(claims, m) for m in ("holm", "fdr_bh")} if adjusted else {},
         "alpha": (summary.get("multiplicity") or {}).get("alpha", ALPHA),
@@ -523,7 +525,9 @@ def write_report(
     try:  # temporary file + rename: a failed write keeps the previous page; a planted link is refused
         write_text(page, html)
     except OSError as exc:
-        raise ValueError(f"cannot write {str(page)!r}: {exc.strerror or exc}; the previous page is unchanged") from None
+        raise ValueError(
+            f"cannot write {str(page)!r}: {exc.strerror or exc}; the previous page is unchanged"
+        ) from None
     return page
 
 

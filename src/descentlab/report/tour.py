@@ -101,12 +101,16 @@ def select_studies(only: str | list[str] | None = None, skip: str | list[str] | 
     allowed = studies.available()
     want, drop = _parse_names(only), _parse_names(skip)
     if only is not None and not want:
-        raise ValueError(f"--only {only!r} names no study; give comma-separated study names or leave --only out")
+        raise ValueError(
+            f"--only {only!r} names no study; give comma-separated study names or leave --only out"
+        )
     unknown = sorted({n for n in want + drop if n not in allowed})
     if unknown:
         raise ValueError(f"unknown study {', '.join(map(repr, unknown))}; available: {', '.join(allowed)}")
     names = [
-        n for n in allowed if (n in want if want else getattr(studies.get(n), "in_tour", True)) and n not in drop
+        n
+        for n in allowed
+        if (n in want if want else getattr(studies.get(n), "in_tour", True)) and n not in drop
     ]
     if not names:
         raise ValueError("no study left to run after --only/--skip")
@@ -245,7 +249,10 @@ def _clear_ours(folder: Path, out_dir: Path, ours: set[str], force: bool = False
 
 
 def _fresh_folder(
-    out_dir: Path, name: str, ours: set[str] = frozenset(), force: bool = False  # type: ignore[assignment]
+    out_dir: Path,
+    name: str,
+    ours: set[str] = frozenset(),
+    force: bool = False,  # type: ignore[assignment]
 ) -> Path:
     """``<out>/studies/<name>`` without an earlier tour's files: its stale figures or summaries must not show up
     (files the tour did not write stay)."""
@@ -255,7 +262,9 @@ def _fresh_folder(
     return folder
 
 
-def _run_study(name: str, quick: bool, folder: Path, store: Any, progress: bool, **overrides: Any) -> TourEntry:
+def _run_study(
+    name: str, quick: bool, folder: Path, store: Any, progress: bool, **overrides: Any
+) -> TourEntry:
     """Run one study into ``folder``; an exception or Ctrl-C becomes a failed / interrupted entry and failed.json."""
     from descentlab import studies
 
@@ -265,7 +274,9 @@ def _run_study(name: str, quick: bool, folder: Path, store: Any, progress: bool,
     except KeyboardInterrupt as exc:  # keep what ran: the page is still written, then the interrupt goes on
         secs = time.perf_counter() - t0
         err = f"interrupted ({signal_name(getattr(exc, 'signum', None))}); nothing judged"
-        (folder / FAILED_FILE).write_text(json.dumps({"study": name, "error": err, "seconds": round(secs, 2)}))
+        (folder / FAILED_FILE).write_text(
+            json.dumps({"study": name, "error": err, "seconds": round(secs, 2)})
+        )
         signum = getattr(exc, "signum", None) or signal.SIGINT
         return TourEntry(name, "interrupted", secs, error=err, signum=signum)
     except Exception as exc:  # a broken study must not stop the tour
@@ -305,7 +316,11 @@ def _study_entry(name: str, seconds: float, summary: dict[str, Any]) -> TourEntr
 
 
 def _bench_entry(
-    out_dir: Path, store: Any, quick: bool, progress: bool, ours: set[str] = frozenset()  # type: ignore[assignment]
+    out_dir: Path,
+    store: Any,
+    quick: bool,
+    progress: bool,
+    ours: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> TourEntry:
     """Run the tour's benchmark into ``<out>/bench`` (an earlier tour's files there removed first); failures and
     Ctrl-C become its entry."""
@@ -434,7 +449,9 @@ def _run_parallel(
     global _WORKER_STOPPING
     from descentlab.bench.executors import ProcessExecutor
 
-    _WORKER_STOPPING = False  # workers are fresh processes; a pool run in this process (tests) starts clean too
+    _WORKER_STOPPING = (
+        False  # workers are fresh processes; a pool run in this process (tests) starts clean too
+    )
 
     todo = names + (["benchmark"] if bench else [])
     order = sorted(todo, key=lambda n: -_job_cost(n, quick))
@@ -550,7 +567,9 @@ def run_tour(
             folders.append(folder)
             bar.step(name)
             say(f"[bold][{i}/{len(names)}][/bold] {escape(name)}: {escape(studies.get(name).description)}")
-            entry = _run_study(name, quick, folder, store, progress, **({"split_half": True} if split_half else {}))
+            entry = _run_study(
+                name, quick, folder, store, progress, **({"split_half": True} if split_half else {})
+            )
             entries.append(entry)
             say(_entry_line(entry))
             if entry.status == "interrupted":
@@ -580,7 +599,9 @@ def run_tour(
         _write_manifest(out_dir, before, ours)
     if interrupted:
         if console is not None:
-            console.print(f"interrupted; the page of what ran: {page.resolve()}", markup=False, highlight=False)
+            console.print(
+                f"interrupted; the page of what ran: {page.resolve()}", markup=False, highlight=False
+            )
         raise Interrupted(interrupted, f"tour interrupted ({signal_name(interrupted)})")
     mult, halves = _tour_judging(folders)
     return TourResult(page=page, entries=entries, seconds=time.perf_counter() - t_start, multiplicity=mult,
@@ -683,8 +704,12 @@ def summary_table(result: TourResult) -> Any:
     m = result.multiplicity
     if m:  # the headline is Holm-adjusted over the whole tour, the raw counts beside it
         h, b = m["holm"], m["fdr_bh"]
-        table.add_row(Text("total, Holm-adjusted over the tour", style="bold"), "", f"{result.seconds:.1f}",
-                      Text(f"{h['holds']} hold · {h['fails']} fail · {h['inconclusive']} inconclusive", style="bold"))
+        table.add_row(
+            Text("total, Holm-adjusted over the tour", style="bold"),
+            "",
+            f"{result.seconds:.1f}",
+            Text(f"{h['holds']} hold · {h['fails']} fail · {h['inconclusive']} inconclusive", style="bold"),
+        )
         table.add_row(Text("raw (each claim alone)"), "", "", Text(raw))
         table.add_row(Text("Benjamini-Hochberg (tour)"), "", "",
                       Text(f"{b['holds']} hold · {b['fails']} fail · {b['inconclusive']} inconclusive"))  # fmt: skip
@@ -692,5 +717,10 @@ def summary_table(result: TourResult) -> Any:
         table.add_row(Text("total", style="bold"), "", f"{result.seconds:.1f}", Text(raw, style="bold"))
     sh = (result.split_half or {}).get("total")
     if sh:
-        table.add_row(Text("split halves agree"), "", "", Text(f"{sh['agree']} of {sh['of']} ({100 * sh['agreement']:.0f} %)"))
+        table.add_row(
+            Text("split halves agree"),
+            "",
+            "",
+            Text(f"{sh['agree']} of {sh['of']} ({100 * sh['agreement']:.0f} %)"),
+        )
     return table

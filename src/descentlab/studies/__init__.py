@@ -203,7 +203,10 @@ def _content_digest(task: Any, kw: Mapping[str, Any]) -> str:
     """A short digest of what one training call of a study trains (task, settings, members): the same training
     gets the same run id in every execution and every block of seeds of a sequential run, so it is reused from the
     store instead of trained again -- and a different training never overwrites it."""
-    what = {"task": _digestible(task), **{k: _digestible(v) for k, v in kw.items() if k not in _NOT_IN_DIGEST}}
+    what = {
+        "task": _digestible(task),
+        **{k: _digestible(v) for k, v in kw.items() if k not in _NOT_IN_DIGEST},
+    }
     text = json.dumps(what, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -324,7 +327,9 @@ class StudyContext:
         if self.store is None or "population_id" in kw or not self.key:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             kw.setdefault("population_id", f"{self.name}-{stamp}-{self._token}-p{self._n:03d}")
-            runs = train_many(task, optimizer, members, store=self.store if self.store is not None else False, **kw)
+            runs = train_many(
+                task, optimizer, members, store=self.store if self.store is not None else False, **kw
+            )
         else:
             what = _content_digest(task, {**kw, "optimizer": optimizer, "members": members})
             pop_id = self._unique(f"{self.name}-{self.key}-p{what}", kw)
@@ -332,7 +337,9 @@ class StudyContext:
         self.runs.extend(r.id for r in runs)
         if any(r.status == "interrupted" for r in runs):
             sig = next((getattr(r, "signal", None) for r in runs if getattr(r, "signal", None)), None)
-            raise Interrupted(sig or signal.SIGINT, f"population {runs[0].config['population']['id']} was interrupted")
+            raise Interrupted(
+                sig or signal.SIGINT, f"population {runs[0].config['population']['id']} was interrupted"
+            )
         self.advance()
         return runs
 
@@ -443,7 +450,9 @@ def get(name: str) -> Study:
 _COUNT_INT = 1
 
 
-def _check_setting(name: str, key: str, base: Any, value: Any, limits: Mapping[str, tuple[float, float]]) -> None:
+def _check_setting(
+    name: str, key: str, base: Any, value: Any, limits: Mapping[str, tuple[float, float]]
+) -> None:
     """Refuse a nonsense study setting with the value named: an empty list where the study has a list, a non-number
     in a list of numbers, non-finite numbers, counts < 1, values out of limits."""
     vals = value if isinstance(value, (list, tuple)) else [value]
@@ -562,7 +571,13 @@ def run(
     if not (store is None or isinstance(store, (Store, str, os.PathLike, bool))):
         raise TypeError(f"store must be a path, a Store, None or False, got {type(store).__name__} {store!r}")
     own = not isinstance(store, Store) and store is not False
-    st = store if isinstance(store, Store) else None if store is False else Store(None if store is True else store)
+    st = (
+        store
+        if isinstance(store, Store)
+        else None
+        if store is False
+        else Store(None if store is True else store)
+    )
     seeds_used = {
         "evaluation": eval_seeds(config) if "seeds" in config else [],
         "tuning": tuning_seeds(config),
@@ -580,7 +595,7 @@ def run(
                 "predictions": [p.to_dict() for p in study.predictions],
             },
             indent=2,
-        )
+        ),
     )
     t0 = time.perf_counter()
     bar = _StudyBar(name, enabled=progress)
@@ -621,7 +636,9 @@ def run(
         "multiplicity": {
             "alpha": ALPHA,
             "family": f"the {len(claims)} predictions of this study (the tour adjusts over all studies)",
-            "counts": {m: verdict_counts(claims, None if m == "raw" else m) for m in ("raw", "holm", "fdr_bh")},
+            "counts": {
+                m: verdict_counts(claims, None if m == "raw" else m) for m in ("raw", "holm", "fdr_bh")
+            },
         },
         "numbers": _clean(numbers),
         "claims": _clean(claims),
@@ -699,11 +716,15 @@ def _fixed_plan(config: Mapping[str, Any], split: bool) -> SeedPlan:
 def _check_measured(study: Study, measured: Any) -> None:
     """Refuse measurements of undeclared predictions and declared predictions left unmeasured."""
     if not isinstance(measured, Mapping):
-        raise TypeError(f"study {study.name!r}: run must return (numbers, measured mapping), got {type(measured)}")
+        raise TypeError(
+            f"study {study.name!r}: run must return (numbers, measured mapping), got {type(measured)}"
+        )
     declared = {p.name: p for p in study.predictions}
     unknown = sorted(set(measured) - set(declared))
     if unknown:
-        raise ValueError(f"study {study.name!r} measured undeclared predictions {unknown}; declare them first")
+        raise ValueError(
+            f"study {study.name!r} measured undeclared predictions {unknown}; declare them first"
+        )
     missing = [n for n in declared if n not in measured]
     if missing:
         raise ValueError(f"study {study.name!r} did not measure its predictions {missing}")
@@ -716,7 +737,13 @@ def _as_measurement(m: Any) -> Measurement:
 def _extend(acc: Measurement | None, m: Any) -> Measurement:
     """Append one block's per-seed values (and reasons, notes, censoring budgets) to those of earlier blocks."""
     m = _as_measurement(m)
-    budget = None if m.budget is None else list(m.budget) if isinstance(m.budget, (list, tuple)) else [m.budget] * len(m.values)
+    budget = (
+        None
+        if m.budget is None
+        else list(m.budget)
+        if isinstance(m.budget, (list, tuple))
+        else [m.budget] * len(m.values)
+    )
     if acc is None:
         return Measurement(list(m.values), m.evidence, m.inconclusive, budget)
     old_b = acc.budget
@@ -761,12 +788,19 @@ def _execute(
         blocks.append({"seeds": [offset + start, offset + n - 1], "undecided_after": left})
         start = n
     ctx.undecided = None
-    numbers = {**numbers, "sequential_blocks": blocks, "numbers_checks_anchors_from_seeds": blocks[-1]["seeds"]}
+    numbers = {
+        **numbers,
+        "sequential_blocks": blocks,
+        "numbers_checks_anchors_from_seeds": blocks[-1]["seeds"],
+    }
     return numbers, acc, seq
 
 
 def _judge_all(
-    study: Study, measured: Any, seq: Sequential | tuple[Sequential, Sequential] | None = None, split: bool = False
+    study: Study,
+    measured: Any,
+    seq: Sequential | tuple[Sequential, Sequential] | None = None,
+    split: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Judge each declared prediction (legacy studies return Claim lists), with Holm/BH verdicts beside the raw ones;
     under ``split`` the first half of the seeds is the verdict and each half is judged apart (the agreement): for a

@@ -108,7 +108,9 @@ def loglog_slope(x: Any, y: Any) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def regime_slopes(sizes: list[int], steps: dict[int, float], small: list[int], large: list[int]) -> tuple[float, float]:
+def regime_slopes(
+    sizes: list[int], steps: dict[int, float], small: list[int], large: list[int]
+) -> tuple[float, float]:
     """(slope over the small-B regime, slope over the large-B regime) of log steps vs log B for one seed."""
     known = set(sizes)
     missing = [b for b in (*small, *large) if b not in known]
@@ -310,7 +312,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     rsizes, tuned, rsteps = race["sizes"], race["tuned"], race["steps"]
     small = [int(b) for b in cfg["small_regime"]]
     large = [int(b) for b in cfg["large_regime"]]
-    per_seed = [regime_slopes(rsizes, {b: rsteps[b][i] for b in rsizes}, small, large) for i in range(len(seeds))]
+    per_seed = [
+        regime_slopes(rsizes, {b: rsteps[b][i] for b in rsizes}, small, large) for i in range(len(seeds))
+    ]
     scales = noise_scales(tasks.get(str(cfg["race_task"])), race["last_run"].model)
     ctx.check(
         "critical_batch_between_regimes",
@@ -329,7 +333,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
     lr_text = ", ".join(f"B={b}: lr {tuned[b].value:g}" for b in rsizes)
     steps_text = "; ".join(
-        f"B={b}: " + ", ".join("never" if not math.isfinite(x) else f"{x:.0f}" for x in rsteps[b]) for b in rsizes
+        f"B={b}: " + ", ".join("never" if not math.isfinite(x) else f"{x:.0f}" for x in rsteps[b])
+        for b in rsizes
     )
     measured = {
         "steps_fall_as_1_over_B": Measurement(
@@ -404,7 +409,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     sb = np.array(rsizes, dtype=float)
     mat = np.array([rsteps[b] for b in rsizes], dtype=float)
     for i in range(mat.shape[1]):
-        ax.plot(sb, mat[:, i], "o", color="C0", alpha=0.5, ms=4, label="one evaluation seed" if i == 0 else None)
+        ax.plot(
+            sb, mat[:, i], "o", color="C0", alpha=0.5, ms=4, label="one evaluation seed" if i == 0 else None
+        )
     with np.errstate(invalid="ignore"):
         ax.plot(sb, np.exp(np.nanmean(np.log(mat), 1)), "-", color="C0", label="geometric mean over seeds")
     ref = float(np.nanmean(mat[0])) if np.isfinite(mat[0]).any() else 1.0
@@ -417,7 +424,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     ax.set_ylim(bottom=max(1.0, np.nanmin(mat[np.isfinite(mat)]) / 2) if np.isfinite(mat).any() else 1.0)
     ax.set_xlabel("batch size B")
     ax.set_ylabel(f"steps to training loss ≤ {cfg['target_loss']:g}")
-    ax.set_title(f"{cfg['race_task']}: steps to the target, lr tuned per B\n(shaded: the small-B and large-B regimes)")
+    ax.set_title(
+        f"{cfg['race_task']}: steps to the target, lr tuned per B\n(shaded: the small-B and large-B regimes)"
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "batch_size")

@@ -349,7 +349,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         at_budget["rare"].append(lead(gc["sgd"], gc["adam"], groups[-1]))
         at_budget["tail"].append(tail_concentration(gc["sgd"], gc["adam"]))
         at_budget["control"].append(
-            control_gap(*(tuple(v if math.isfinite(v) else log_c for v in overall[k][-1]) for k in ("zipf", "balanced")))
+            control_gap(
+                *(
+                    tuple(v if math.isfinite(v) else log_c for v in overall[k][-1])
+                    for k in ("zipf", "balanced")
+                )
+            )
         )
         start = z["sgd"].metrics(f"train_loss_g{groups[-1]}")
         per["sgd_rare_start"].append(start[0][1] if start else math.nan)
@@ -471,7 +476,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         f"{numbers['charlm']['group_loss_mean_over_seeds']['adam'][str(c_freq)]:.2f}",
         inconclusive=_forced(c_tuned),
         budget=[
-            lead(at_chance(a, log_v), at_chance(b, log_v), c_rare) for a, b in zip(c_rows["sgd"], c_rows["adam"])
+            lead(at_chance(a, log_v), at_chance(b, log_v), c_rare)
+            for a, b in zip(c_rows["sgd"], c_rows["adam"])
         ],
     )
 

@@ -191,7 +191,9 @@ class _Trainer:
         member's losses count as infinite."""
         steps = int(self.cfg["steps"])
         for key in sorted({a[:2] for a in arms}):
-            group = sorted((a for a in arms if a[:2] == key), key=lambda a: (a[2], a[3]))  # lr-major: stacked blocks
+            group = sorted(
+                (a for a in arms if a[:2] == key), key=lambda a: (a[2], a[3])
+            )  # lr-major: stacked blocks
             runs = self.ctx.train_many(
                 self.task(*key), "sgd", [{"seed": s, "lr": lr} for *_, lr, s in group],
                 hparams={"momentum": float(self.cfg["momentum"])}, steps=steps,

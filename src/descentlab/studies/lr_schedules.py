@@ -128,7 +128,9 @@ class _Trainer:
         ordered = [runs[a] for a in arms]
         for r in ordered:  # the evaluation's names of the batched loop: val_* for the held-out metrics
             r.history["val_loss"], r.history["val_accuracy"] = r.metrics("loss"), r.metrics("accuracy")
-        res = as_tensors(ordered, self.steps, every, ["train_loss", "train_accuracy", "val_loss", "val_accuracy"])
+        res = as_tensors(
+            ordered, self.steps, every, ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+        )
         for k, arm in enumerate(arms):
             self.final[arm] = float(res["train_loss"][-1][k])
         return res

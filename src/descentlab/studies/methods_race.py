@@ -273,7 +273,16 @@ def _race(ctx: StudyContext, cfg: dict[str, Any], fn_name: str, claimed: tuple[s
             # it is cut there (scored inf)
             cap = steps if target is None or not math.isfinite(best[0]) else min(steps, int(3 * best[0]) + 20)
             path, losses, final = _run(
-                ctx, cfg, fn_name, label, lr, start_point(fn_name, seed, spread), 0.0, seed, stop_at=target, steps=cap
+                ctx,
+                cfg,
+                fn_name,
+                label,
+                lr,
+                start_point(fn_name, seed, spread),
+                0.0,
+                seed,
+                stop_at=target,
+                steps=cap,
             )
             if seed == TUNING_SEED_OFFSET:
                 out["det"][label][float(lr)] = (path, losses, final)
@@ -294,7 +303,17 @@ def _race(ctx: StudyContext, cfg: dict[str, Any], fn_name: str, claimed: tuple[s
         out["main_lr"][label] = tuned.value
         if label in claimed:
             out["eval"][label] = [
-                _run(ctx, cfg, fn_name, label, tuned.value, start_point(fn_name, s, spread), 0.0, s, stop_at=target)
+                _run(
+                    ctx,
+                    cfg,
+                    fn_name,
+                    label,
+                    tuned.value,
+                    start_point(fn_name, s, spread),
+                    0.0,
+                    s,
+                    stop_at=target,
+                )
                 for s in eval_seeds(cfg)
             ]
         out["noisy"][label] = [
@@ -558,7 +577,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for fn_name in ("rosenbrock", "quadratic"):
         for needed in ("gd", "heavy_ball"):
             if needed not in cfg["lrs"][fn_name]:
-                raise ValueError(f"methods-race: the lr grids must include {needed!r} on {fn_name} (its claims)")
+                raise ValueError(
+                    f"methods-race: the lr grids must include {needed!r} on {fn_name} (its claims)"
+                )
     evaluate_r = ("gd", *ADAPTIVE_OR_MOMENTUM)
     races = {
         "rosenbrock": _race(ctx, cfg, "rosenbrock", evaluate_r),
@@ -610,7 +631,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             vals,
             f"steps to f ≤ {target:g} per start (of {steps_r}): "
             + "; ".join(
-                f"{METHODS[lab][2]} (lr {race_r['main_lr'][lab]:g}) " + ", ".join(fmt(x) for x in to_target[lab])
+                f"{METHODS[lab][2]} (lr {race_r['main_lr'][lab]:g}) "
+                + ", ".join(fmt(x) for x in to_target[lab])
                 for lab in ("gd", *labs)
             ),
             inconclusive=f"lr grid does not bracket the optimum for {off}" if off else None,

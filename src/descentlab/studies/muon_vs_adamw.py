@@ -203,7 +203,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             numbers["update_bulk_ratio_in_reach"][key] = {
                 str(k): bulk_ratio(np.sort(v)[::-1][: reach[k]]) for k, v in spec.spectra.items()
             }
-            numbers["directions_in_reach"][key] = {str(k): [reach[k], len(v)] for k, v in spec.spectra.items()}
+            numbers["directions_in_reach"][key] = {
+                str(k): [reach[k], len(v)] for k, v in spec.spectra.items()
+            }
 
     fig, axes = plt.subplots(3, len(workloads), figsize=(5.5 * len(workloads), 11), squeeze=False)
     colors = {"muon": "C3", "adamw": "C0"}
@@ -251,10 +253,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for n in workloads:
         muon_runs, adamw_runs = seed_runs[(n, "muon")], seed_runs[(n, "adamw")]
         per_task[n] = [
-            speedup(m_.metrics("train_loss"), _final_loss(a_), steps_total[n]) for m_, a_ in zip(muon_runs, adamw_runs)
+            speedup(m_.metrics("train_loss"), _final_loss(a_), steps_total[n])
+            for m_, a_ in zip(muon_runs, adamw_runs)
         ]
         numbers["muon_steps_to_adamw_final"][n] = [
-            first_step_below(m_.metrics("train_loss"), _final_loss(a_)) for m_, a_ in zip(muon_runs, adamw_runs)
+            first_step_below(m_.metrics("train_loss"), _final_loss(a_))
+            for m_, a_ in zip(muon_runs, adamw_runs)
         ]
     values = [min(per_task[n][i] for n in workloads) for i in range(len(seeds))]
     fl = numbers["seed_final_train_loss"]
@@ -281,7 +285,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         return float(np.median([v for k, v in ratios.items() if int(k) > 1]))
 
     def reach_text(key: str) -> str:
-        return ", ".join(f"{a}/{b}" for k, (a, b) in numbers["directions_in_reach"][key].items() if int(k) > 1)
+        return ", ".join(
+            f"{a}/{b}" for k, (a, b) in numbers["directions_in_reach"][key].items() if int(k) > 1
+        )
 
     muon_band = {n: median_ratio(f"{n}/muon") for n in workloads}
     adam_band = {n: median_ratio(f"{n}/adamw") for n in workloads}
@@ -298,7 +304,8 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         "AdamW's update spectrum is more spread out than Muon's (same rule)",
         all(adam_band[n] > muon_band[n] for n in workloads),
         "; ".join(
-            f"{n}: AdamW {adam_band[n]:.1f} ({reach_text(f'{n}/adamw')}) vs Muon {muon_band[n]:.2f}" for n in workloads
+            f"{n}: AdamW {adam_band[n]:.1f} ({reach_text(f'{n}/adamw')}) vs Muon {muon_band[n]:.2f}"
+            for n in workloads
         ),
     )
     numbers["step_time_ratio_muon_over_adamw"] = {

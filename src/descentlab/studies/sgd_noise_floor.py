@@ -124,9 +124,7 @@ def plateau(ks: Any, gap: Any, tail_fraction: float) -> float:
     return float(gap[ks >= ks[-1] * (1 - tail_fraction)].mean())
 
 
-def bound_ratio(
-    ks: Any, gap: Any, alpha: float, mu: float, L: float, sigma2: float, window: int
-) -> float:
+def bound_ratio(ks: Any, gap: Any, alpha: float, mu: float, L: float, sigma2: float, window: int) -> float:
     """max over k of (mean of ``gap`` over ``window`` evaluations from k) / the constant-step bound at k.
 
     The bound (1 - 2 alpha mu)^k gap[0] + L sigma2 alpha / (4 mu) is decreasing, so a window is compared with the
@@ -173,7 +171,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     constant: dict[float, list[Any]] = {}
     sigma2 = 0.0
     for a in alphas:
-        constant[a] = [ctx.train("logreg", optimizer="sgd", lr=a, batch_size=1, seed=s, **common) for s in seeds]
+        constant[a] = [
+            ctx.train("logreg", optimizer="sgd", lr=a, batch_size=1, seed=s, **common) for s in seeds
+        ]
         for r in constant[a]:
             sigma2 = max(sigma2, _second_moment(task, r.model))
     # sigma^2 bounds E||grad f_i||^2 along the trajectories: also take it at each starting point.
@@ -206,7 +206,12 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         for s in seeds
     ]
     gd_steps = int(cfg["gd_steps"])
-    gd_common = {"task_kw": task_kw, "steps": gd_steps, "eval_every": int(cfg["gd_eval_every"]), "device": "cpu"}
+    gd_common = {
+        "task_kw": task_kw,
+        "steps": gd_steps,
+        "eval_every": int(cfg["gd_eval_every"]),
+        "device": "cpu",
+    }
     margin = float(cfg["threshold_margin"])
     gd_alphas = {
         "below": (1 - margin) * 2.0 / L,
@@ -341,14 +346,20 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     ax.fill_between(kd, gdec.min(0), gdec.max(0), alpha=0.2)
     ax.plot(kd[1:], L * sigma2 / (2 * mu**2 * (kd[1:] + 1)), "--", lw=1, label="bound Lσ²/(2μ²(k+1))")
     ax.plot(kk, gav.mean(0), label=f"SGD, α₀/√(k+1), α₀={alphas[0]:g}, averaged iterate")
-    styles = {"one_over_L": ("-", "1/L"), "below": ("-", f"(1−{margin:g})·2/L"), "above": ("-.", f"(1+{margin:g})·2/λ*")}
+    styles = {
+        "one_over_L": ("-", "1/L"),
+        "below": ("-", f"(1−{margin:g})·2/L"),
+        "above": ("-.", f"(1+{margin:g})·2/λ*"),
+    }
     for arm, (ls, txt) in styles.items():
         kg, g = gd_curves[arm][0]
         ax.plot(kg, np.maximum(g, 1e-16), ls, label=f"GD, α={txt}={gd_alphas[arm]:.3g} (seed {seeds[0]})")
     dks, dg = _curve(div)
     if len(dks):
         ax.plot(dks, np.clip(dg, 1e-16, 1e6), ":", label=f"GD, α={alpha_div:.3g} > 2/μ: {div.status}")
-    for ax, title in zip(axes, ["constant steps: linear rate, then a noise floor ∝ α", "decreasing steps and GD"]):
+    for ax, title in zip(
+        axes, ["constant steps: linear rate, then a noise floor ∝ α", "decreasing steps and GD"]
+    ):
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=10)
         ax.set_xlim(left=0)
@@ -392,6 +403,10 @@ register(
             (1, "2026-12-01", "the predictions as first declared"),
             (2, "2026-12-07", "issue 26: bound_holds (a ratio to the bound) judged on the log scale"),
         ),
-        limits={"threshold_margin": (1e-3, 0.5), "tail_fraction": (0.05, 1.0), "divergent_factor": (1.0, 10.0)},
+        limits={
+            "threshold_margin": (1e-3, 0.5),
+            "tail_fraction": (0.05, 1.0),
+            "divergent_factor": (1.0, 10.0),
+        },
     )
 )

@@ -132,7 +132,9 @@ def acceptance(previous: Sequence[float], new: Sequence[float], p: float = 0.01)
     """
     if not 0 < p < 0.5:
         raise ValueError(f"p must lie in (0, 0.5), got {p!r}")
-    pairs = [(a, b) for a, b in zip(previous, new) if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
+    pairs = [
+        (a, b) for a, b in zip(previous, new) if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)
+    ]
     d = [math.log2(a / b) for a, b in pairs]
     n = len(d)
     out: dict[str, Any] = {"n": n, "p": p, "log2_ratios": d}
@@ -199,7 +201,9 @@ def ladder(names: Sequence[str], softcap: float) -> list[dict[str, Any]]:
 def _task_kw(cfg: dict[str, Any], width: int, options: dict[str, Any]) -> dict[str, Any]:
     from descentlab.tasks.charlm import gpt_family
 
-    kw = gpt_family(width, head_dim=int(cfg["head_dim"]), depth=int(cfg["depth"]), context=int(cfg["context"]))
+    kw = gpt_family(
+        width, head_dim=int(cfg["head_dim"]), depth=int(cfg["depth"]), context=int(cfg["context"])
+    )
     return {**kw, **options, "eval_windows": int(cfg["eval_windows"])}
 
 
@@ -219,9 +223,16 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     widths = [int(w) for w in cfg["widths"]]
     seeds = eval_seeds(cfg)
     per: dict[tuple[int, str], dict[str, Any]] = {}
-    numbers: dict[str, Any] = {"records": records, "sizes": {}, "ladder": {}, "targets": {},
-                               "preset": cfg["preset"], "device": cfg["device"], "precision": cfg["precision"],
-                               "settings": {k: cfg[k] for k in GPU_PRESET}}  # what ran (after the preset)
+    numbers: dict[str, Any] = {
+        "records": records,
+        "sizes": {},
+        "ladder": {},
+        "targets": {},
+        "preset": cfg["preset"],
+        "device": cfg["device"],
+        "precision": cfg["precision"],
+        "settings": {k: cfg[k] for k in GPU_PRESET},
+    }  # what ran (after the preset)
     curves: dict[tuple[int, str], list[tuple[int, float]]] = {}
 
     workers = _workers(cfg, len(widths))
@@ -235,7 +246,6 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     _figure(ctx, numbers, widths, names, curves)
     measured = _measure(ctx, numbers, per, widths, names, seeds)
     return numbers, measured
-
 
 
 def _workers(cfg: dict[str, Any], sizes: int) -> int:
@@ -490,7 +500,10 @@ def _measure(
                 "and the fewest-steps comparison)",
                 setting="other",
             ),
-            [a / b for a, b in zip(per[(widths[-1], prev_name)]["steps"], per[(widths[-1], "muon")]["steps"])],
+            [
+                a / b
+                for a, b in zip(per[(widths[-1], prev_name)]["steps"], per[(widths[-1], "muon")]["steps"])
+            ],
             f"ours: a char GPT of {numbers['sizes'][str(widths[-1])]['parameters']} parameters at a fixed "
             "schedule horizon (the speedrun tunes the step count per optimizer): a scale and protocol apart",
         )
@@ -626,8 +639,14 @@ def resolve_preset(cfg: dict[str, Any], cuda: bool | None = None) -> dict[str, A
     if preset == "auto":
         preset = "gpu" if cuda and device != "cpu" else "cpu"
     if preset == "gpu":
-        return {**cfg, **GPU_PRESET, "preset": "gpu", "device": "cuda" if device in ("auto", "cpu") else device}
+        return {
+            **cfg,
+            **GPU_PRESET,
+            "preset": "gpu",
+            "device": "cuda" if device in ("auto", "cpu") else device,
+        }
     return {**cfg, "preset": "cpu", "device": "cpu" if device == "auto" else device}
+
 
 register(
     Study(
@@ -635,12 +654,19 @@ register(
         description="The NanoGPT speedrun at laptop scale: a ladder of records (WSD, Muon, rotary, ReLU², QK-norm, "
         "zero-init, soft-cap) on the char GPT at 3 sizes, steps to a target with the speedrun's acceptance rule.",
         slide="seed 002: 'NanoGPT speedrun', 'Работают ли трюки, если увеличить размер модели?'",
-        seconds=(220, 2000),  # quick: 220 s CPU (one tour slot; 124 s wall alone on 2 cores); full: 33 min wall, 2 procs
+        seconds=(
+            220,
+            2000,
+        ),  # quick: 220 s CPU (one tour slot; 124 s wall alone on 2 cores); full: 33 min wall, 2 procs
         quick=dict(_BASE),
         full={**_BASE, "widths": [32, 64, 128], "steps": 500, "eval_every": 20, "batch_size": 32, "seeds": 5},
         run=run,
         predictions=PREDICTIONS,
-        limits={"target_slack": (0.0, 1.0), "acceptance_p": (1e-6, 0.49), "lr_factor": (1.01, 100.0),
-                "workers": (0, 64)},
+        limits={
+            "target_slack": (0.0, 1.0),
+            "acceptance_p": (1e-6, 0.49),
+            "lr_factor": (1.01, 100.0),
+            "workers": (0, 64),
+        },
     )
 )

@@ -60,7 +60,9 @@ class PopulationScore:
         """Train the pairs not trained yet, as one population (value-major, so equal values form stacked blocks)."""
         todo = sorted({(float(v), int(s)) for v, s in pairs} - set(self.runs))
         if todo:
-            runs = self.ctx.train_many(self.task, self.optimizer, [self.member(v, s) for v, s in todo], **self.shared)
+            runs = self.ctx.train_many(
+                self.task, self.optimizer, [self.member(v, s) for v, s in todo], **self.shared
+            )
             self.runs.update(zip(todo, runs))
 
     def __call__(self, value: float, seed: int) -> float:

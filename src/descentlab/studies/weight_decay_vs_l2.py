@@ -340,7 +340,9 @@ def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyCon
         for fam in [f for f, (b, _) in FAMILIES.items() if b == base] + [f"{base} (no decay)"]:
             key = base if fam.endswith("(no decay)") else fam
             ds = [0.0] if key == base else decays
-            cells = [(i, j, s) for i in range(len(lrs)) for j in range(len(ds)) for s in seeds]  # blocks of seeds
+            cells = [
+                (i, j, s) for i in range(len(lrs)) for j in range(len(ds)) for s in seeds
+            ]  # blocks of seeds
             name, _ = _member_hparams(key, lrs[0], ds[0], momentum)
             members = [{"seed": s, "lr": lrs[i], **_member_hparams(key, lrs[i], ds[j], momentum)[1]}
                        for i, j, s in cells]  # fmt: skip
@@ -350,11 +352,15 @@ def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyCon
             shape = (len(seeds), len(lrs), len(ds))
             grid = {k: np.full(shape, np.nan) for k in ("val", "test", "norm")}
             for (i, j, s), run in zip(cells, runs):
-                if run.status != "finished":  # diverged: no accuracy (NaN), as a model with NaN weights has none
+                if (
+                    run.status != "finished"
+                ):  # diverged: no accuracy (NaN), as a model with NaN weights has none
                     continue
                 at = (seeds.index(s), i, j)
                 grid["val"][at], grid["test"][at] = run.final["accuracy"], run.final["test_accuracy"]
-                grid["norm"][at] = float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in run.model.parameters())))
+                grid["norm"][at] = float(
+                    torch.sqrt(sum((p.detach().double() ** 2).sum() for p in run.model.parameters()))
+                )
             out[fam] = {"lrs": lrs, **grid}
     return out
 

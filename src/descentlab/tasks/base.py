@@ -190,7 +190,9 @@ class Task:
 
     def batches(self, batch_size: int | None = None, seed: int = 0) -> BatchStream:
         """An endless, resumable stream of training mini-batches."""
-        return BatchStream(self.train_data, self.default_batch_size if batch_size is None else batch_size, seed)
+        return BatchStream(
+            self.train_data, self.default_batch_size if batch_size is None else batch_size, seed
+        )
 
     def outputs_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """Loss of model outputs against targets (cross-entropy for classification, MSE for regression)."""

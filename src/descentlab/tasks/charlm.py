@@ -86,7 +86,12 @@ class CharLMTask(Task):
 
     def batches(self, batch_size: int | None = None, seed: int = 0) -> WindowStream:  # type: ignore[override]
         """Random training windows, resumable."""
-        return WindowStream(self.train_data[0], self.default_batch_size if batch_size is None else batch_size, self.context, seed)
+        return WindowStream(
+            self.train_data[0],
+            self.default_batch_size if batch_size is None else batch_size,
+            self.context,
+            seed,
+        )
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean next-character cross-entropy over all positions of the batch."""
@@ -206,7 +211,10 @@ class GPT(Transformer):
     def block(self, blk: nn.Module, h: Tensor) -> Tensor:
         """One pre-LayerNorm block ``[B, T, D] -> [B, T, D]`` with this model's options."""
         b, t, d = h.shape
-        q, k, v = (z.reshape(b, t, blk.heads, d // blk.heads).transpose(1, 2) for z in blk.qkv(blk.ln1(h)).split(d, -1))
+        q, k, v = (
+            z.reshape(b, t, blk.heads, d // blk.heads).transpose(1, 2)
+            for z in blk.qkv(blk.ln1(h)).split(d, -1)
+        )
         if self.qk_norm:
             q, k = rms_normalize(q), rms_normalize(k)
         if self.rotary:
@@ -286,10 +294,14 @@ def make_charlm(
         raise ValueError(f"charlm: rotary embeddings need an even head dimension, got {width // heads}")
     if softcap:
         options["softcap"] = float(softcap)
-    options = {k: v for k, v in options.items() if v}  # only the options that are on (defaults: the plain model)
+    options = {
+        k: v for k, v in options.items() if v
+    }  # only the options that are on (defaults: the plain model)
     tokens = _tokens()
     cut = int(len(tokens) * (1 - val_fraction))
-    longest = min(cut, len(tokens) - cut) - 2  # a window plus its next character must fit in train and validation
+    longest = (
+        min(cut, len(tokens) - cut) - 2
+    )  # a window plus its next character must fit in train and validation
     if context > longest:
         raise ValueError(
             f"charlm: context {context} is longer than the text allows: at most {longest} characters with "

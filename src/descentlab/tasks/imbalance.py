@@ -78,7 +78,6 @@ class ImbalanceTask(GroupLossMixin, Task):
         return mean_by_group(per, g)
 
 
-
 def make_imbalance(
     num_classes: int = 128,
     num_samples: int = 8192,

@@ -63,7 +63,8 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
             if (
                 out[0].shape == (n_train, 40)
                 and out[2].shape == (num_samples - n_train, 40)
-                and stored == {**meta, "sha256": fingerprint(out)}  # another seed's file, or altered bytes: no
+                and stored
+                == {**meta, "sha256": fingerprint(out)}  # another seed's file, or altered bytes: no
             ):
                 return out  # type: ignore[return-value]
         except (OSError, ValueError, KeyError, TypeError):
@@ -72,9 +73,15 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     if path is not None:
         from descentlab.safe_write import atomic_open
 
-        with contextlib.suppress(OSError, ValueError):  # a read-only or full disk: the data are still returned
+        with contextlib.suppress(
+            OSError, ValueError
+        ):  # a read-only or full disk: the data are still returned
             with atomic_open(path, "wb") as fh:
-                np.savez(fh, **dict(zip(_ARRAYS, out)), meta=np.array(json.dumps({**meta, "sha256": fingerprint(out)})))
+                np.savez(
+                    fh,
+                    **dict(zip(_ARRAYS, out)),
+                    meta=np.array(json.dumps({**meta, "sha256": fingerprint(out)})),
+                )
     return out
 
 

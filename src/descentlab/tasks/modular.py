@@ -40,7 +40,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
     if t > SHORT_CONTEXT and not _batched(q):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     scale = q.shape[-1] ** -0.5
-    if q.shape[-2] == 1 and not causal:  # one query (the read-out position): broadcast products beat tiny matmuls
+    if (
+        q.shape[-2] == 1 and not causal
+    ):  # one query (the read-out position): broadcast products beat tiny matmuls
         w = ((q * k).sum(-1, keepdim=True) * scale).softmax(-2)  # [B, H, T, 1]
         return (w * v).sum(-2, keepdim=True)
     s = (q @ k.transpose(-2, -1)) * scale
@@ -146,13 +148,13 @@ class Transformer(nn.Module):
             _, rank = torch.unique(rank * vocab + tokens[:, i], return_inverse=True)
             n = int(rank.max()) + 1
             invs.append(rank)
-            reps.append(torch.full((n,), b, dtype=torch.long, device=dev).scatter_reduce_(0, rank, ar, "amin"))
+            reps.append(
+                torch.full((n,), b, dtype=torch.long, device=dev).scatter_reduce_(0, rank, ar, "amin")
+            )
         sizes = [len(r) for r in reps]
         starts = [sum(sizes[:i]) for i in range(t)]
         # gather[i]: [U_i, i+1] rows (in the concatenation over positions) of the keys position i attends to.
-        gather = [
-            torch.stack([invs[j][reps[i]] + starts[j] for j in range(i + 1)], dim=1) for i in range(t)
-        ]
+        gather = [torch.stack([invs[j][reps[i]] + starts[j] for j in range(i + 1)], dim=1) for i in range(t)]
         toks = torch.cat([tokens[reps[i], i] for i in range(t)])
         pos = torch.cat([torch.full((n,), i, dtype=torch.long, device=dev) for i, n in enumerate(sizes)])
         # The first block's input depends only on (token, position): its ln1 and qkv run once per distinct pair.

@@ -100,13 +100,17 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+            raise ValueError(
+                f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+            )
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {device!r} requested but MPS is not available")
     return dev
 
 
-MAX_SEED = 2**31 - 1  # the batch streams derive seeds (seed * 1_000_003 + step) that must stay in torch's int64
+MAX_SEED = (
+    2**31 - 1
+)  # the batch streams derive seeds (seed * 1_000_003 + step) that must stay in torch's int64
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
@@ -126,7 +130,9 @@ def _check_averaging(averaging: Any, averaging_kw: dict[str, Any]) -> None:
     allowed = {"ema": ("start", "decay"), "swa": ("start",), None: ()}[averaging]
     unknown = sorted(set(averaging_kw) - set(allowed))
     if unknown:
-        raise ValueError(f"averaging_kw {unknown} not understood with averaging={averaging!r}; allowed: {allowed}")
+        raise ValueError(
+            f"averaging_kw {unknown} not understood with averaging={averaging!r}; allowed: {allowed}"
+        )
     start = averaging_kw.get("start", 0)
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         raise ValueError(f"averaging_kw start must be an integer >= 0, got {start!r}")

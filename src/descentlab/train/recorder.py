@@ -31,7 +31,9 @@ class Recorder:
         compact: frozenset[str] = frozenset(),
     ):
         self.run_id = run_id
-        self.compact = compact  # metrics written as compact series chunks (Store.log_series), not one row each
+        self.compact = (
+            compact  # metrics written as compact series chunks (Store.log_series), not one row each
+        )
         self.pending_series: dict[str, list[tuple[int, float]]] = {}
         self.owner = uuid.uuid4().hex  # this call's claim on the run
         self.history: dict[str, list[tuple[int, float]]] = {}
