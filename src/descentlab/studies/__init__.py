@@ -522,7 +522,8 @@ def run(
 
     Output goes to ``out`` (default ``runs/studies/<name>/``); runs go to ``store``: None or True -> the default
     store, False -> no store (the runs are not kept), or a path / Store. ``sequential`` (default: whenever the config
-    declares ``seed_blocks``) adds blocks of seeds until every prediction is decided or the last block ran;
+    declares ``seed_blocks``, unless ``seeds`` asks for a fixed number) adds blocks of seeds until every prediction
+    is decided or the last block ran;
     ``split_half`` runs twice the seeds and judges the second half again (fixed design only).
     """
     import matplotlib
@@ -557,6 +558,8 @@ def run(
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         config["seeds"] = int(seeds)
+        if sequential is None and "seed_blocks" not in overrides:
+            sequential = False  # a number of seeds asked for is a fixed design of that many seeds
     plan = _plan_for(name, config, sequential)
     if split_half and plan is not None:
         config["seeds"] = plan.blocks[-1]  # each half runs the whole seed plan on seeds of its own

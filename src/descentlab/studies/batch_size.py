@@ -453,7 +453,7 @@ _BASE = {
     "lr_cap": 4.0,
     "max_steps": 3000,
     "race_eval_every": 10,
-    "tuning_seeds": 2,
+    "tuning_seeds": 3,
 }
 
 register(

@@ -419,9 +419,9 @@ register(
         description="Deep plain ReLU MLPs (22, 30 layers): Kaiming vs Xavier initialization, each at its own tuned lr.",
         slide="seeds 002/003: Kaiming He et al. 2015, '22-layer ReLU net: good init converges faster; "
         "30-layer: good init is able to converge'",
-        seconds=(45, 140),  # estimated idle quick/full wall s on the 2-core CPU (tour scheduling)
-        quick={**_BASE, "steps": 800, "seeds": 3, "tuning_seeds": 1},
-        full={**_BASE, "steps": 1500, "seeds": 5, "tuning_seeds": 2},
+        seconds=(120, 140),  # quick: estimated (3 tuning seeds, 3 evaluation seeds) (tour scheduling)
+        quick={**_BASE, "steps": 800, "seeds": 3, "tuning_seeds": 3},
+        full={**_BASE, "steps": 1500, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,
         predictions=PREDICTIONS,
         versions=(

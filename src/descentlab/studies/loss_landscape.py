@@ -426,7 +426,7 @@ register(
         name="loss-landscape",
         description="Li et al. line/plane projections around init and final point, dropout, 20-layer MLP ± skips.",
         slide="seed 002: 'Проекция функции потерь нейронной сети на прямую / на плоскость' (ResNet-56 ± skips)",
-        seconds=(72, 300),  # estimated idle 2-core wall s (quick: old 69 s idle = 332 s loaded, new 348 s)
+        seconds=(75, 300),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),
@@ -445,8 +445,9 @@ register(
             "span": 1.0,
             "points": 41,
             "grid": 15,
-            "seeds": 3,
-            "tuning_seeds": 1,
+            "seeds": 10,
+            "seed_blocks": [5, 10],
+            "tuning_seeds": 3,
         },
         full={
             "dropout": 0.2,
@@ -461,8 +462,9 @@ register(
             "span": 1.0,
             "points": 61,
             "grid": 31,
-            "seeds": 5,
-            "tuning_seeds": 2,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
+            "tuning_seeds": 3,
         },
         limits={"dropout": (0.01, 0.9)},
         run=run,

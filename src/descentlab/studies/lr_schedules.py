@@ -319,9 +319,9 @@ register(
         description="Constant, step, exponential, cosine, linear, warmup+cosine and WSD schedules on the MNIST-1D "
         "MLP, each at its own tuned peak lr.",
         slide="seed 003, 'Learning Rate Schedules: Guiding the Descent'",
-        seconds=(35, 140),  # estimated idle quick/full wall s on the 2-core CPU (tour scheduling)
-        quick={**_BASE, "steps": 1500, "seeds": 3, "tuning_seeds": 1},
-        full={**_BASE, "steps": 4000, "seeds": 5, "tuning_seeds": 2},
+        seconds=(72, 140),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        quick={**_BASE, "steps": 1500, "seeds": 10, "seed_blocks": [5, 10], "tuning_seeds": 3},
+        full={**_BASE, "steps": 4000, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,
         predictions=PREDICTIONS,
         versions=(

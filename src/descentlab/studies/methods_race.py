@@ -722,7 +722,7 @@ _BASE = {
     "noise": 1.0,
     "lrs": _LRS,
     "start_spread": 0.1,
-    "tuning_seeds": 2,
+    "tuning_seeds": 3,
     "race_check_every": 10,
     "noisy_seeds": 1,
     "multiminima_steps": 1000,

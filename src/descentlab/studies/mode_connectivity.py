@@ -486,7 +486,7 @@ register(
         name="mode-connectivity",
         description="MNIST-1D MLP endpoint pairs: straight-line barrier vs trained Bezier/polychain curves, per pair.",
         slide="seeds 000/004: Garipov et al. 2018, 'Mode connectivity' (loss on the plane through w1, theta, w2)",
-        seconds=(60, 155),  # estimated idle 2-core wall s (quick: old 25 s idle = 304 s loaded, new 721 s)
+        seconds=(63, 155),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
         predictions=PREDICTIONS,
         quick={
             "lr": 1e-2,
@@ -499,8 +499,9 @@ register(
             "stages": [0, 100, 500, 2000],
             "points": 21,
             "grid": 21,
-            "seeds": 3,
-            "tuning_seeds": 1,
+            "seeds": 10,
+            "seed_blocks": [5, 10],
+            "tuning_seeds": 3,
         },
         full={
             "lr": 1e-2,
@@ -513,8 +514,9 @@ register(
             "stages": [0, 100, 500, 2000, 6000],
             "points": 41,
             "grid": 41,
-            "seeds": 5,
-            "tuning_seeds": 2,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
+            "tuning_seeds": 3,
         },
         limits={"weight_decay": (0.0, 1.0)},
         run=run,

@@ -322,7 +322,7 @@ register(
         description="Muon vs AdamW on softmax regression, an MLP (and a char GPT), lrs tuned per optimizer: loss vs "
         "steps/time, update spectra.",
         slide="seeds 000/004: 'Muon comparison with AdamW on LogReg'; seed 002: NanoGPT speedrun",
-        seconds=(50, 400),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling)
+        seconds=(52, 400),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
         quick={
             "tasks": ["softmax_digits", "mnist1d_mlp"],
             "steps": {"softmax_digits": 300, "mnist1d_mlp": 600},
@@ -331,10 +331,11 @@ register(
             "muon_lrs": [0.01, 0.03, 0.1, 0.3],
             "adamw_lrs": [3e-3, 1e-2, 3e-2, 1e-1],
             "muon_hparams": _MUON_HP,
-            "seeds": 3,
+            "seeds": 10,
+            "seed_blocks": [5, 10],
             # pinned to the tuning it always had (the default was 1; the protocol's default is now 3, which the
             # populations of issue 26 make affordable: Tuned.note flags the shortfall)
-            "tuning_seeds": 1,
+            "tuning_seeds": 3,
         },
         full={
             "tasks": ["softmax_digits", "mnist1d_mlp", "charlm"],
@@ -344,8 +345,9 @@ register(
             "muon_lrs": [0.01, 0.03, 0.1, 0.3],
             "adamw_lrs": [1e-3, 3e-3, 1e-2, 3e-2],
             "muon_hparams": _MUON_HP,
-            "seeds": 5,
-            "tuning_seeds": 1,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
+            "tuning_seeds": 3,
         },
         run=run,
         predictions=PREDICTIONS,

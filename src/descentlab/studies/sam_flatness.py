@@ -552,7 +552,7 @@ register(
         name="sam-flatness",
         description="SGD vs SAM (tuned ρ and Foret's ρ = 0.05) on MNIST-1D, clean and 20 % label noise: λmax, accuracy.",
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
-        seconds=(90, 450),  # estimated idle 2-core wall s (quick: old 53 s idle = 1000 s loaded, new 1701 s)
+        seconds=(165, 450),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),
@@ -577,8 +577,9 @@ register(
             "span": 1.0,
             "points": 41,
             "grid": 15,
-            "seeds": 3,
-            "tuning_seeds": 1,
+            "seeds": 10,
+            "seed_blocks": [5, 10],
+            "tuning_seeds": 3,
         },
         full={
             "noise": 0.2,
@@ -594,8 +595,9 @@ register(
             "span": 1.0,
             "points": 61,
             "grid": 25,
-            "seeds": 5,
-            "tuning_seeds": 2,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
+            "tuning_seeds": 3,
         },
         limits={"noise": (0.0, 0.9), "val_fraction": (0.05, 0.5), "momentum": (0.0, 0.999)},
         run=run,

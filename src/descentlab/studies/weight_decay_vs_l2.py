@@ -585,9 +585,9 @@ register(
         description="Loshchilov & Hutter's lr x decay grids for Adam + L2, AdamW, SGD + L2, SGDW: best cells, "
         "separability, per-coordinate decay.",
         slide="seed 003, 'Weight decay in SGD and Adam: why AdamW matters'; seed 002, 'AdamW'",
-        seconds=(45, 190),  # estimated idle quick/full wall s on the 2-core CPU (tour scheduling)
-        quick={**_BASE, "steps": 600, "seeds": 3, "tuning_seeds": 1},
-        full={**_BASE, "steps": 1500, "seeds": 5, "tuning_seeds": 2},
+        seconds=(90, 190),  # quick: estimated (3 tuning seeds, 3 evaluation seeds) (tour scheduling)
+        quick={**_BASE, "steps": 600, "seeds": 3, "tuning_seeds": 3},
+        full={**_BASE, "steps": 1500, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,
         predictions=PREDICTIONS,
         limits={"momentum": (0.0, 0.999), "n_train": (100, 3900), "n_val": (100, 3900)},
