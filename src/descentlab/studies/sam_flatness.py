@@ -552,7 +552,7 @@ register(
         name="sam-flatness",
         description="SGD vs SAM (tuned ρ and Foret's ρ = 0.05) on MNIST-1D, clean and 20 % label noise: λmax, accuracy.",
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
-        seconds=(165, 450),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        seconds=(150, 450),  # quick: estimated idle 1-thread wall s, 3 tuning + 5 evaluation seeds (tour scheduling)
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),
@@ -577,8 +577,7 @@ register(
             "span": 1.0,
             "points": 41,
             "grid": 15,
-            "seeds": 10,
-            "seed_blocks": [5, 10],
+            "seeds": 5,  # fixed: [5, 10] blocks measured 226 s in the tour (over its 10 minutes)
             "tuning_seeds": 3,
         },
         full={
