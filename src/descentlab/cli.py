@@ -29,11 +29,12 @@ app.add_typer(runs_app, name="runs")
 def _mount_subcommands() -> None:
     """Mount the benchmark sub-app and the tour/report commands (they live beside their packages)."""
     from descentlab.bench.cli import bench_app
-    from descentlab.report.cli import report, tour
+    from descentlab.report.cli import report, tour, verdicts
 
     app.add_typer(bench_app, name="bench")
     app.command()(tour)
     app.command()(report)
+    app.command()(verdicts)
 
 
 _mount_subcommands()

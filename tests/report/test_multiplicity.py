@@ -92,3 +92,25 @@ def test_tour_split_half_reports_agreement_and_holm_counts(tmp_path: Path, monke
     assert res.split_half["total"]["agreement"] == sh["agree"] / 2
     assert res.multiplicity["raw"]["holds"] == 1 and res.multiplicity["holm"]["holds"] <= 1
     summary_table(res)  # renders with the adjusted rows
+
+
+def test_verdicts_table_adjusts_over_every_study_of_a_tour(tmp_path: Path) -> None:
+    from descentlab.cli import main
+    from descentlab.report.tour import verdict_rows, verdicts_markdown
+
+    _, a = _study(
+        tmp_path / "t" / "studies", "alpha", [[1.0, 1.2, 0.9, 1.1, 1.05], [0.1, -0.2, 0.3, 0.0, 0.05]]
+    )
+    _, b = _study(tmp_path / "t" / "studies", "beta", [[2.0, 2.1, 1.9, 2.2, 2.05]])
+    rows = verdict_rows(tmp_path / "t")
+    assert [(r["study"], r["name"]) for r in rows] == [("alpha", "p0"), ("alpha", "p1"), ("beta", "p0")]
+    assert [r["verdict"] for r in rows] == [c["verdict"] for c in a + b]
+    p = [c["p_value"] for c in a + b]
+    holm = multipletests(p, alpha=0.025, method="holm")[0]
+    assert [r["holm"] == "holds" for r in rows] == [
+        bool(x) and c["verdict"] == "holds" for x, c in zip(holm, a + b)
+    ]
+    text = verdicts_markdown(tmp_path / "t")
+    assert "3 predictions, hold / fail / inconclusive: raw" in text and "| alpha | `p0` v1 |" in text
+    assert main(["verdicts", str(tmp_path / "t")]) == 0
+    assert main(["verdicts", str(tmp_path / "nowhere")]) == 2

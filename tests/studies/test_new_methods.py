@@ -24,7 +24,9 @@ def test_predictions_cite_openable_sources_and_count_misses():
         assert ch in ARMS and base in ARMS and ARMS[ch] in p.statement
     p = P["soap_fewer_steps_than_adamw"]
     assert judge(p, [0.2, 0.25, 0.22])["verdict"] == "holds"
-    assert judge(p, [-0.2, -0.25, -0.22])["verdict"] == "fails"  # never reached: log10(T / (T + 1)) < 0 counts
+    assert (
+        judge(p, [-0.2, -0.25, -0.22])["verdict"] == "fails"
+    )  # never reached: log10(T / (T + 1)) < 0 counts
 
 
 def test_small_run_end_to_end_recomputes_from_the_store(tmp_path):
@@ -38,7 +40,10 @@ def test_small_run_end_to_end_recomputes_from_the_store(tmp_path):
         by_opt: dict[str, list] = {}
         for rid in s["runs"]:
             r = st.load_run(rid)
-            if r.config["seed"] in (0, 1) and r.config["lr"] == s["numbers"]["tuned"][r.config["optimizer"]]["value"]:
+            if (
+                r.config["seed"] in (0, 1)
+                and r.config["lr"] == s["numbers"]["tuned"][r.config["optimizer"]]["value"]
+            ):
                 by_opt.setdefault(r.config["optimizer"], {})[r.config["seed"]] = r
         for c in s["claims"]:
             ch, base = PAIRS[c["name"]]

@@ -61,6 +61,16 @@ def tour(
     console.print(Text(f"page: {result.page.resolve()}"))
 
 
+def verdicts(
+    folder: Path = typer.Argument(..., help="A tour's --out folder (its studies/*/summary.json are read)."),
+) -> None:
+    """Print every prediction of a tour as a markdown table: raw verdict, Holm and Benjamini-Hochberg over the whole
+    tour, seeds used, and the split halves' verdicts of a --split-half tour."""
+    from descentlab.report.tour import verdicts_markdown
+
+    typer.echo(verdicts_markdown(folder), nl=False)
+
+
 def report(
     runs: list[str] = typer.Option(
         None,

@@ -724,3 +724,71 @@ def summary_table(result: TourResult) -> Any:
             Text(f"{sh['agree']} of {sh['of']} ({100 * sh['agreement']:.0f} %)"),
         )
     return table
+
+
+def verdict_rows(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every prediction judged in a tour (or study) folder: its study, version, prediction, estimate and interval,
+    seeds used, the raw verdict, Holm and Benjamini-Hochberg over all of them as one family, and the split halves'
+    verdicts where the tour ran with ``--split-half``. Reads ``<out_dir>/studies/*/summary.json`` (lecture order)."""
+    from descentlab.studies.claims import ALPHA, adjust
+
+    root = Path(out_dir)
+    if not (root / "studies").is_dir():
+        raise ValueError(f"{root} holds no studies/ folder: give the --out folder of a `descentlab tour`")
+    found = {p.parent.name: p for p in (root / "studies").glob("*/summary.json")}
+    try:
+        order = select_studies(list(found))
+    except ValueError:  # a folder of studies that are not registered here: alphabetical
+        order = sorted(found)
+    owners: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]] = []
+    for name in order:
+        summary = json.loads(found[name].read_text())
+        halves = {h["name"]: h for h in (summary.get("split_half") or {}).get("predictions", [])}
+        owners += [(summary, c, halves.get(c.get("name"))) for c in summary.get("claims", [])]
+    adjusted = adjust([c for _, c, _ in owners], alpha=ALPHA)
+    rows = []
+    for (summary, c, half), a in zip(owners, adjusted):
+        rows.append({
+            "study": summary.get("study"), "name": c.get("name"), "version": c.get("version", 1),
+            "predicted": c.get("predicted", ""), "estimate": c.get("mean"), "interval": c.get("interval"),
+            "seeds_used": c.get("seeds_used", c.get("n")), "verdict": c.get("verdict"),
+            "holm": a["adjusted"]["holm"] if "adjusted" in a else c.get("verdict"),
+            "fdr_bh": a["adjusted"]["fdr_bh"] if "adjusted" in a else c.get("verdict"),
+            "halves": None if half is None else [half["first"], half["second"]],
+        })  # fmt: skip
+    return rows
+
+
+def verdicts_markdown(out_dir: str | Path) -> str:
+    """:func:`verdict_rows` as a markdown table with the counts (raw, Holm, BH, split-half agreement) below it."""
+
+    def num(x: Any) -> str:
+        try:
+            return f"{float(x):.3g}"
+        except (TypeError, ValueError):
+            return "—"
+
+    rows = verdict_rows(out_dir)
+    halves = any(r["halves"] for r in rows)
+    head = "| study | prediction | predicted | estimate [interval] | seeds | raw | Holm (all) | BH (all) |"
+    lines = [head + (" halves (1st / 2nd) |" if halves else ""), "|---" * (8 + halves) + "|"]
+    for r in rows:
+        lo, hi = (r["interval"] or [None, None])[:2]
+        cells = [r["study"], f"`{r['name']}` v{r['version']}", r["predicted"], f"{num(r['estimate'])} [{num(lo)}, "
+                 f"{num(hi)}]", str(r["seeds_used"]), r["verdict"], r["holm"], r["fdr_bh"]]  # fmt: skip
+        if halves:
+            cells.append(" / ".join(r["halves"]) if r["halves"] else "—")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+
+    def count(key: str) -> str:
+        return " / ".join(str(sum(r[key] == v for r in rows)) for v in ("holds", "fails", "inconclusive"))
+
+    lines.append("")
+    lines.append(f"{len(rows)} predictions, hold / fail / inconclusive: raw {count('verdict')}; Holm over all "
+                 f"{count('holm')}; Benjamini-Hochberg over all {count('fdr_bh')}.")  # fmt: skip
+    if halves:
+        judged = [r for r in rows if r["halves"]]
+        agree = sum(r["halves"][0] == r["halves"][1] for r in judged)
+        lines.append(f"Split halves: {agree} of {len(judged)} predictions got the same verdict on both halves "
+                     f"({100 * agree / max(1, len(judged)):.0f} %).")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -325,7 +325,10 @@ register(
         description="Muon vs AdamW on softmax regression, an MLP (and a char GPT), lrs tuned per optimizer: loss vs "
         "steps/time, update spectra.",
         slide="seeds 000/004: 'Muon comparison with AdamW on LogReg'; seed 002: NanoGPT speedrun",
-        seconds=(52, 400),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        seconds=(
+            52,
+            400,
+        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
         quick={
             "tasks": ["softmax_digits", "mnist1d_mlp"],
             "steps": {"softmax_digits": 300, "mnist1d_mlp": 600},
@@ -354,8 +357,12 @@ register(
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the prediction as first declared"),
-            (2, "2026-12-07", "issue 26: the claim states its horizon (the study's short step budgets); no setting, "
-             "threshold or comparator changed"),
+            (
+                2,
+                "2026-12-07",
+                "issue 26: the claim states its horizon (the study's short step budgets); no setting, "
+                "threshold or comparator changed",
+            ),
         ),
     )
 )

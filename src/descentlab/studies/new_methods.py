@@ -57,10 +57,26 @@ _SOAP = "Vyas et al. 2024, 'SOAP: Improving and Stabilizing Shampoo using Adam' 
 _NORMUON = "Li et al. 2025, 'NorMuon: Making Muon more efficient and scalable' (arXiv:2510.05491), abstract"
 _ADEMAMIX = "Pagliardini, Ablin, Grangier 2024, 'The AdEMAMix Optimizer' (arXiv:2409.03137), abstract"
 SOURCES = {
-    "soap_fewer_steps_than_adamw": (_SOAP, "over 40 % fewer iterations than AdamW (360M/660M language models)", 1 / 0.6),
-    "soap_fewer_steps_than_shampoo": (_SOAP, "about 20 % fewer iterations than Shampoo (same models)", 1 / 0.8),
-    "normuon_fewer_steps_than_muon": (_NORMUON, "11.31 % better training efficiency than Muon at 1.1B", 1.1131),
-    "ademamix_fewer_steps_than_adamw": (_ADEMAMIX, "AdEMAMix on 101B tokens matches AdamW on 197B (1.3B model)", 1.95),
+    "soap_fewer_steps_than_adamw": (
+        _SOAP,
+        "over 40 % fewer iterations than AdamW (360M/660M language models)",
+        1 / 0.6,
+    ),
+    "soap_fewer_steps_than_shampoo": (
+        _SOAP,
+        "about 20 % fewer iterations than Shampoo (same models)",
+        1 / 0.8,
+    ),
+    "normuon_fewer_steps_than_muon": (
+        _NORMUON,
+        "11.31 % better training efficiency than Muon at 1.1B",
+        1.1131,
+    ),
+    "ademamix_fewer_steps_than_adamw": (
+        _ADEMAMIX,
+        "AdEMAMix on 101B tokens matches AdamW on 197B (1.3B model)",
+        1.95,
+    ),
 }
 """Prediction -> (source, what it reports, the step ratio T / S that implies)."""
 
@@ -127,7 +143,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
 
     measured: dict[str, Measurement] = {}
     for name, (ch, base) in PAIRS.items():
-        if ch not in runs or base not in runs:  # decided at an earlier look: nothing trained for it in this block
+        if (
+            ch not in runs or base not in runs
+        ):  # decided at an earlier look: nothing trained for it in this block
             measured[name] = Measurement([math.nan] * len(seeds), "decided at an earlier look")
             continue
         ref = [final_train_loss(r) for r in runs[base]]
@@ -146,8 +164,13 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         measured[name] = Measurement(values, evidence, inconclusive="; ".join(reasons) or None)
         _, said, ratio = SOURCES[name]
         ctx.anchor(
-            Anchor(f"{name}: log10(T / S)", math.log10(ratio), SOURCES[name][0] + f": {said}", setting="other",
-                   reason="billion-parameter language models, not the lab's small workloads"),  # fmt: skip
+            Anchor(
+                f"{name}: log10(T / S)",
+                math.log10(ratio),
+                SOURCES[name][0] + f": {said}",
+                setting="other",
+                reason="billion-parameter language models, not the lab's small workloads",
+            ),  # fmt: skip
             [v if math.isfinite(v) else math.nan for v in values],
         )
 

@@ -552,7 +552,10 @@ register(
         name="sam-flatness",
         description="SGD vs SAM (tuned ρ and Foret's ρ = 0.05) on MNIST-1D, clean and 20 % label noise: λmax, accuracy.",
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
-        seconds=(150, 450),  # quick: estimated idle 1-thread wall s, 3 tuning + 5 evaluation seeds (tour scheduling)
+        seconds=(
+            150,
+            450,
+        ),  # quick: estimated idle 1-thread wall s, 3 tuning + 5 evaluation seeds (tour scheduling)
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),
