@@ -213,7 +213,7 @@ register(
         name="new-methods",
         description="SOAP vs AdamW and Shampoo, NorMuon vs Muon, AdEMAMix vs AdamW: steps to the baseline's final "
         "training loss, every arm tuned on its own, judged over seeds.",
-        slide="issue 29's field: SOAP (arXiv:2409.11321), NorMuon (arXiv:2510.05491), AdEMAMix (arXiv:2409.03137)",
+        slide="beyond the lectures: SOAP (arXiv:2409.11321), NorMuon (arXiv:2510.05491), AdEMAMix (arXiv:2409.03137)",
         seconds=(150, 600),  # estimated quick/full idle 1-thread wall s (tour scheduling)
         predictions=PREDICTIONS,
         quick={**_BASE, "steps": 600, "seeds": 10, "seed_blocks": [5, 10]},
