@@ -110,3 +110,15 @@ def test_unknown_setting_is_refused(tmp_path):
         studies.run("sgd-noise-floor", quick=True, out=tmp_path, store=tmp_path / "s.db", alhpas=[0.1])
     with pytest.raises(ValueError, match="did you mean 'sgd-noise-floor'"):
         studies.run("sgd-noise-flor")
+
+
+def test_seeds_train_as_populations_in_the_store(tmp_path):
+    from descentlab.store import Store
+
+    with Store(tmp_path / "s.db") as st:
+        res = studies.run("sgd-noise-floor", quick=True, out=tmp_path, store=st, progress=False, seeds=2, m=50,
+                          steps=20, alphas=[0.2, 0.1], window_steps=10, gd_steps=10)  # fmt: skip
+        pops = [st.load_run(r).config.get("population") for r in res.summary["runs"]]
+    assert sum(p is not None for p in pops) == len(pops) - 1  # all but the one divergent GD run
+    assert {p["size"] for p in pops if p} == {2}
+    assert studies.get("sgd-noise-floor").quick["seed_blocks"] == [5, 10]

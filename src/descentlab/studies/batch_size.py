@@ -462,13 +462,14 @@ register(
         description="Mini-batch SGD: steps to a target fall ~1/B up to a critical batch, then flatten (lr tuned per "
         "B); logreg error vs iterations/evaluations; Var ∝ 1/B.",
         slide="seed 003, 'The convergence of mini-batch SGD', Theorem 1",
-        seconds=(25, 85),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling)
-        quick=dict(_BASE),
+        seconds=(45, 250),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling)
+        quick={**_BASE, "seeds": 10, "seed_blocks": [5, 10]},
         full={
             **_BASE,
             "batch_sizes": [1, 2, 5, 10, 20, 50, 100, 200],
             "steps": 1000,
-            "seeds": 5,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
             "draws": 2000,
             "race_batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
             "large_regime": [256, 512, 1024],
