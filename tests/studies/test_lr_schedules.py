@@ -75,6 +75,7 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
         width=16,
         eval_every=10,
         lr_grid=[0.03, 0.1, 0.3],
+        tuning_seeds=1,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["claims"]] == [p.name for p in PREDICTIONS]

@@ -46,6 +46,7 @@ def test_end_to_end_small_and_trajectories_json(tmp_path):
         steps=20,
         seeds=2,
         gif=False,
+        tuning_seeds=2,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["config"]["steps"] == 20

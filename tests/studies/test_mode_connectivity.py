@@ -161,8 +161,7 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     res = studies.run(
         "mode-connectivity", quick=True, out=tmp_path, store=tmp_path / "runs.db", progress=False, seeds=2,
         steps=20, curve_steps=12, points=5, grid=4, stages=[0, 6], curve_batches=3, curve_lrs=[0.1, 0.3],
-        chain_lrs=[0.05, 0.15],
-    )  # fmt: skip
+        chain_lrs=[0.05, 0.15], tuning_seeds=1)  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["claims"]] == [p.name for p in PREDICTIONS]
     for c in summary["claims"]:

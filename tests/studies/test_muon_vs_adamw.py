@@ -35,6 +35,7 @@ def test_end_to_end_small(tmp_path):
         steps={"softmax_digits": 20},
         muon_lrs=[0.03, 0.1],
         adamw_lrs=[0.01, 0.03],
+        tuning_seeds=1,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["claims"]] == [p.name for p in PREDICTIONS]

@@ -161,6 +161,7 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
         decays=[1e-3, 3e-3, 1e-2],
         n_train=200,
         n_val=100,
+        tuning_seeds=1,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     predicted = json.loads((tmp_path / "predictions.json").read_text())
