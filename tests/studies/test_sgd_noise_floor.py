@@ -121,4 +121,4 @@ def test_seeds_train_as_populations_in_the_store(tmp_path):
         pops = [st.load_run(r).config.get("population") for r in res.summary["runs"]]
     assert sum(p is not None for p in pops) == len(pops) - 1  # all but the one divergent GD run
     assert {p["size"] for p in pops if p} == {2}
-    assert studies.get("sgd-noise-floor").quick["seed_blocks"] == [5, 10]
+    assert studies.get("sgd-noise-floor").full["seed_blocks"] == [10, 20]
