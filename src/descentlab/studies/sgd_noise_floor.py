@@ -9,8 +9,7 @@ does not converge (the seed's "Типичное поведение: Divergence")
 
 Evaluation seed s draws SGD's sample order and the starting point; the data set is fixed. Every claim is judged per
 seed (one value per seed) over the declared seed plan (quick: 3 fixed seeds; full: O'Brien-Fleming looks after 10
-and 20 seeds). The
-evaluation seeds of each step size train as one population (``descentlab.train_many``).
+and 20 seeds). The evaluation seeds of each step size train as one population (``descentlab.train_many``).
 """
 
 from __future__ import annotations
