@@ -130,8 +130,18 @@ def kernels(members: int = 16, batch: int = 100, reps: int = 300) -> str:
         for m in range(members):
             F.cross_entropy(mlp(x[m], single), y[m]).backward()
 
+    out = _median_ms(
+        (("stacked (baddbmm)", stacked), ("vmap", vmapped), ("one after another", singles)), reps
+    )
+    return "mnist1d MLP forward + backward, {} members, batch {}, 1 thread: {} ms".format(
+        members, batch, ", ".join(f"{k} {v:.2f}" for k, v in out.items())
+    )
+
+
+def _median_ms(fns, reps: int) -> dict[str, float]:  # noqa: ANN001
+    """Milliseconds per call of each ``(name, fn)``: 20 warm-up calls, then the median of 3 blocks of ``reps``."""
     out = {}
-    for name, fn in (("stacked (baddbmm)", stacked), ("vmap", vmapped), ("one after another", singles)):
+    for name, fn in fns:
         for _ in range(20):
             fn()
         blocks = []
@@ -141,7 +151,53 @@ def kernels(members: int = 16, batch: int = 100, reps: int = 300) -> str:
                 fn()
             blocks.append((time.perf_counter() - t0) / reps * 1e3)
         out[name] = sorted(blocks)[1]
-    return "mnist1d MLP forward + backward, {} members, batch {}, 1 thread: {} ms".format(
+    return out
+
+
+def conv_kernels(members: int = 16, batch: int = 100, reps: int = 50) -> str:
+    """Forward + backward of the mnist1d CNN (3 x Conv1d, 25 channels, linear readout) for ``members`` models on one
+    thread: the members as one grouped convolution (``groups=members``, the CNN's natural stacked forward; a
+    ``baddbmm`` readout), ``vmap`` of the task's model, and the models one after another. Milliseconds."""
+    import torch
+    from torch.nn import functional as F
+
+    from descentlab.tasks.mnist1d import ConvNet1d
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nets = [ConvNet1d(25, 40) for _ in range(members)]
+    x, y = torch.randn(batch, 40), torch.randint(0, 10, (batch,))
+    convs = [[n.convs[i] for i in (0, 2, 4)] for n in nets]
+    ws = [torch.stack([c[j].weight for c in convs]).detach().requires_grad_() for j in range(3)]
+    bs = [torch.stack([c[j].bias for c in convs]).detach().requires_grad_() for j in range(3)]
+    lw = torch.stack([n.linear.weight for n in nets]).detach().requires_grad_()
+    lb = torch.stack([n.linear.bias for n in nets]).detach().requires_grad_()
+
+    def grouped() -> None:
+        h = x.unsqueeze(1).expand(batch, members, 40)
+        for w, b, k in zip(ws, bs, (5, 3, 3)):
+            w2 = w.reshape(members * w.shape[1], w.shape[2], k)
+            h = torch.relu(F.conv1d(h, w2, b.reshape(-1), stride=2, padding=1, groups=members))
+        out = torch.baddbmm(lb[:, None], h.reshape(batch, members, -1).transpose(0, 1), lw.transpose(1, 2))
+        F.cross_entropy(out.reshape(-1, 10), y.repeat(members), reduction="none").view(members, batch).mean(
+            1
+        ).sum().backward()
+
+    params = {k: torch.stack([dict(n.named_parameters())[k] for n in nets]).detach().requires_grad_()
+              for k, _ in nets[0].named_parameters()}  # fmt: skip
+
+    def vmapped() -> None:
+        def one(p, xi, yi):  # noqa: ANN001, ANN202
+            return F.cross_entropy(torch.func.functional_call(nets[0], p, (xi,)), yi)
+
+        torch.func.vmap(one, in_dims=(0, None, None))(params, x, y).sum().backward()
+
+    def singles() -> None:
+        for n in nets:
+            F.cross_entropy(n(x), y).backward()
+
+    out = _median_ms((("grouped conv", grouped), ("vmap", vmapped), ("one after another", singles)), reps)
+    return "mnist1d CNN forward + backward, {} members, batch {}, 1 thread: {} ms".format(
         members, batch, ", ".join(f"{k} {v:.2f}" for k, v in out.items())
     )
 
@@ -151,10 +207,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer member counts (one or two per task)")
     p.add_argument("--only", nargs="*", help="task names")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--kernels", action="store_true", help="only the MLP forward+backward three ways (ms)")
+    p.add_argument(
+        "--kernels", action="store_true", help="only the MLP and CNN forward+backward three ways (ms)"
+    )
     a = p.parse_args()
     if a.kernels:
         print(kernels())
+        print(conv_kernels())
         return
     if a.child:
         kind, task, kw, opt, steps, m, batch, threads = a.child
