@@ -64,3 +64,19 @@ def test_population_ids_follow_the_members(tmp_path) -> None:
         again = later.train_many("logreg", "sgd", members, steps=6, eval_every=3)
         assert [r.id for r in again] == [r.id for r in runs] and later.reused == [r.id for r in runs]
         assert [r.final["loss"] for r in again] == [r.final["loss"] for r in runs]
+
+
+def test_a_task_with_other_data_is_another_training(tmp_path) -> None:
+    import dataclasses
+
+    from descentlab import tasks
+
+    task = tasks.get("logreg")
+    x, y = task.train_data[:2]
+    half = dataclasses.replace(task, train_data=(x[: len(y) // 2], y[: len(y) // 2]))  # same name and config
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        a = ctx.train(task, **KW)
+        b = ctx.train(half, **KW)
+        assert a.id != b.id and ctx.reused == []
+        assert StudyContext("ids", tmp_path, st, True, key="k").train(tasks.get("logreg"), **KW).id == a.id

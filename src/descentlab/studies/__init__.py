@@ -180,8 +180,13 @@ def _digestible(obj: Any) -> Any:
         return repr(obj)
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
-    if isinstance(obj, Task):
-        return {"task": obj.name, "config": _digestible(dict(obj.config or {}))}
+    if isinstance(obj, Task):  # name, configuration and a fingerprint of the data (a split is another task)
+        data = [t for part in (obj.train_data, obj.val_data) for t in (part or ())]
+        return {
+            "task": obj.name,
+            "config": _digestible(dict(obj.config or {})),
+            "data": [_fingerprint(t) for t in data],
+        }
     if hasattr(obj, "tolist"):
         return _digestible(obj.tolist())
     if callable(obj):  # a closure's plain values count (two thresholds of one lambda are two trainings)
@@ -189,6 +194,15 @@ def _digestible(obj: Any) -> Any:
         name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
         return {"callable": name, "closure": _digestible(cells)}
     return repr(obj)
+
+
+def _fingerprint(t: Any) -> str:
+    """Shape, dtype and a hash of the first and last 4 kB of a tensor (cheap, and the same in every process)."""
+    if not hasattr(t, "detach"):
+        return repr(type(t).__name__)
+    raw = t.detach().cpu().contiguous().view(-1).numpy().tobytes()
+    head = hashlib.sha256(raw[:4096] + raw[-4096:]).hexdigest()[:16]
+    return f"{tuple(t.shape)}:{t.dtype}:{head}"
 
 
 def _plain(cell: Any) -> bool:
