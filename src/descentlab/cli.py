@@ -421,9 +421,8 @@ def runs_list(
             _fmt(f.get("accuracy", "")),
             f"{pop.get('id')} [{pop.get('member')}/{pop.get('size')}]" if pop else "",
         )
-        table.add_row(
-            *(Text(_plain(cell)) for cell in cells)
-        )  # user strings as text, never markup or escapes
+        # user strings as text, never markup or escapes
+        table.add_row(*(Text(_plain(cell)) for cell in cells))
     _print_wide(table)
 
 
@@ -581,9 +580,7 @@ def landscape(
         numbers.update(sharpness=sh.value, base_loss=sh.base_loss, perturbed_loss=sh.perturbed_loss, rho=rho)
     from descentlab.safe_write import write_text
 
-    write_text(
-        out_dir / f"{kind}.json", json.dumps(numbers, indent=2)
-    )  # atomic, never through a planted link
+    write_text(out_dir / f"{kind}.json", json.dumps(numbers, indent=2))  # atomic, never through a link
     shown = {k2: v for k2, v in numbers.items() if not isinstance(v, list) or len(v) <= 10}
     console.print_json(json.dumps(shown))
     console.print(Text(f"wrote {out_dir / (kind + '.json')}" + (f" and {figure}" if figure else "")))

@@ -205,9 +205,8 @@ def trial_cmd(
             raise ValueError(f"--hparams must be a JSON object, got {hparams!r}")
         from descentlab.train.config import check_hyperparameters
 
-        kw = alg.train_kwargs(
-            point, step_hint=wl.step_hint
-        )  # a point no run could use: refused, nothing stored
+        # a point no run could use: refused, nothing stored
+        kw = alg.train_kwargs(point, step_hint=wl.step_hint)
         check_hyperparameters(kw["optimizer"], kw.get("lr"), dict(kw.get("hparams") or {}))
         spec = make_spec(wl, alg, point, seed, budget=budget, tuning="external", world_size=world)
     else:

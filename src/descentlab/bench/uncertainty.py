@@ -224,9 +224,8 @@ def score_intervals(
     algorithms, workloads, cubes = _cube(trial_times)
     rng = np.random.default_rng(seed)
     point = np.stack([_statistic(cubes[a]) for a in algorithms])  # (A, W)
-    reps = np.stack(
-        [_redraw(cubes[a], n_boot, rng, resample_trials) for a in algorithms], axis=1
-    )  # (B, A, W)
+    # (B, A, W)
+    reps = np.stack([_redraw(cubes[a], n_boot, rng, resample_trials) for a in algorithms], axis=1)
     point_scores = _scores(point, tau_max)
     rep_scores = _scores(reps, tau_max)  # (B, A)
     trials_redrawn = resample_trials and any(c.shape[2] > 1 for c in cubes.values())

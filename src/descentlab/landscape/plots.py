@@ -25,9 +25,8 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     fig.tight_layout()
     try:
-        save_figure(
-            fig, path, dpi=120
-        )  # atomic; a symbolic link at the path is refused, never written through
+        # atomic; a symbolic link at the path is refused, never written through
+        save_figure(fig, path, dpi=120)
     finally:
         plt.close(fig)
     return path

@@ -449,9 +449,8 @@ def _run_parallel(
     global _WORKER_STOPPING
     from descentlab.bench.executors import ProcessExecutor
 
-    _WORKER_STOPPING = (
-        False  # workers are fresh processes; a pool run in this process (tests) starts clean too
-    )
+    # workers are fresh processes; a pool run in this process (tests) starts clean too
+    _WORKER_STOPPING = False
 
     todo = names + (["benchmark"] if bench else [])
     order = sorted(todo, key=lambda n: -_job_cost(n, quick))

@@ -181,7 +181,12 @@ def _digestible(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     if isinstance(obj, Task):  # name, configuration and a fingerprint of the data (a split is another task)
-        data = [t for part in (obj.train_data, obj.val_data) for t in (part or ())]
+        parts = [
+            p if isinstance(p, (tuple, list)) else (p,)
+            for p in (obj.train_data, obj.val_data)
+            if p is not None
+        ]
+        data = [t for part in parts for t in part]
         return {
             "task": obj.name,
             "config": _digestible(dict(obj.config or {})),
@@ -198,9 +203,11 @@ def _digestible(obj: Any) -> Any:
 
 def _fingerprint(t: Any) -> str:
     """Shape, dtype and a hash of the first and last 4 kB of a tensor (cheap, and the same in every process)."""
-    if not hasattr(t, "detach"):
+    import torch
+
+    if not isinstance(t, torch.Tensor):
         return repr(type(t).__name__)
-    raw = t.detach().cpu().contiguous().view(-1).numpy().tobytes()
+    raw = t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()  # any dtype, bf16 too
     head = hashlib.sha256(raw[:4096] + raw[-4096:]).hexdigest()[:16]
     return f"{tuple(t.shape)}:{t.dtype}:{head}"
 
@@ -624,7 +631,7 @@ def run(
             try:
                 numbers, measured, seq = _execute(study, ctx, config, plan)
                 if split_half and seq is not None:  # the second half: the same plan on the next seeds
-                    _, measured2, seq2 = _execute(study, ctx, config, plan, offset=plan.blocks[-1])
+                    *_, seq2 = _execute(study, ctx, config, plan, offset=plan.blocks[-1])
                     seq = (seq, seq2)
                 stop.stop()  # a signal during the analysis: no verdict either
             except KeyboardInterrupt as exc:

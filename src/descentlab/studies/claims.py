@@ -498,9 +498,8 @@ def judge(
                 )
             for i in bad:
                 vals[i] = float(per[i])
-            counted = [
-                i for i in bad if math.isfinite(vals[i])
-            ]  # a budget that is itself NaN censors nothing
+            # a budget that is itself NaN censors nothing
+            counted = [i for i in bad if math.isfinite(vals[i])]
             n_censored = len(counted)
             if counted:
                 at = ", ".join(f"{vals[i]:.4g}" for i in counted)
@@ -541,12 +540,9 @@ def judge(
             stats_["estimate"] = y[0]
     elif y and equiv:  # two one-sided tests: inside the band on both sides (holds), outside it on one (fails)
         fn, band = (_t_test if test == "t" else _sign_test), float(prediction.margin)
-        inside = fn(
-            y, theta - band, theta + band, a
-        )  # p_holds: above the lower edge; p_fails: below the upper
-        outside = fn(
-            y, theta + band, theta - band, a
-        )  # p_holds: above the upper edge; p_fails: below the lower
+        # inside: p_holds = above the lower edge, p_fails = below the upper; outside: the other way round
+        inside = fn(y, theta - band, theta + band, a)
+        outside = fn(y, theta + band, theta - band, a)
         stats_ = {**inside, "p_holds": max(inside["p_holds"], inside["p_fails"]),
                   "p_fails": min(outside["p_holds"], outside["p_fails"])}  # fmt: skip
     elif y:

@@ -191,9 +191,8 @@ class _Trainer:
         member's losses count as infinite."""
         steps = int(self.cfg["steps"])
         for key in sorted({a[:2] for a in arms}):
-            group = sorted(
-                (a for a in arms if a[:2] == key), key=lambda a: (a[2], a[3])
-            )  # lr-major: stacked blocks
+            # lr-major: stacked blocks
+            group = sorted((a for a in arms if a[:2] == key), key=lambda a: (a[2], a[3]))
             runs = self.ctx.train_many(
                 self.task(*key), "sgd", [{"seed": s, "lr": lr} for *_, lr, s in group],
                 hparams={"momentum": float(self.cfg["momentum"])}, steps=steps,
@@ -419,7 +418,8 @@ register(
         description="Deep plain ReLU MLPs (22, 30 layers): Kaiming vs Xavier initialization, each at its own tuned lr.",
         slide="seeds 002/003: Kaiming He et al. 2015, '22-layer ReLU net: good init converges faster; "
         "30-layer: good init is able to converge'",
-        seconds=(120, 140),  # quick: estimated (3 tuning seeds, 3 evaluation seeds) (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(102, 260),
         quick={**_BASE, "steps": 800, "seeds": 3, "tuning_seeds": 3},
         full={**_BASE, "steps": 1500, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,

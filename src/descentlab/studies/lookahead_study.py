@@ -257,10 +257,8 @@ register(
         description="SGD vs Lookahead(SGD) and Adam vs Lookahead(Adam) across learning rates on the MNIST-1D MLP: "
         "sensitivity of the test accuracy to the lr over seeds, and the small-lr control.",
         slide="seed 003, 'Lookahead Optimizer: k steps forward, 1 step back'",
-        seconds=(
-            37,
-            410,
-        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(38, 551),
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),

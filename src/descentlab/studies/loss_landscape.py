@@ -426,10 +426,8 @@ register(
         name="loss-landscape",
         description="Li et al. line/plane projections around init and final point, dropout, 20-layer MLP ± skips.",
         slide="seed 002: 'Проекция функции потерь нейронной сети на прямую / на плоскость' (ResNet-56 ± skips)",
-        seconds=(
-            75,
-            300,
-        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(69, 600),
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),

@@ -319,10 +319,8 @@ register(
         description="Constant, step, exponential, cosine, linear, warmup+cosine and WSD schedules on the MNIST-1D "
         "MLP, each at its own tuned peak lr.",
         slide="seed 003, 'Learning Rate Schedules: Guiding the Descent'",
-        seconds=(
-            72,
-            140,
-        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(106, 474),
         quick={**_BASE, "steps": 1500, "seeds": 10, "seed_blocks": [5, 10], "tuning_seeds": 3},
         full={**_BASE, "steps": 4000, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,

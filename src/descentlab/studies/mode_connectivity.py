@@ -486,10 +486,8 @@ register(
         name="mode-connectivity",
         description="MNIST-1D MLP endpoint pairs: straight-line barrier vs trained Bezier/polychain curves, per pair.",
         slide="seeds 000/004: Garipov et al. 2018, 'Mode connectivity' (loss on the plane through w1, theta, w2)",
-        seconds=(
-            63,
-            155,
-        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(67, 213),
         predictions=PREDICTIONS,
         quick={
             "lr": 1e-2,

@@ -127,9 +127,10 @@ def speedup(muon_curve: list[tuple[int, float]], adamw_final: float, steps: int)
     return math.log10(steps / max(s, 1.0))
 
 
-def _final_loss(r: Any) -> float:
+def final_train_loss(r: Any) -> float:
+    """A run's final training loss; +inf when it diverged or the value is not finite (a tuning criterion)."""
     v = r.final.get("train_loss", math.inf)
-    return v if r.status == "finished" and v is not None and math.isfinite(v) else math.inf
+    return float(v) if r.status == "finished" and v is not None and math.isfinite(v) else math.inf
 
 
 def _train(
@@ -177,7 +178,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         track = sorted({1, steps // 10, steps // 2, steps})
         for opt in ("muon", "adamw"):
             score = PopulationScore(  # the grid x tuning seeds as one population (descentlab.train_many)
-                ctx, name, opt, _final_loss, hparams=dict(cfg["muon_hparams"][name]) if opt == "muon" else {},
+                ctx, name, opt, final_train_loss, hparams=dict(cfg["muon_hparams"][name]) if opt == "muon" else {},
                 steps=steps, batch_size=int(cfg["batch_size"][name]), task_kw=dict(cfg["task_kw"].get(name, {})),
                 eval_every=max(1, steps // 20), device="cpu", keep_model=False, save_final=False,
             )  # fmt: skip
@@ -198,7 +199,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             seed_runs[(name, opt)], spectra[(name, opt)] = runs, spec.spectra
             numbers["tuned"][key] = tuned.to_dict()
             numbers["best_lr"][key] = tuned.value
-            numbers["seed_final_train_loss"][key] = [_final_loss(r) for r in runs]
+            numbers["seed_final_train_loss"][key] = [final_train_loss(r) for r in runs]
             numbers["final_train_loss"][key] = float(np.mean(numbers["seed_final_train_loss"][key]))
             numbers["train_time"][key] = float(np.mean([r.final.get("train_time", math.nan) for r in runs]))
             reach = spec.reach
@@ -256,11 +257,11 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for n in workloads:
         muon_runs, adamw_runs = seed_runs[(n, "muon")], seed_runs[(n, "adamw")]
         per_task[n] = [
-            speedup(m_.metrics("train_loss"), _final_loss(a_), steps_total[n])
+            speedup(m_.metrics("train_loss"), final_train_loss(a_), steps_total[n])
             for m_, a_ in zip(muon_runs, adamw_runs)
         ]
         numbers["muon_steps_to_adamw_final"][n] = [
-            first_step_below(m_.metrics("train_loss"), _final_loss(a_))
+            first_step_below(m_.metrics("train_loss"), final_train_loss(a_))
             for m_, a_ in zip(muon_runs, adamw_runs)
         ]
     values = [min(per_task[n][i] for n in workloads) for i in range(len(seeds))]
@@ -325,10 +326,8 @@ register(
         description="Muon vs AdamW on softmax regression, an MLP (and a char GPT), lrs tuned per optimizer: loss vs "
         "steps/time, update spectra.",
         slide="seeds 000/004: 'Muon comparison with AdamW on LogReg'; seed 002: NanoGPT speedrun",
-        seconds=(
-            52,
-            400,
-        ),  # quick: measured idle 1-thread wall s under issue 26's seed plan (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(45, 756),
         quick={
             "tasks": ["softmax_digits", "mnist1d_mlp"],
             "steps": {"softmax_digits": 300, "mnist1d_mlp": 600},

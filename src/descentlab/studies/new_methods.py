@@ -32,7 +32,7 @@ import numpy as np
 
 from descentlab.studies import Anchor, Measurement, Prediction, Study, StudyContext, register
 from descentlab.studies.claims import eval_seeds, tune, tuning_seeds
-from descentlab.studies.muon_vs_adamw import first_step_below, speedup
+from descentlab.studies.muon_vs_adamw import final_train_loss, first_step_below, speedup
 from descentlab.studies.tables import PopulationScore
 
 ARMS: dict[str, str] = {
@@ -100,12 +100,6 @@ def _prediction(name: str) -> Prediction:
 
 
 PREDICTIONS = tuple(_prediction(n) for n in PAIRS)
-
-
-def final_train_loss(run: Any) -> float:
-    """A run's final training loss; +inf when it diverged or the value is not finite (a tuning criterion)."""
-    v = run.final.get("train_loss", math.inf)
-    return float(v) if run.status == "finished" and v is not None and math.isfinite(v) else math.inf
 
 
 def _hparams(cfg: dict[str, Any], opt: str) -> dict[str, Any]:
@@ -214,7 +208,7 @@ register(
         description="SOAP vs AdamW and Shampoo, NorMuon vs Muon, AdEMAMix vs AdamW: steps to the baseline's final "
         "training loss, every arm tuned on its own, judged over seeds.",
         slide="beyond the lectures: SOAP (arXiv:2409.11321), NorMuon (arXiv:2510.05491), AdEMAMix (arXiv:2409.03137)",
-        seconds=(150, 600),  # estimated quick/full idle 1-thread wall s (tour scheduling)
+        seconds=(149, 655),  # wall s, 2026-12-07: quick alone (1 thread), full beside another job (2 threads)
         predictions=PREDICTIONS,
         quick={**_BASE, "steps": 600, "seeds": 10, "seed_blocks": [5, 10]},
         full={**_BASE, "steps": 2000, "seeds": 20, "seed_blocks": [10, 20]},

@@ -552,10 +552,8 @@ register(
         name="sam-flatness",
         description="SGD vs SAM (tuned ρ and Foret's ρ = 0.05) on MNIST-1D, clean and 20 % label noise: λmax, accuracy.",
         slide="seeds 000/003: 'a sharp minimum to which SGD converged; a wide minimum with SAM', λmax table",
-        seconds=(
-            150,
-            450,
-        ),  # quick: estimated idle 1-thread wall s, 3 tuning + 5 evaluation seeds (tour scheduling)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(157, 408),
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),

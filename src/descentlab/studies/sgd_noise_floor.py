@@ -372,10 +372,8 @@ register(
         description="SGD on logreg: constant steps plateau ∝ α under the theorem's bound; decreasing steps; GD at "
         "its 2/L threshold.",
         slide="seeds 001/002: 'Основные результаты сходимости SGD', 'Гладкий PL-случай с постоянным шагом'",
-        seconds=(
-            40,
-            300,
-        ),  # estimated quick/full wall s on the idle 2-core CPU (tour scheduling; populations)
+        # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
+        seconds=(17, 83),
         quick=dict(_BASE),  # 3 fixed seeds: a [5, 10] plan measured 47 s in the tour (docs/studies.md)
         full={
             **_BASE,

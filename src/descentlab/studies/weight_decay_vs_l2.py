@@ -340,9 +340,8 @@ def _train_grids(task: Any, cfg: dict[str, Any], seeds: list[int], ctx: StudyCon
         for fam in [f for f, (b, _) in FAMILIES.items() if b == base] + [f"{base} (no decay)"]:
             key = base if fam.endswith("(no decay)") else fam
             ds = [0.0] if key == base else decays
-            cells = [
-                (i, j, s) for i in range(len(lrs)) for j in range(len(ds)) for s in seeds
-            ]  # blocks of seeds
+            # blocks of seeds
+            cells = [(i, j, s) for i in range(len(lrs)) for j in range(len(ds)) for s in seeds]
             name, _ = _member_hparams(key, lrs[0], ds[0], momentum)
             members = [{"seed": s, "lr": lrs[i], **_member_hparams(key, lrs[i], ds[j], momentum)[1]}
                        for i, j, s in cells]  # fmt: skip
@@ -585,7 +584,8 @@ register(
         description="Loshchilov & Hutter's lr x decay grids for Adam + L2, AdamW, SGD + L2, SGDW: best cells, "
         "separability, per-coordinate decay.",
         slide="seed 003, 'Weight decay in SGD and Adam: why AdamW matters'; seed 002, 'AdamW'",
-        seconds=(90, 190),  # quick: estimated (3 tuning seeds, 3 evaluation seeds) (tour scheduling)
+        # wall s: quick in the 2026-12-07 04:15 tour (one torch thread); full estimated
+        seconds=(71, 190),
         quick={**_BASE, "steps": 600, "seeds": 3, "tuning_seeds": 3},
         full={**_BASE, "steps": 1500, "seeds": 20, "seed_blocks": [10, 20], "tuning_seeds": 3},
         run=run,

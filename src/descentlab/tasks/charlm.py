@@ -299,9 +299,8 @@ def make_charlm(
     }  # only the options that are on (defaults: the plain model)
     tokens = _tokens()
     cut = int(len(tokens) * (1 - val_fraction))
-    longest = (
-        min(cut, len(tokens) - cut) - 2
-    )  # a window plus its next character must fit in train and validation
+    # a window plus its next character must fit in train and validation
+    longest = min(cut, len(tokens) - cut) - 2
     if context > longest:
         raise ValueError(
             f"charlm: context {context} is longer than the text allows: at most {longest} characters with "

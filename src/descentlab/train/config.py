@@ -108,9 +108,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-MAX_SEED = (
-    2**31 - 1
-)  # the batch streams derive seeds (seed * 1_000_003 + step) that must stay in torch's int64
+# the batch streams derive seeds (seed * 1_000_003 + step) that must stay in torch's int64
+MAX_SEED = 2**31 - 1
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

@@ -500,9 +500,8 @@ class Population:
         except RuntimeError:
             if self.forward != "timed" or way == "sequential" or self.chosen is not None:
                 raise
-            self.trial[way] = (
-                math.inf
-            )  # e.g. no batching rule for an op: never chosen; this step member by member
+            # e.g. no batching rule for an op: never chosen; this step member by member
+            self.trial[way] = math.inf
             way = "sequential"
             losses = self._grads((), None, way, drawn)
         if self.chosen is None and self.forward == "timed" and self.step >= len(self.ways()):
@@ -968,9 +967,8 @@ def train_many(
             loop = _PopulationLoop(pop, pop_id, intr, cbs, stop_when, save_final)
             loop.run(progress)
         if intr.pending and not any(m.status == "interrupted" for m in pop.members):
-            raise Interrupted(
-                intr.signum or 2
-            )  # a signal came while the members were written down: stored, then stop
+            # a signal came while the members were written down: stored, then stop
+            raise Interrupted(intr.signum or 2)
         runs = []
         for mb in pop.members:
             record = _record(mb.config, pop_id, mb.index, len(pop.members))
