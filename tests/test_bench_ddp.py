@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from descentlab.bench import get_algorithm, get_workload, make_spec, run_trial
 from descentlab.bench.trial import run_distributed_trial
 from descentlab.store import Store
 from descentlab.train import train
+from gloo_ranks import leave, spawn_ranks
 
 WORLD = 2
 # The tiny workload's task: logistic regression, 100 x 5; global batch 50 -> 25 examples per rank.
@@ -68,36 +68,18 @@ def _worker(rank: int, port: int, out: str) -> None:
             },
             Path(out) / f"rank{rank}.pt",
         )
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    leave(rank)
 
 
 @pytest.fixture(scope="module")
 def ddp_out(tmp_path_factory):
     """Run the 2-process gloo workers once; yields the folder with their outputs."""
     out = tmp_path_factory.mktemp("ddp")
-    _spawn_ranks(_worker, (_free_port(), str(out)), seconds=300)
+    spawn_ranks(_worker, (_free_port(), str(out)), seconds=300)
     return out
-
-
-def _spawn_ranks(fn, args: tuple, seconds: float) -> None:
-    """Run ``fn(rank, *args)`` on WORLD spawned processes with OMP_NUM_THREADS=1 and join them; a hung collective
-    fails the test after ``seconds`` instead of hanging it. A rank's exception propagates (ProcessRaisedException)."""
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned children
-    try:
-        ctx = mp.spawn(fn, args=args, nprocs=WORLD, join=False)
-        deadline = time.monotonic() + seconds
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline:
-                for p in ctx.processes:
-                    p.kill()
-                pytest.fail(f"the {WORLD} ranks did not finish within {seconds:g} s")
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
 
 
 def _load(out: Path, rank: int) -> dict:
@@ -244,4 +226,4 @@ def test_a_crash_on_one_rank_raises_there_with_its_cause():
     the timeout). Before, rank 1 returned a failed result and exited 0, and rank 0 reported gloo's lost connection
     (checked: with the raise removed this test fails with "DID NOT RAISE")."""
     with pytest.raises(mp.ProcessRaisedException, match="rank 1: OSError: disk gone"):
-        _spawn_ranks(_crash_on_rank1, (_free_port(),), seconds=120)
+        spawn_ranks(_crash_on_rank1, (_free_port(),), seconds=120)

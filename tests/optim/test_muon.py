@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.optim._muon as torch_muon_module
 from torch import nn
 
 from descentlab.optim import create
 from descentlab.optim.muon import Muon, muon_param_groups
 from descentlab.optim.orthogonalize import orthogonalize, singular_value_band
+from gloo_ranks import leave, spawn_ranks
 
 
 def fp32_newton_schulz(grad, ns_coefficients, ns_steps, eps):
@@ -215,14 +215,13 @@ def _distributed_worker(rank, world, init_file, steps, out_file):
     run(lambda ps: Muon(ps, ns_dtype=torch.float32), params, steps=steps)
     if rank == 0:
         torch.save([p.detach() for p in params], out_file)
-    dist.barrier()
-    dist.destroy_process_group()
+    leave(rank)
 
 
 def test_two_gloo_ranks_equal_the_single_process_run(tmp_path):
     single = make_matrices()
     run(lambda ps: Muon(ps, ns_dtype=torch.float32), single, steps=3)
     out_file = tmp_path / "params.pt"
-    mp.spawn(_distributed_worker, args=(2, str(tmp_path / "init"), 3, str(out_file)), nprocs=2, join=True)
+    spawn_ranks(_distributed_worker, (2, str(tmp_path / "init"), 3, str(out_file)))
     for p, q in zip(torch.load(out_file), single):
         torch.testing.assert_close(p, q.detach(), atol=1e-6, rtol=0)

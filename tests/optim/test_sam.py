@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from descentlab.optim.sam import SAM, disable_running_stats
+from gloo_ranks import leave, spawn_ranks
 
 # f(w) = 0.5 w^T A w + b^T w over two parameters (a 3-vector and a 2 x 2 matrix, 7 coordinates in all).
 _GEN = torch.Generator().manual_seed(0)
@@ -233,9 +233,10 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_file: str, x, y, stat
         if rank == 0:
             torch.save(model.state_dict(), out_file)
         del ddp
-        dist.barrier()  # both ranks done before teardown (a rank leaving early aborts gloo's other rank)
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    leave(rank)
 
 
 def test_ddp_two_gloo_ranks_equal_single_process_on_concatenated_batch(tmp_path):
@@ -244,7 +245,7 @@ def test_ddp_two_gloo_ranks_equal_single_process_on_concatenated_batch(tmp_path)
     model = nn.Linear(4, 2)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     out = tmp_path / "rank0.pt"
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(out), x, y, state), nprocs=2, join=True)
+    spawn_ranks(_ddp_worker, (2, str(tmp_path / "init"), str(out), x, y, state))
 
     opt = SAM(model.parameters(), torch.optim.SGD, rho=0.1, lr=0.1, momentum=0.9)
     for _ in range(3):
