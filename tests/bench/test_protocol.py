@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from descentlab.bench import get_algorithm, plan, run_benchmark
+from descentlab.bench import get_algorithm, plan, run_benchmark, run_trial
 from descentlab.bench.algorithms import TWIN_SEED_OFFSET, Algorithm
 from descentlab.bench.checks import null_test, null_test_markdown
 from descentlab.bench.cli import bench_app
@@ -70,11 +70,15 @@ def test_lawa_and_ema_algorithms_run_as_trials(tmp_path):
     res = run_benchmark(["nadamw_last5", "nadamw_snapema"], ["tiny"], tuning="self", studies=1,
                         store=tmp_path / "s.db", progress=False, scale=1.0)  # fmt: skip
     assert {r["status"] for r in res.results.values()} == {"finished"}
-    for r in res.results.values():
-        assert (
-            r["config"]["optimizer"] in ("lawa", "ema")
-            and r["config"]["hparams"]["base"] == "algoperf_nadamw"
-        )
+    for r in res.results.values():  # one shared training (bench.trial.shared_trainings), each its own evaluation
+        assert r["config"]["optimizer"] == "side_averages"
+        assert r["config"]["hparams"]["base"] == "algoperf_nadamw"
+        assert set(r["config"]["hparams"]["sides"]) == {"nadamw_last5", "nadamw_snapema"}
+        assert r["config"]["shared_training"]["evaluated"] == r["spec"]["algorithm"]["name"]
+    for spec in res.specs:  # a trial run alone wraps the base in its own hook
+        alone = run_trial(spec)
+        assert alone["config"]["optimizer"] in ("lawa", "ema")
+        assert alone["config"]["hparams"]["base"] == "algoperf_nadamw"
 
 
 def test_null_test_machinery_on_tiny(tmp_path):

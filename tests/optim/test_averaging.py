@@ -172,3 +172,106 @@ def test_training_loop_evaluates_the_average_and_resumes_exactly(store_path, nam
         assert torch.equal(a, b)
     stored = descentlab.load_run("avg", store_path)
     assert [v for _, v in stored.metrics("loss")] == [v for _, v in ref.metrics("loss")]
+
+
+def _sides(base, lawa_every=2, ema_every=3):
+    """``base`` with a LAWA (k 3) and an EMA (decay 0.5) on its side; the base itself is returned."""
+    sides = {"q": LAWA(base, k=3, every=lawa_every), "e": EMA(base, decay=0.5, every=ema_every)}
+    optim.SideAverages(base, sides)
+    return base
+
+
+def test_side_averages_train_the_raw_weights_and_hold_each_average_by_hand():
+    """w_t = t (the line); LAWA every 2 with k=3 after 9 steps averages (4, 6, 8); the EMA every 3 (decay 0.5) of
+    snapshots 3, 6, 9 is 0.5 (0.5 3 + 0.5 6) + 0.5 9 = 6.75. The optimizer stepped is the base itself."""
+    w, opt = _line(_sides, steps=9)
+    assert type(opt) is torch.optim.SGD and float(w.detach()) == 9.0
+    seen = {}
+    for name, swapped, extra in opt.side_averages.side_evaluations():
+        with swapped():
+            seen[name] = float(w.detach())
+        assert float(w.detach()) == 9.0  # swapped back
+        assert extra["averaging_seconds"] >= 0.0
+    assert seen == {"q": pytest.approx(6.0), "e": pytest.approx(6.75)}
+
+
+def test_side_averages_are_the_standalone_wrappers_and_their_seconds_are_off_the_clock():
+    """The same weights as LAWA or EMA wrapping the base alone (which step the base themselves); the snapshot
+    seconds are returned once by untimed_seconds() and summed per side."""
+    w, opt = _line(_sides, steps=7)
+    sides = opt.side_averages
+    for name, make in (("q", lambda b: LAWA(b, k=3, every=2)), ("e", lambda b: EMA(b, decay=0.5, every=3))):
+        w_alone, alone = _line(make, steps=7)
+        alone.eval()
+        (swap,) = [s for n, s, _ in sides.side_evaluations() if n == name]
+        with swap():
+            assert torch.equal(w.detach(), w_alone.detach())
+    spent = sides.untimed_seconds()
+    assert spent > 0 and sides.untimed_seconds() == 0.0
+    assert spent >= sum(sides.side_seconds.values()) > 0
+
+
+def test_side_averages_state_dict_round_trip_and_refusals():
+    w, opt = _line(_sides, steps=5)
+    sd = opt.state_dict()
+    assert set(sd["side_averages"]["sides"]) == {"q", "e"}
+    w2 = torch.nn.Parameter(w.detach().clone())
+    opt2 = _sides(torch.optim.SGD([w2], lr=1.0))
+    opt2.load_state_dict(sd)
+    pairs = zip(opt.side_averages.side_evaluations(), opt2.side_averages.side_evaluations(), strict=True)
+    for (n1, s1, _), (n2, s2, _) in pairs:
+        assert n1 == n2
+        with s1():
+            a = w.detach().clone()
+        with s2():
+            assert torch.equal(w2.detach(), a)
+    base3 = torch.optim.SGD([torch.nn.Parameter(w.detach().clone())], lr=1.0)
+    optim.SideAverages(base3, {"q": LAWA(base3, k=3, every=2)})
+    with pytest.raises(ValueError, match="side averages"):
+        base3.load_state_dict(sd)
+    base4 = torch.optim.SGD([w2], lr=1.0)
+    with pytest.raises(ValueError, match="sides must be"):
+        optim.SideAverages(base4, {})
+    with pytest.raises(ValueError, match="wraps another optimizer"):
+        optim.SideAverages(base4, {"q": LAWA(torch.optim.SGD([w], lr=1.0))})
+    with pytest.raises(ValueError, match="already has side averages"):
+        optim.SideAverages(opt2, {"q": LAWA(opt2)})
+    with pytest.raises(ValueError, match="method must be one of"):
+        optim.create("side_averages", [w2], lr=0.1, base="sgd", sides={"x": {"method": "swa"}})
+
+
+def test_training_loop_evaluates_every_side_and_leaves_their_snapshots_off_the_clock(toy_task):
+    """train(): the raw metrics are those of the base alone; `<metric>@<side>` those of the standalone wrapper."""
+    kw = dict(steps=40, eval_every=10, store=False, progress=False, seed=1, lr=0.05)
+    sides = {"q": {"method": "lawa", "k": 3, "every": 4}, "e": {"method": "ema", "decay": 0.8, "every": 2}}
+    run = train(toy_task, optimizer="side_averages", hparams={"base": "adam", "sides": sides}, **kw)
+    alone = train(toy_task, optimizer="adam", **kw)
+    assert run.history["loss"] == alone.history["loss"]
+    for name, cfg in sides.items():
+        cfg = dict(cfg)
+        wrapped = train(toy_task, optimizer=cfg.pop("method"), hparams={"base": "adam", **cfg}, **kw)
+        assert [v for _, v in run.history[f"loss@{name}"]] == [v for _, v in wrapped.history["loss"]]
+        assert len(run.history[f"averaging_seconds@{name}"]) == len(run.history["loss"])
+
+
+def test_side_averages_cannot_train_as_a_population():
+    from descentlab.train.population import population_mode
+
+    with pytest.raises(ValueError, match="side_averages"):
+        population_mode("side_averages")
+
+
+def test_side_averages_resume_exactly_in_the_training_loop(store_path):
+    sides = {"q": {"method": "lawa", "k": 3, "every": 3}, "e": {"method": "ema", "decay": 0.7, "every": 2}}
+    common = dict(steps=40, eval_every=5, progress=False, lr=3e-2, optimizer="side_averages",
+                  hparams={"base": "adam", "sides": sides}, task="logreg", task_kw={"m": 100, "n": 5},
+                  batch_size=20)  # fmt: skip
+    ref = train(store=False, **common)
+    run = train(store=store_path, run_id="side", checkpoint_every=4,
+                callbacks=[Callback(_InterruptAt(22), every=1)], **common)  # fmt: skip
+    assert run.status == "interrupted"
+    resumed = descentlab.resume("side", store=store_path, progress=False)
+    assert resumed.status == "finished"
+    stored = descentlab.load_run("side", store_path)
+    for key in ("loss", "loss@q", "loss@e"):
+        assert [v for _, v in stored.metrics(key)] == [v for _, v in ref.metrics(key)]

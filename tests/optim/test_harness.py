@@ -94,6 +94,8 @@ SPECS: dict[str, dict[str, Any]] = {
         "quadratic": {"lr": 0.03, "steps": 300, "decay": 0.9},
         "rosenbrock": {"lr": 0.01, "steps": 1000, "decay": 0.9},
     },
+    # the base (AdamW) trains and is evaluated as alone; the averages sit on the side (bench's shared trainings)
+    "side_averages": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
     "grokfast": {"quadratic": {"lr": 0.03, "steps": 300}, "rosenbrock": {"lr": 0.01, "steps": 1000}},
     "signsgd": {
         "quadratic": {"lr": 0.01, "steps": 300},

@@ -160,17 +160,9 @@ class Algorithm:
                 )
             hparams[dst] = hparams[src]
         optimizer = self.optimizer
-        if self.prepare_for_eval is not None:
-            hook = dict(self.prepare_for_eval)
+        hook = self.eval_hook(step_hint)
+        if hook is not None:
             optimizer = hook.pop("method")
-            for key, target in STEP_FRACTION_KEYS.items():
-                if key in hook:
-                    if step_hint is None:
-                        raise ValueError(
-                            f"algorithm {self.name!r}: prepare_for_eval {key} needs the workload's step_hint"
-                        )
-                    frac = hook.pop(key)
-                    hook[target] = max(1 if target == "every" else 0, int(round(frac * step_hint)))
             hparams = {"base": self.optimizer, **hparams, **hook}
         return {
             "optimizer": optimizer,
@@ -179,6 +171,22 @@ class Algorithm:
             "schedule": self.schedule,
             "schedule_kw": schedule_kw if self.schedule else {},
         }
+
+    def eval_hook(self, step_hint: int | None = None) -> dict[str, Any] | None:
+        """The evaluation hook with its ``*_fraction`` settings turned into steps of ``step_hint`` (``method``
+        kept), or None without one."""
+        if self.prepare_for_eval is None:
+            return None
+        hook = dict(self.prepare_for_eval)
+        for key, target in STEP_FRACTION_KEYS.items():
+            if key in hook:
+                if step_hint is None:
+                    raise ValueError(
+                        f"algorithm {self.name!r}: prepare_for_eval {key} needs the workload's step_hint"
+                    )
+                frac = hook.pop(key)
+                hook[target] = max(1 if target == "every" else 0, int(round(frac * step_hint)))
+        return hook
 
     def spec(self) -> dict[str, Any]:
         """The algorithm as a plain dict (part of every trial's cache key)."""

@@ -17,7 +17,7 @@ from typing import Any
 from descentlab.bench.algorithms import Algorithm, get_algorithm
 from descentlab.bench.executors import make_executor
 from descentlab.bench.scoring import score
-from descentlab.bench.trial import check_seed, make_spec, run_trial
+from descentlab.bench.trial import check_seed, make_spec, run_trial, shared_trainings
 from descentlab.bench.tuning import halton_points, study_time
 from descentlab.bench.uncertainty import Comparison, ScoreIntervals, compare_times, score_intervals
 from descentlab.bench.workloads import Workload, get_workload, hardware_scale
@@ -282,7 +282,8 @@ def execute(
     trial_fn: Callable[..., dict[str, Any]] = run_trial,
 ) -> BenchmarkResult:
     """Run the trial ``specs`` that the store does not hold yet (each distinct key once), write every result to the
-    store and return them all (cached ones included)."""
+    store and return them all (cached ones included). With the default ``trial_fn``, trials that train the same run
+    and differ only in a LAWA/EMA evaluation hook share one training (``trial.shared_trainings``)."""
     st = store if isinstance(store, Store) else Store(store)
     result = BenchmarkResult(specs)
     try:
@@ -300,13 +301,16 @@ def execute(
         threads = None if executor == "local" else getattr(ex, "threads", None)
         fn = functools.partial(trial_fn, threads=threads)
         bar = _Bar(progress, len(specs), len(specs) - len(todo))
+        if trial_fn is run_trial:  # trials that differ only in a LAWA/EMA evaluation share one training
+            todo = shared_trainings(todo)
         try:
             with bar:
-                for res in ex.map(fn, todo):
-                    write_result(st, res)
-                    result.results[res["key"]] = res
-                    result.executed += 1
-                    bar.advance(res)
+                for out in ex.map(fn, todo):
+                    for res in out if isinstance(out, list) else [out]:
+                        write_result(st, res)
+                        result.results[res["key"]] = res
+                        result.executed += 1
+                        bar.advance(res)
         finally:
             ex.close()
         return result

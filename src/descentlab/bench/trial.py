@@ -139,12 +139,54 @@ def steps_to_target(workload: Workload, history: Mapping[str, list[tuple[int, fl
     return math.inf
 
 
-def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, Any]:
+def run_trial(spec: Mapping[str, Any], threads: int | None = None) -> dict[str, Any] | list[dict[str, Any]]:
     """Run one trial (see the module docstring) and return its result; exceptions become ``status='failed'``.
+    A shared training (``{"group": [specs]}`` from :func:`shared_trainings`) returns one result per spec.
 
     ``threads`` sets ``torch.set_num_threads`` in this process first (executors pass cores // workers).
     """
+    if "group" in spec:
+        return _execute_group(list(spec["group"]), threads)
     return _execute(spec, threads, "cpu", False)
+
+
+SIDE_METHODS = ("lawa", "ema")
+"""Evaluation hooks that can ride on their base's training (``optim.SideAverages``)."""
+
+
+def _training_signature(spec: Mapping[str, Any]) -> str | None:
+    """What a trial trains, independent of what it evaluates: its spec without the algorithm's name and evaluation
+    hook; None for a trial that cannot share its training (data-parallel, or a hook other than LAWA/EMA)."""
+    hook = spec["algorithm"].get("prepare_for_eval")
+    if spec.get("world_size", 1) > 1 or (hook is not None and hook.get("method") not in SIDE_METHODS):
+        return None
+    alg = {k: v for k, v in spec["algorithm"].items() if k not in ("name", "prepare_for_eval")}
+    payload = [spec["workload"], alg, spec["hparams"], spec["seed"], spec.get("tuning")]
+    return json.dumps(_canonical(payload), sort_keys=True, allow_nan=False)
+
+
+def shared_trainings(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``specs`` with every set of trials that train the same run and differ only in a LAWA/EMA evaluation hook
+    (nadamw, nadamw_last5 and nadamw_snapema on one point and seed) merged into one item ``{"group": [...]}``:
+    one training, each trial's evaluation beside the others (``run_trial`` returns one result per spec). A group
+    holds at most one trial without a hook; order is kept (a group sits where its first trial was)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for s in specs:
+        sig = _training_signature(s)
+        if sig is not None:
+            groups.setdefault(sig, []).append(s)
+    out, placed = [], set()
+    for s in specs:
+        sig = _training_signature(s)
+        members = groups.get(sig, []) if sig is not None else []
+        raw = [m for m in members if m["algorithm"].get("prepare_for_eval") is None]
+        names = [m["algorithm"]["name"] for m in members]
+        if len(members) < 2 or len(raw) > 1 or len(set(names)) < len(names):
+            out.append(s)
+        elif sig not in placed:
+            placed.add(sig)
+            out.append({"group": members, "key": members[0]["key"], "spec": members[0]})
+    return out
 
 
 def run_distributed_trial(
@@ -263,3 +305,117 @@ def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distribu
         result["traceback"] = traceback.format_exc(limit=5)
     result["wall_time"] = time.perf_counter() - wall0
     return result
+
+
+def _execute_group(specs: list[dict[str, Any]], threads: int | None) -> list[dict[str, Any]]:
+    """One training for trials that differ only in a LAWA/EMA evaluation hook (``shared_trainings``): the base
+    optimizer trains once inside ``optim.SideAverages``, every hooked trial's average is evaluated at every
+    evaluation (outside the clock), and the run is cut into one result per trial as if it had run alone: each stops
+    at its own first hit; a side's clock is the raw clock plus its own snapshot seconds (the raw clock leaves all
+    snapshots out); a side's first evaluation past its budget is its last."""
+    import torch
+
+    from descentlab.train import train
+
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    wall0 = time.perf_counter()
+    wl = Workload(**specs[0]["workload"])
+    try:
+        sides = {}
+        for sp in specs:
+            hook = Algorithm(**sp["algorithm"]).eval_hook(wl.step_hint)
+            if hook is not None:
+                sides[sp["algorithm"]["name"]] = hook
+        base = Algorithm(**{**specs[0]["algorithm"], "prepare_for_eval": None})
+        reason = base.not_applicable(wl)
+        if reason is not None:
+            return [_execute(sp, None, "cpu", False) for sp in specs]
+        kwargs = base.train_kwargs(specs[0]["hparams"], step_hint=wl.step_hint)
+        kwargs["hparams"] = {"base": kwargs.pop("optimizer"), **_tuplify_betas(dict(kwargs["hparams"])),
+                             "sides": sides}  # fmt: skip
+        names = [sp["algorithm"]["name"] if sp["algorithm"]["name"] in sides else "" for sp in specs]
+        done: set[str] = set()
+
+        def all_reached(metrics: Mapping[str, float]) -> bool:
+            for n in names:
+                key = f"{wl.metric}@{n}" if n else wl.metric
+                if wl.reached(metrics.get(key, math.nan)):
+                    done.add(n)
+            return len(done) == len(names)
+
+        evals = base.gradient_evaluations
+        run = train(
+            wl.make_task(),
+            optimizer="side_averages",
+            steps=wl.step_hint // evals if wl.track == "steps" else wl.step_hint,
+            time_budget=wl.budget,
+            batch_size=wl.batch_size,
+            seed=int(specs[0]["seed"]),
+            eval_every=wl.eval_every,
+            store=False,
+            progress=False,
+            device="cpu",
+            keep_model=False,
+            stop_when=all_reached,
+            **kwargs,
+        )
+        if run.status == "interrupted":
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # the shared training crashed: every trial of the group failed
+        error = f"{type(exc).__name__}: {exc}"
+        return [{"key": sp["key"], "spec": dict(sp), "status": "failed", "reached": False,
+                 "time_to_target": math.inf, "final": {}, "history": {}, "config": {}, "error": error,
+                 "traceback": traceback.format_exc(limit=5), "wall_time": time.perf_counter() - wall0}
+                for sp in specs]  # fmt: skip
+    wall = time.perf_counter() - wall0
+    keys = [sp["key"] for sp in specs]
+    return [_cut(sp, n, run, wl, evals, wall / len(specs), keys) for sp, n in zip(specs, names, strict=True)]
+
+
+def _side_history(history: Mapping[str, list[tuple[int, float]]], side: str) -> dict[str, list]:
+    """The run's history as one trial saw it: the raw metrics (``side`` empty) or ``<metric>@side`` under the plain
+    names, with the clock moved by the side's own snapshot seconds."""
+    if not side:
+        return {k: list(v) for k, v in history.items() if "@" not in k}
+    out = {k: list(v) for k, v in history.items() if "@" not in k and k not in ("loss", "accuracy", "gap")}
+    for k, v in history.items():
+        if k.endswith(f"@{side}") and not k.startswith("averaging_seconds@"):
+            out[k[: -len(side) - 1]] = list(v)
+    extra = dict(history.get(f"averaging_seconds@{side}", []))
+    out["train_time"] = [(st, t + extra.get(st, 0.0)) for st, t in history.get("train_time", [])]
+    return out
+
+
+def _cut(spec, side: str, run, wl: Workload, evals: int, wall: float, keys: list[str]) -> dict[str, Any]:
+    """One trial's result from a shared training: its history up to its first hit (the whole run if none)."""
+    hist = _side_history(run.history, side)
+    if side and wl.track == "time":  # a lone side trial stops once its own clock passes the budget: its first
+        # evaluation past the budget is its last (the raw clock leaves the side's snapshots out, so that evaluation
+        # can come up to the side's snapshot overhead later than a lone trial's budget stop)
+        over = [st for st, t in hist["train_time"] if t > wl.budget]
+        if over:
+            hist = {k: [(st, v) for st, v in pts if st <= over[0]] for k, pts in hist.items()}
+    ttt = time_to_target(wl, hist, evals)
+    hit = steps_to_target(wl, hist)
+    if math.isfinite(hit):
+        hist = {k: [(st, v) for st, v in pts if st <= hit] for k, pts in hist.items()}
+    end = max((st for st, _ in hist.get("train_time", [])), default=0)
+    final = {k: pts[-1][1] for k, pts in hist.items() if pts and pts[-1][0] == end and k != "batch_loss"}
+    final["step"] = end
+    status = "finished" if math.isfinite(ttt) or run.status != "diverged" else "diverged"
+    return {
+        "key": spec["key"],
+        "spec": dict(spec),
+        "status": status,
+        "reached": math.isfinite(ttt),
+        "time_to_target": ttt,
+        "final": final,
+        "history": {k: v for k, v in hist.items() if k in CURVE_METRICS or k == wl.metric},
+        "config": {**dict(run.config), "shared_training": {"keys": keys, "evaluated": side or "raw weights"}},
+        "error": "",
+        "note": run.note if status == "diverged" else "",
+        "wall_time": wall,
+    }

@@ -15,7 +15,7 @@ from descentlab.optim.muon import Muon, muon_param_groups
 from descentlab.optim.shampoo import Shampoo
 from descentlab.optim.sam import SAM
 from descentlab.optim.lookahead import Lookahead
-from descentlab.optim.averaging import EMA, LAWA
+from descentlab.optim.averaging import EMA, LAWA, SideAverages
 from descentlab.optim.grokfast import GrokfastEMA
 from descentlab.optim.cautious import Cautious
 from descentlab.optim.algoperf import AlgoPerfNAdamW
@@ -26,6 +26,7 @@ __all__ = [
     "EMA",
     "LAWA",
     "SAM",
+    "SideAverages",
     "GrokfastEMA",
     "Lookahead",
     "Muon",

@@ -9,6 +9,11 @@ AlgoPerf's ``prepare_for_eval`` hook (``descentlab.bench.Algorithm(prepare_for_e
   last ``k`` snapshots; evaluation uses their uniform mean (AlgoPerf v0.5's "LAWA queue").
 - ``EMA(base, decay, every)``: every ``every`` steps, ``avg <- decay * avg + (1 - decay) * w`` (the first snapshot
   starts it), through ``torch.optim.swa_utils.get_ema_multi_avg_fn`` (AlgoPerf v0.5's "LAWA EMA").
+- ``SideAverages(base, {name: averaging})``: ``base`` trains and is evaluated as it would alone (nothing wraps it:
+  hooks on it advance the sides), and each named average is kept on the side; the training loop evaluates every
+  side average too (metrics ``<name>@<side>``) and leaves their snapshot time out of the training clock
+  (``untimed_seconds``), reporting each side's own (``averaging_seconds@<side>``). One training, several evaluations: the benchmark's averaging entrants are
+  evaluated inside their base's trials this way.
 
 Before the first snapshot, evaluation sees the raw weights. Only parameters are averaged (buffers such as
 BatchNorm statistics are not). The queue / EMA live in ``state_dict()`` (keyed by parameter index, like torch's
@@ -19,8 +24,11 @@ its ``train()`` after the swap back.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -29,7 +37,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn, get_swa_multi_avg_fn
 
 from descentlab.optim.registry import ParamsOrModel, create, register
 
-__all__ = ["EMA", "LAWA", "WeightAveraging"]
+__all__ = ["EMA", "LAWA", "SideAverages", "WeightAveraging"]
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -95,11 +103,15 @@ class WeightAveraging(torch.optim.Optimizer):
         if self._evaluating:
             raise RuntimeError(f"{type(self).__name__}.step() in eval mode: call train() first")
         loss = self.base_optimizer.step(closure) if closure is not None else self.base_optimizer.step()
+        self._advance()
+        return loss
+
+    def _advance(self) -> None:
+        """Count a base step; snapshot the weights if it is one (``step >= start``, every ``every`` steps)."""
         self.averaging_step += 1
         if self.averaging_step >= self.start and self.averaging_step % self.every == 0:
             with torch.no_grad():
                 self._snapshot([p.detach() for p in self._params()])
-        return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradients (the base optimizer's)."""
@@ -261,6 +273,119 @@ class EMA(WeightAveraging):
         self.ema = None if ema is None else _fit(ema, params, "EMA")
 
 
+class SideAverages:
+    """Named averages kept on the side of a base optimizer that trains (and is evaluated) as it would alone.
+
+    ``sides`` maps a name to a ``WeightAveraging`` built around ``base_optimizer`` (never stepped itself). Nothing
+    wraps the base: a step post-hook advances every side (timed, ``untimed_seconds``/``side_seconds``), state-dict
+    hooks carry the sides' state in the base's ``state_dict()`` under ``"side_averages"``, and the object sits on the
+    base as ``base_optimizer.side_averages``, where the training loop finds it. ``side_evaluations()`` gives, per
+    side, a context that swaps that side's average in (raw weights before its first snapshot) and the seconds its
+    snapshots took so far."""
+
+    def __init__(self, base_optimizer: torch.optim.Optimizer, sides: dict[str, WeightAveraging]):
+        if not isinstance(base_optimizer, torch.optim.Optimizer):
+            raise TypeError(f"base_optimizer must be a torch.optim.Optimizer, got {base_optimizer!r:.80}")
+        if not isinstance(sides, dict) or not sides:
+            raise ValueError(f"sides must be a non-empty dict of name -> WeightAveraging, got {sides!r:.80}")
+        for name, side in sides.items():
+            if not isinstance(side, WeightAveraging):
+                raise TypeError(f"side {name!r} must be a LAWA/EMA-style WeightAveraging, got {side!r:.80}")
+            if side.base_optimizer is not base_optimizer:
+                raise ValueError(f"side {name!r} wraps another optimizer than base_optimizer")
+        if getattr(base_optimizer, "side_averages", None) is not None:
+            raise ValueError("base_optimizer already has side averages")
+        self.base_optimizer = base_optimizer
+        self.sides = dict(sides)
+        self.side_seconds = dict.fromkeys(self.sides, 0.0)
+        self._untimed = 0.0
+        self._pending: dict[str, Any] | None = None
+        base_optimizer.register_step_post_hook(self._after_step)
+        base_optimizer.register_state_dict_post_hook(self._save)
+        base_optimizer.register_load_state_dict_pre_hook(self._take)
+        base_optimizer.register_load_state_dict_post_hook(self._restore)
+        base_optimizer.side_averages = self
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        t0 = time.perf_counter()
+        for name, side in self.sides.items():
+            t1 = time.perf_counter()
+            side._advance()
+            self.side_seconds[name] += time.perf_counter() - t1
+        self._untimed += time.perf_counter() - t0
+
+    def untimed_seconds(self) -> float:
+        """Seconds of side snapshots since the last call (the training loop leaves them out of its clock)."""
+        out, self._untimed = self._untimed, 0.0
+        return out
+
+    def side_evaluations(self) -> list[tuple[str, Callable[[], Any], dict[str, float]]]:
+        """``(name, swap, metrics)`` per side: ``swap()`` is a context manager with that side's average in the
+        parameters; ``metrics`` holds ``averaging_seconds``, the time its snapshots took so far."""
+        return [(name, functools.partial(self._swapped, side), {"averaging_seconds": self.side_seconds[name]})
+                for name, side in self.sides.items()]  # fmt: skip
+
+    @contextlib.contextmanager
+    def _swapped(self, side: WeightAveraging) -> Iterator[None]:
+        avg = side.averaged_params()
+        if avg is None:
+            yield
+            return
+        params = side._params()
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in params]
+            for p, a in zip(params, avg, strict=True):
+                p.copy_(a)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(params, raw, strict=True):
+                    p.copy_(r)
+
+    def _save(self, optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
+        state_dict["side_averages"] = {
+            "sides": {
+                name: {"kind": side.kind, "step": side.averaging_step, "every": side.every, "start": side.start,
+                       **side._extra_state()}
+                for name, side in self.sides.items()
+            },
+            "side_seconds": dict(self.side_seconds),
+        }  # fmt: skip
+        return state_dict
+
+    def _take(self, optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("side_averages", None)
+        sides = extra.get("sides") if isinstance(extra, dict) else None
+        if not isinstance(sides, dict) or set(sides) != set(self.sides):
+            got = sorted(sides) if isinstance(sides, dict) else sides
+            raise ValueError(
+                f"state_dict's side averages are {got!r:.80}, this optimizer keeps {sorted(self.sides)}"
+            )
+        for name, side in self.sides.items():
+            if sides[name].get("kind") != side.kind:
+                raise ValueError(
+                    f"side {name!r}: state_dict holds a {sides[name].get('kind')!r} average, not {side.kind!r}"
+                )
+        self._pending = extra
+        return state_dict
+
+    def _restore(self, optimizer: torch.optim.Optimizer) -> None:
+        extra, self._pending = self._pending, None
+        if extra is None:
+            return
+        for name, side in self.sides.items():
+            st = extra["sides"][name]
+            side.param_groups = optimizer.param_groups
+            side.state = optimizer.state
+            side.averaging_step = _positive_int("averaging step", st.get("step"), 0)
+            side.every = _positive_int("every", st.get("every"))
+            side.start = _positive_int("start", st.get("start"), 0)
+            side._load_extra_state(st, side._params())
+        self.side_seconds = {k: float(extra.get("side_seconds", {}).get(k, 0.0)) for k in self.sides}
+
+
 def _base(params_or_model: ParamsOrModel, base: Any, base_hparams: dict[str, Any]) -> torch.optim.Optimizer:
     if not isinstance(base, str):
         raise ValueError(f"base must be a registered optimizer name, got {base!r}")
@@ -290,4 +415,39 @@ register(
     "ema",
     _ema_factory,
     "EMA of the weights (snapshots every `every` steps, `decay`) for evaluation; base='adamw'",
+)
+
+
+_SIDE_KINDS = {"lawa": LAWA, "ema": EMA}
+
+
+def _side_factory(
+    params_or_model: ParamsOrModel, base: str = "adamw", sides: dict[str, dict[str, Any]] | None = None,
+    **base_hparams: Any,
+) -> torch.optim.Optimizer:  # fmt: skip
+    if sides is None:  # the registry's default: one of each
+        sides = {"lawa": {"method": "lawa"}, "ema": {"method": "ema"}}
+    if not isinstance(sides, dict) or not sides:
+        raise ValueError(
+            f"sides must be a non-empty dict of name -> {{'method': 'lawa' | 'ema', ...}}, got {sides!r}"
+        )
+    opt = _base(params_or_model, base, base_hparams)
+    built = {}
+    for name, cfg in sides.items():
+        cfg = dict(cfg) if isinstance(cfg, dict) else {}
+        kind = _SIDE_KINDS.get(cfg.pop("method", None))
+        if kind is None:
+            raise ValueError(
+                f"side {name!r}: method must be one of {sorted(_SIDE_KINDS)}, got {sides[name]!r}"
+            )
+        built[name] = kind(opt, **cfg)
+    SideAverages(opt, built)
+    return opt
+
+
+register(
+    "side_averages",
+    _side_factory,
+    "the base's training with LAWA/EMA averages kept and evaluated on the side (one training, several "
+    "evaluations); base='adamw', sides={name: {'method': 'lawa' | 'ema', ...}} (default: one of each)",
 )

@@ -43,7 +43,8 @@ def _params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
 
 def _twin(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """A deep copy of ``opt`` with its parameters and every attribute (torch's pickling of optimizers keeps only
-    defaults, state and groups, which loses a wrapper's base optimizer and settings)."""
+    defaults, state and groups, which loses a wrapper's base optimizer and settings), the optimizers it reaches
+    through attributes, dicts of them and helper objects with a ``base_optimizer`` (``SideAverages``) included."""
     found: list[Any] = []
     todo: list[Any] = [opt]
     while todo:
@@ -51,7 +52,9 @@ def _twin(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
         if any(o is f for f in found) or len(found) > 32:
             continue
         found.append(o)
-        todo.extend(v for v in vars(o).values() if isinstance(v, torch.optim.Optimizer))
+        for v in vars(o).values():  # optimizers, dicts of them (side averages) and helpers holding them
+            vs = list(v.values()) if isinstance(v, dict) else [v]
+            todo.extend(x for x in vs if isinstance(x, torch.optim.Optimizer) or hasattr(x, "base_optimizer"))
     memo: dict[int, Any] = {id(o): object.__new__(type(o)) for o in found}
     for o in found:
         memo[id(o)].__dict__.update(copy.deepcopy(vars(o), memo))

@@ -170,7 +170,10 @@ class _Loop:
         loss_value = float(loss.detach()) if loss is not None else math.nan
         if s.avg_model is not None and s.step > self.avg_start:
             s.avg_model.update_parameters(s.model)
-        s.train_time += self.ex.step_seconds(time.perf_counter() - t0)
+        # work the optimizer did for evaluation only (side averages' snapshots) stays off the clock, as evaluation
+        sides = getattr(s.opt, "side_averages", None)
+        off_clock = float(sides.untimed_seconds()) if sides is not None else 0.0
+        s.train_time += self.ex.step_seconds(time.perf_counter() - t0 - off_clock)
         self.mid_step = False
         return loss_value
 
@@ -203,6 +206,11 @@ class _Loop:
         res = dict(self.task.evaluate(s.model))
         if s.avg_model is not None and s.step > self.avg_start:
             res.update({f"avg_{k}": v for k, v in self.task.evaluate(s.avg_model.module).items()})
+        sides = getattr(s.opt, "side_averages", None)  # optim.SideAverages: more weights evaluated, `k@side`
+        for side, swapped, extra in sides.side_evaluations() if sides is not None else ():
+            with swapped():
+                res.update({f"{k}@{side}": v for k, v in self.task.evaluate(s.model).items()})
+            res.update({f"{k}@{side}": v for k, v in extra.items()})
         for k, v in res.items():
             record(s.step, k, v)
         record(s.step, "train_time", s.train_time)

@@ -94,6 +94,8 @@ _WRAPPERS = {"lookahead": "adam", "grokfast": "adam", "lawa": "adamw", "ema": "a
 _SAM = frozenset({"sam", "asam"})
 REFUSED = {
     "lbfgs": "L-BFGS's line search calls the closure a data-dependent number of times per member",
+    "side_averages": "its side averages are evaluated by train()'s loop only (a population evaluates one set of "
+    "weights per member)",
 }
 _MEMBER_KEYS = ("seed", "lr", "hparams", "run_id")
 
