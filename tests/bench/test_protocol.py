@@ -70,7 +70,9 @@ def test_lawa_and_ema_algorithms_run_as_trials(tmp_path):
     res = run_benchmark(["nadamw_last5", "nadamw_snapema"], ["tiny"], tuning="self", studies=1,
                         store=tmp_path / "s.db", progress=False, scale=1.0)  # fmt: skip
     assert {r["status"] for r in res.results.values()} == {"finished"}
-    for r in res.results.values():  # one shared training (bench.trial.shared_trainings), each its own evaluation
+    for (
+        r
+    ) in res.results.values():  # one shared training (bench.trial.shared_trainings), each its own evaluation
         assert r["config"]["optimizer"] == "side_averages"
         assert r["config"]["hparams"]["base"] == "algoperf_nadamw"
         assert set(r["config"]["hparams"]["sides"]) == {"nadamw_last5", "nadamw_snapema"}
