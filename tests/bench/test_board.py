@@ -313,3 +313,29 @@ def test_a_twin_shares_its_originals_step_cost():
     assert data["step_cost"]["adamw/tiny"] == data["step_cost"]["adamw_twin/tiny"] == pytest.approx(5.2 / 400)
     assert data["modeled"]["adamw"]["tiny"] == data["modeled"]["adamw_twin"]["tiny"]
     assert set(data["audit"]["outside"]) == {"adamw/tiny", "adamw_twin/tiny"}  # the audit shows the load gap
+
+
+def test_soap_and_normuon_entrants_tune_three_dimensions_and_normuon_is_muon_with_row_normalization():
+    """Issue 29's fewest-steps entrants: SOAP with pytorch_optimizer's optimizer at the paper's betas, NorMuon as
+    muon's search space over descentlab's NorMuon option, n/a where Muon is."""
+    soap, normuon, muon = get_algorithm("soap"), get_algorithm("normuon"), get_algorithm("muon")
+    assert soap.tuned_dimensions() == ["lr", "one_minus_beta1", "weight_decay"]
+    kw = soap.train_kwargs({"lr": 1e-3, "one_minus_beta1": 0.1, "weight_decay": 0.01})
+    assert kw["optimizer"] == "soap" and kw["hparams"]["betas"] == (0.9, 0.95)
+    assert normuon.space == muon.space and normuon.tie == muon.tie and normuon.optimizer == "normuon"
+    assert normuon.not_applicable(get_workload("logreg")) and normuon.not_applicable(get_workload("digits")) is None
+
+
+def test_a_spike_in_scales_the_estimand_exactly_even_with_misses():
+    """The spiked entrant's times and censoring point are both x0.67, so its restricted-mean time is exactly x0.67
+    in every cell, misses included (before 2026-12-07 only finite times were scaled: a cell with misses moved less)."""
+    rng = np.random.default_rng(0)
+    cube = rng.lognormal(0.0, 0.5, size=(2, 12, 5))
+    cube[rng.random(cube.shape) < 0.8] = math.inf  # 80 % misses: a best of 5 is often all misses
+    budgets = np.array([4.0, 4.0])
+    res = paired_test(cube, cube, budgets, n_boot=200, factor_b=0.67)
+    assert res["speedup"] == pytest.approx(1 / 0.67, rel=1e-12)
+    old_style = paired_test(cube, cube * 0.67, budgets, n_boot=200)["speedup"]
+    assert 1.0 < old_style < 1 / 0.67 - 0.05  # misses left at the budget dilute the spike
+    with pytest.raises(ValueError, match="factor_b must be a positive number"):
+        paired_test(cube, cube, budgets, factor_b=0.0)

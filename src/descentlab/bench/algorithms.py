@@ -43,6 +43,8 @@ STEP_FRACTION_KEYS = {"every_fraction": "every", "start_fraction": "start"}
 TWIN_SEED_OFFSET = 100_000
 TUNED_DIMENSIONS = 3
 """The number of tuned search-space dimensions of every built-in entrant (docs/benchmark.md, "Entrants")."""
+MUON_FAMILY = ("muon", "normuon", "adamuon")
+"""Entrants whose optimizer acts on hidden matrices only (n/a on a model without one)."""
 GRADIENT_EVALUATIONS = {"sam": 2, "asam": 2}
 """Gradient evaluations per optimizer step (1 unless listed): what the fewest-steps track counts."""
 
@@ -117,7 +119,7 @@ class Algorithm:
     def not_applicable(self, workload: Any) -> str | None:
         """Why this entrant has nothing to act on in ``workload`` (a ``Workload``), or None when it applies: Muon
         needs at least one hidden matrix (its split sends embeddings, the output head and vectors to AdamW)."""
-        if self.optimizer != "muon":
+        if self.optimizer not in MUON_FAMILY:
             return None
         from descentlab.optim import muon_param_groups
 
@@ -282,6 +284,18 @@ def _builtin() -> None:
         fixed={"adam_betas": (0.9, 0.99)}, schedule_kw={"warmup_fraction": 0.05},
         description="Muon on hidden matrices + AdamW on the rest, the AdamW part's lr a tuned dimension (AdamW's "
                     "range), one weight decay for both parts; n/a on a model without hidden matrices",
+    ))  # fmt: skip
+    register_algorithm(dataclasses.replace(
+        ALGORITHMS["muon"], name="normuon", optimizer="normuon",
+        description="NorMuon (Muon with row normalization after orthogonalization; descentlab's Muon option) on "
+                    "hidden matrices + AdamW on the rest, tuned as muon; n/a without hidden matrices",
+    ))  # fmt: skip
+    register_algorithm(Algorithm(
+        "soap", "soap", space={"lr": adam_lr, "one_minus_beta1": b1, "weight_decay": wd},
+        default={"lr": 3e-3, "one_minus_beta1": 0.05, "weight_decay": 1e-2},
+        fixed={"betas": (0.95, 0.95), "precondition_frequency": 10}, schedule_kw={"warmup_fraction": 0.05},
+        description="SOAP (Adam in Shampoo's eigenbasis; pytorch_optimizer's, parity-checked in docs/optimizers.md), "
+                    "betas (0.95, 0.95), preconditioner every 10 steps, warmup + cosine",
     ))  # fmt: skip
     register_algorithm(Algorithm(
         "shampoo", "shampoo", space={"lr": adam_lr, "one_minus_beta1": b1, "weight_decay": wd},

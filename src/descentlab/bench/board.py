@@ -28,7 +28,8 @@ trial and is continuous in the hit rate:
 Self-checks (``self_checks``) use the baseline's own trials: disjoint random halves of its studies are compared as
 if they were two entrants (A/A: the false-positive rate, with its Clopper-Pearson interval from
 ``scipy.stats.binomtest``), and again with the second half's times multiplied by a factor (spike-in, re-scored
-without training): the power at x0.8 and x0.67 and the minimum detectable effect at 80 % power. These run at half the
+without training; the censoring point too, so the half's estimand is exactly that factor times its own): the power
+at x0.8 and x0.67 and the minimum detectable effect at 80 % power. These run at half the
 studies and unpaired, so they understate the power of the paired full board (stated with the numbers).
 """
 
@@ -75,10 +76,11 @@ def cell_time(times: np.ndarray, budget: float, k: int | None = None) -> np.ndar
 
 
 def _log_cell_times(cubes: np.ndarray, budgets: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
-    """``log T`` for study indices ``idx`` (..., S'): cubes (A, W, S, N) -> (..., A, W)."""
+    """``log T`` for study indices ``idx`` (..., S'): cubes (A, W, S, N) -> (..., A, W); ``budgets`` per workload
+    (W,) or per entrant and workload (A, W) (a spiked entrant's censoring point scales with its times)."""
     picked = cubes[:, :, idx, :]  # (A, W, ..., S', N)
     picked = np.moveaxis(picked, (0, 1), (-4, -3))  # (..., A, W, S', N)
-    pool = np.sort(np.minimum(picked, budgets[:, None, None]).reshape(*picked.shape[:-2], -1), axis=-1)
+    pool = np.sort(np.minimum(picked, budgets[..., None, None]).reshape(*picked.shape[:-2], -1), axis=-1)
     return np.log(pool @ best_of_k_weights(pool.shape[-1], k))
 
 
@@ -427,17 +429,22 @@ def paired_test(
     ci: float = 0.9,
     n_boot: int = 2000,
     seed: int = 0,
+    factor_b: float = 1.0,
 ) -> dict[str, float]:
     """Speed-up of ``b`` over ``a`` (geometric mean over workloads of ``T_a / T_b``) with its paired bootstrap (study
     ``s`` of one with study ``s`` of the other) bootstrap-t two-sided p-value; cubes are (workloads, studies,
-    trials). ``detected`` when p < 1 - ci."""
+    trials). ``detected`` when p < 1 - ci. ``factor_b`` spikes ``b`` in: its times *and* its censoring point
+    (the budget) are multiplied by it, so every cell's restricted mean is exactly ``factor_b`` times ``b``'s."""
     a, b = np.asarray(cube_a, dtype=float), np.asarray(cube_b, dtype=float)
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(
             f"cubes must be (workloads, studies, trials) of the same shape, got {a.shape} and {b.shape}"
         )
-    cubes = np.stack([a, b])
+    if not (isinstance(factor_b, (int, float)) and 0 < factor_b and math.isfinite(factor_b)):
+        raise ValueError(f"factor_b must be a positive number, got {factor_b!r}")
+    cubes = np.stack([a, b * factor_b])
     bud = np.asarray(budgets, dtype=float)
+    bud = np.stack([bud, bud * factor_b])
     S, N = a.shape[1], a.shape[2]
 
     def stat(idx: np.ndarray) -> np.ndarray:
@@ -480,7 +487,7 @@ def self_checks(
         perm = rng.permutation(S)
         a, b = x[:, perm[:h]], x[:, perm[h : 2 * h]]
         for f in hits:
-            res = paired_test(a, b * f, bud, ci, n_boot, seed=seed + r)
+            res = paired_test(a, b, bud, ci, n_boot, seed=seed + r, factor_b=f)
             hits[f] += int(res["detected"] and (f == 1.0 or res["speedup"] > 1))
     k = hits.pop(1.0)
     bt = binomtest(k, splits, 1 - ci)
@@ -506,7 +513,7 @@ def self_checks_markdown(checks: Mapping[str, Any]) -> str:
         f"rate {aa['rate']:.2f} ({aa['count']}/{aa['splits']}; 95 % Clopper-Pearson [{aa['interval'][0]:.2f}, "
         f"{aa['interval'][1]:.2f}]) against the nominal {aa['nominal']:.2f} (splits overlap, so the interval is "
         "approximate).",
-        f"- Spike-in (the second half's times x0.8 / x0.67, re-scored without training): power "
+        f"- Spike-in (the second half's times and censoring point x0.8 / x0.67, re-scored without training): power "
         f"{p.get(0.8, float('nan')):.2f} / {p.get(0.67, float('nan')):.2f}.",
         "- Minimum detectable effect at 80 % power: "
         + (

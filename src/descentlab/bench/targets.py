@@ -40,7 +40,7 @@ from typing import Any
 
 from descentlab.bench.algorithms import get_algorithm
 from descentlab.bench.runner import execute
-from descentlab.bench.trial import make_spec
+from descentlab.bench.trial import make_spec, steps_to_target
 from descentlab.bench.tuning import halton_points
 from descentlab.bench.workloads import TARGETS_FILE, Workload, get_workload, hardware_scale
 from descentlab.store import Store
@@ -139,6 +139,23 @@ def _validation_specs(
             for s in range(studies)]  # fmt: skip
 
 
+CRITERIA = ("time", "steps")
+
+
+def needed(studies: int) -> int:
+    """Seeds that must reach a target for it to pass: two thirds of them, rounded up (2 of 3, 7 of 10)."""
+    return math.ceil(2 * studies / 3)
+
+
+def target_noise(w: Workload, target: float) -> float | None:
+    """The validation metric's own noise at ``target``: the binomial standard deviation of an accuracy measured on
+    the workload's validation set, sqrt(t (1 - t) / n); None for a metric that is not a share of examples."""
+    if w.metric != "accuracy" or not 0.0 <= target <= 1.0:
+        return None
+    n = int(w.make_task().val_data[0].shape[0])
+    return math.sqrt(target * (1.0 - target) / n)
+
+
 def _judge(
     w: Workload,
     target: float,
@@ -146,29 +163,43 @@ def _judge(
     results: Mapping[str, Any],
     need: int,
     fraction: float,
+    criterion: str = "time",
 ) -> dict[str, Any]:
-    """The validation verdict of ``specs`` (one per seed) from their ``results`` (by key)."""
+    """The validation verdict of ``specs`` (one per seed) from their ``results`` (by key): the target reached on
+    ``need`` seeds, and the median time-to-target within ``fraction`` of the budget (``criterion="time"``) or the
+    median step of the first hit within ``fraction`` of the step hint (``"steps"``: no clock in the verdict)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     got = [results.get(s["key"]) for s in specs]
-    times = [
-        float(r["time_to_target"]) if r is not None and r["status"] != "failed" else math.inf for r in got
-    ]
-    values = [
-        best_within(r, w, fraction) if r is not None and r["status"] != "failed" else math.nan for r in got
-    ]
+    ok = [r is not None and r["status"] != "failed" for r in got]
+    times = [float(r["time_to_target"]) if k else math.inf for r, k in zip(got, ok, strict=True)]
+    steps = [steps_to_target(w, r["history"]) if k else math.inf for r, k in zip(got, ok, strict=True)]
+    steps = [st if math.isfinite(t) else math.inf for st, t in zip(steps, times, strict=True)]
+    values = [best_within(r, w, fraction) if k else math.nan for r, k in zip(got, ok, strict=True)]
     med = statistics.median(times)
+    med_steps = statistics.median(steps)
     budget = w.limit(specs[0]["workload"])
+    hint = int(specs[0]["workload"]["step_hint"])
     reached = sum(math.isfinite(t) for t in times)
+    within = med <= fraction * budget if criterion == "time" else med_steps <= fraction * hint
+    noise = target_noise(w, target)
     return {
         "target": float(target),
         "seeds": [int(s["seed"]) for s in specs],
         "times": [t if math.isfinite(t) else None for t in times],
+        "steps": [st if math.isfinite(st) else None for st in steps],
         "values": values,
         "reached": reached,
+        "need": need,
         "studies": len(specs),
         "median_time": med if math.isfinite(med) else None,
+        "median_steps": med_steps if math.isfinite(med_steps) else None,
         "budget": budget,
+        "step_hint": hint,
         "unit": w.unit,
-        "passed": reached >= need and med <= fraction * budget,
+        "criterion": criterion,
+        **({"metric_sd": noise} if noise is not None else {}),
+        "passed": reached >= need and within,
     }
 
 
@@ -178,19 +209,22 @@ def validate_target(
     baseline: str,
     hparams: Mapping[str, Any],
     studies: int = 3,
-    need: int = 2,
+    need: int | None = None,
     seed: int = VALIDATION_SEED,
     fraction: float = 2 / 3,
     scale: float = 1.0,
+    criterion: str = "time",
     **run: Any,
 ) -> dict[str, Any]:
     """Rerun ``baseline`` at ``hparams`` on ``studies`` fresh seeds (``seed + s``) with ``target`` on; the verdict
-    ``passed`` needs the target reached in ``need`` of them and a median time-to-target within ``fraction`` of the
-    budget. ``run`` goes to ``execute`` (executor, workers, store, progress)."""
+    ``passed`` needs the target reached in ``need`` of them (default: ``needed(studies)``, two thirds) and a median
+    time-to-target within ``fraction`` of the budget (``criterion="steps"``: a median first-hit step within
+    ``fraction`` of the step hint). ``run`` goes to ``execute`` (executor, workers, store, progress)."""
     fraction = _check_fraction(fraction)
     w = get_workload(workload) if isinstance(workload, str) else workload
     specs = _validation_specs(w, target, baseline, hparams, studies, seed, scale)
-    return _judge(w, target, specs, execute(specs, **run).results, need, fraction)
+    need = needed(studies) if need is None else need
+    return _judge(w, target, specs, execute(specs, **run).results, need, fraction, criterion)
 
 
 def derive_targets(
@@ -333,12 +367,13 @@ def validate_targets(
     workloads: Sequence[str],
     targets: Mapping[str, Mapping[str, Any]] | None = None,
     studies: int = 3,
-    need: int = 2,
+    need: int | None = None,
     seed: int = VALIDATION_SEED + 10_000,
     fraction: float = 2 / 3,
     scale: float | None = None,
     recalibrate: bool = False,
     rounds: int = 3,
+    criterion: str = "time",
     **run: Any,
 ) -> dict[str, dict[str, Any]]:
     """Validate shipped targets (``targets.json`` by default): each workload's target-setting configuration rerun
@@ -348,8 +383,12 @@ def validate_targets(
     With ``recalibrate``, a workload that fails is recalibrated as in ``derive_targets`` (``next_candidate`` from
     every run so far, this one included) and the new candidate validated on new seeds (``seed + 100 k``), for at
     most ``rounds`` rounds in all; the result then also holds ``entry``: the targets-file entry with the rounds
-    appended under ``revalidation`` and the final ``target``/``status`` (what ``write_targets`` takes)."""
+    appended under ``revalidation`` and the final ``target``/``status`` (what ``write_targets`` takes).
+    ``need`` defaults to two thirds of ``studies``; ``criterion`` as in ``validate_target``."""
     fraction = _check_fraction(fraction)
+    need = needed(studies) if need is None else need
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     entries = load_targets() if targets is None else targets
@@ -371,7 +410,7 @@ def validate_targets(
     for k in range(rounds if recalibrate else 1):
         done = execute([s for _, _, v in batch.values() for s in v], **run)
         for name, (w, e, specs) in batch.items():
-            val = _judge(w, target[name], specs, done.results, need, fraction)
+            val = _judge(w, target[name], specs, done.results, need, fraction, criterion)
             out[name] = {**val, "round": k, "baseline": e["baseline"], "hparams": dict(e["hparams"]),
                          "status": "validated" if val["passed"] else "failed"}  # fmt: skip
             entry[name]["revalidation"].append({**val, "round": k})
@@ -433,8 +472,10 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 
 
 def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: float = 2 / 3) -> str:
-    """The validation table (Markdown): per workload the target, the target-setting configuration, the last
-    validation round's reached count, median time-to-target against ``fraction`` of the budget, and the verdict."""
+    """The validation table (Markdown): per workload the target with the validation metric's own noise (binomial
+    sd of an accuracy), the target-setting configuration, the last validation round's reached count against the
+    count needed, the median time-to-target against ``fraction`` of the budget, the median first-hit step against
+    ``fraction`` of the step hint, the criterion that decided, and the verdict."""
     last = {
         name: (e["validation"] if isinstance(e.get("validation"), list) else [e])[-1]
         for name, e in entries.items()
@@ -442,9 +483,9 @@ def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: floa
     units = {v.get("unit", "s") for v in last.values()}
     u = units.pop() if len(units) == 1 else "s or steps"
     lines = [
-        f"| workload | target | set by | round | reached | times to target ({u}) | median ({u}) | 2/3 budget ({u}) "
-        "| verdict |",
-        "|---|---:|---|---:|---:|---|---:|---:|---|",
+        f"| workload | target | metric sd | set by | round | reached / needed | times to target ({u}) | median ({u}) "
+        f"| 2/3 budget ({u}) | median step of first hit | 2/3 step hint | criterion | verdict |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---|---|",
     ]
     for name, e in entries.items():
         v = last[name]
@@ -453,9 +494,13 @@ def validation_markdown(entries: Mapping[str, Mapping[str, Any]], fraction: floa
         )
         op = "≥" if e.get("higher_is_better", True) else "≤"
         times = ", ".join(_fmt(t) for t in v.get("times", []))
+        hint = v.get("step_hint")
+        need = v.get("need", needed(int(v["studies"])))
         lines.append(
-            f"| {name} | {op}{v['target']:g} {e.get('metric', '')} | {e.get('baseline', '')} ({cfg}) | "
-            f"{v.get('round', 0)} | {v['reached']}/{v['studies']} | {times} | {_fmt(v.get('median_time'))} | "
-            f"{_fmt(fraction * v['budget'])} | {'passed' if v['passed'] else 'FAILED'} |"
+            f"| {name} | {op}{v['target']:g} {e.get('metric', '')} | {_fmt(v.get('metric_sd'), 2)} | "
+            f"{e.get('baseline', '')} ({cfg}) | {v.get('round', 0)} | {v['reached']}/{v['studies']} (need {need}) "
+            f"| {times} | {_fmt(v.get('median_time'))} | {_fmt(fraction * v['budget'])} | "
+            f"{_fmt(v.get('median_steps'), 4)} | {_fmt(None if hint is None else fraction * hint, 4)} | "
+            f"{v.get('criterion', 'time')} | {'passed' if v['passed'] else 'FAILED'} |"
         )
     return "\n".join(lines) + "\n"
