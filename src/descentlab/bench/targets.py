@@ -95,12 +95,20 @@ def easier_quantile(values: Sequence[float], higher_is_better: bool, share: floa
     return float(x[max(1, math.ceil(share * len(x) - 1e-9)) - 1])
 
 
-def best_within(result: Mapping[str, Any], workload: Workload, fraction: float) -> float:
+def best_within(
+    result: Mapping[str, Any], workload: Workload, fraction: float, criterion: str = "time"
+) -> float:
     """The best validation value a trial reached at evaluations within ``fraction`` of its budget (the step hint on
-    a steps-track workload; ``-inf``/``inf``, i.e. the worst possible, when there is none)."""
+    a steps-track workload, or with ``criterion="steps"``; ``-inf``/``inf``, i.e. the worst possible, when there is
+    none)."""
     sign = 1.0 if workload.higher_is_better else -1.0
-    clock = workload.clock(result.get("history", {}))
-    budget = workload.limit(result["spec"]["workload"])
+    history = result.get("history", {})
+    if criterion == "steps":
+        clock = {int(st): float(st) for st, _ in history.get(workload.metric, [])}
+        budget = float(result["spec"]["workload"]["step_hint"])
+    else:
+        clock = workload.clock(history)
+        budget = workload.limit(result["spec"]["workload"])
     best = -math.inf
     for step, v in result.get("history", {}).get(workload.metric, []):
         if math.isfinite(v) and clock.get(step, math.inf) <= fraction * budget:
@@ -173,9 +181,10 @@ def _judge(
     got = [results.get(s["key"]) for s in specs]
     ok = [r is not None and r["status"] != "failed" for r in got]
     times = [float(r["time_to_target"]) if k else math.inf for r, k in zip(got, ok, strict=True)]
-    steps = [steps_to_target(w, r["history"]) if k else math.inf for r, k in zip(got, ok, strict=True)]
+    wt = Workload(**{**w.spec(), "target": float(target)})  # the candidate's target, not the registered one
+    steps = [steps_to_target(wt, r["history"]) if k else math.inf for r, k in zip(got, ok, strict=True)]
     steps = [st if math.isfinite(t) else math.inf for st, t in zip(steps, times, strict=True)]
-    values = [best_within(r, w, fraction) if k else math.nan for r, k in zip(got, ok, strict=True)]
+    values = [best_within(r, w, fraction, criterion) if k else math.nan for r, k in zip(got, ok, strict=True)]
     med = statistics.median(times)
     med_steps = statistics.median(steps)
     budget = w.limit(specs[0]["workload"])
@@ -346,9 +355,13 @@ def derive_targets(
 
 def _pool(entry: Mapping[str, Any]) -> list[float]:
     """Every value the target-setting configuration reached within 2/3 of the budget so far: the repeats, then each
-    validation run (a run that reached its target counts with that target)."""
+    validation run (a run that reached its target counts with that target; under the step criterion, the best value
+    within 2/3 of the step hint)."""
     pool = [float(x) for x in entry.get("repeats", {}).get("within_fraction", [])]
     for v in [*entry.get("validation", []), *entry.get("revalidation", [])]:
+        if v.get("criterion") == "steps":  # the best value within 2/3 of the step hint (a hit there included)
+            pool += [float(x) for x in v["values"]]
+            continue
         pool += [v["target"] if t is not None else x for t, x in zip(v["times"], v["values"], strict=True)]
     return pool
 

@@ -175,7 +175,7 @@ def _builtin() -> None:
                     "width 64, 2 layers, context 32, batch 32) on pydoc text; steps to the val loss target",
     ))  # fmt: skip
     register_workload(Workload(
-        "mnist1d_steps", "mnist1d_mlp", "accuracy", t.get("mnist1d_steps", 0.67), True, budget=60.0,
+        "mnist1d_steps", "mnist1d_mlp", "accuracy", t["mnist1d_steps"], True, budget=60.0,
         step_hint=2000, eval_every=50, batch_size=100, track="steps",
         description="fewest-steps track: MLP 40-100-100-10 on MNIST-1D (4000 train / 1000 val); steps to the val "
                     "accuracy target",
