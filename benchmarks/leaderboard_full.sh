@@ -17,6 +17,8 @@
 #   SMOKE=1 benchmarks/leaderboard_full.sh       # the same pipeline on `tiny`, a few minutes (targets to $OUT, not src/)
 #   SMOKE=1 EXEC=local ...                       # without worker processes (a loaded machine spawns them slowly)
 #   FROM=external STORE=runs/leaderboard_full/board.db benchmarks/leaderboard_full.sh   # resume from a step
+#   FROM=external WORKLOADS=logreg,digits,mnist1d_mlp benchmarks/leaderboard_full.sh   # the 12-study light board
+#     (docs/benchmark.md: 13 entrants x 3 workloads x 12 studies x 5 trials, ~12 min on 2 cores)
 # Step 0 writes runs/bench_hardware.json, which every later `descentlab bench` command here reads (budget factor).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,7 @@ else
   OUT=${OUT:-runs/leaderboard_full}
   # 12 studies: the paired analysis prints no interval below 6 and its self-checks need 6 + 6 (issue 27). Not run
   # yet at 12: at issue 17's cost (41 min for 3 studies) it takes ~2.7 h on 2 cores; STUDIES=3 reproduces issue 17.
-  WL=(-w all); ALGS=(-a all); PROTO=(--trials 5 --studies "${STUDIES:-12}")
+  WL=(-w "${WORKLOADS:-all}"); ALGS=(-a all); PROTO=(--trials 5 --studies "${STUDIES:-12}")
   TARGETS_OUT=src/descentlab/bench/targets.json; CAL=(); OTHERS=all; NULL_ALG=nadamw
 fi
 STORE=${STORE:-$OUT/bench.db}

@@ -74,3 +74,17 @@ def test_the_first_hit_is_judged_against_the_candidate_target_not_the_registered
     specs, res = _results(w, [300] * 10)
     assert _judge(w, 0.5, specs, res, needed(10), 2 / 3, "steps")["median_steps"] == 100.0
     assert _judge(w, 0.9, specs, res, needed(10), 2 / 3, "steps")["median_steps"] == 300.0
+
+
+def test_recalibration_under_the_step_criterion_pools_the_values_within_two_thirds_of_the_step_hint():
+    """A failed step-criterion round contributes each seed's best value within 2/3 of the step hint (here 0.6 at
+    step 100 for every seed: their hits at step 900 came too late), so the next candidate is 0.6 rounded easier."""
+    from descentlab.bench.targets import _pool, next_candidate
+
+    w = get_workload("digits")
+    specs, res = _results(w, [900] * 10)
+    v = _judge(w, 0.9, specs, res, needed(10), 2 / 3, "steps")
+    assert not v["passed"] and v["values"] == [0.6] * 10
+    entry = {"repeats": {"within_fraction": []}, "validation": [v]}
+    assert _pool(entry) == [0.6] * 10
+    assert next_candidate(w, entry, 0.9) == pytest.approx(0.6)
