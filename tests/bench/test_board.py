@@ -323,7 +323,10 @@ def test_soap_and_normuon_entrants_tune_three_dimensions_and_normuon_is_muon_wit
     kw = soap.train_kwargs({"lr": 1e-3, "one_minus_beta1": 0.1, "weight_decay": 0.01})
     assert kw["optimizer"] == "soap" and kw["hparams"]["betas"] == (0.9, 0.95)
     assert normuon.space == muon.space and normuon.tie == muon.tie and normuon.optimizer == "normuon"
-    assert normuon.not_applicable(get_workload("logreg")) and normuon.not_applicable(get_workload("digits")) is None
+    assert (
+        normuon.not_applicable(get_workload("logreg"))
+        and normuon.not_applicable(get_workload("digits")) is None
+    )
 
 
 def test_a_spike_in_scales_the_estimand_exactly_even_with_misses():

@@ -95,7 +95,11 @@ def test_null_test_machinery_on_tiny(tmp_path):
     lo, hi = res["difference_interval"]
     assert lo <= res["difference"] <= hi and res["abs_difference"] == abs(res["difference"])
     md = null_test_markdown(res)
-    assert "sgd_nesterov_twin" in md and "Paired test" in md and "Spike-in (the twin's times and censoring point x0.67)" in md
+    assert (
+        "sgd_nesterov_twin" in md
+        and "Paired test" in md
+        and "Spike-in (the twin's times and censoring point x0.67)" in md
+    )
     assert res["spike"]["factor"] == 0.67 and res["passed"] == (res["tied"] and res["spike"]["detected"])
     with pytest.raises(ValueError, match="others must not contain"):
         null_test("sgd_nesterov", ["tiny"], others=["sgd_nesterov"], store=tmp_path / "s.db")
