@@ -4,6 +4,7 @@ model, the entrants' rules and the target seed stream."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -342,3 +343,31 @@ def test_a_spike_in_scales_the_estimand_exactly_even_with_misses():
     assert 1.0 < old_style < 1 / 0.67 - 0.05  # misses left at the budget dilute the spike
     with pytest.raises(ValueError, match="factor_b must be a positive number"):
         paired_test(cube, cube, budgets, factor_b=0.0)
+
+
+def test_bench_compare_carries_the_leaderboards_paired_test(tmp_path):
+    """`bench compare` judges with the board's paired test (>= 6 studies), says when there are too few studies,
+    and runs no test on an n/a cell."""
+    from typer.testing import CliRunner
+
+    from descentlab.bench import run_benchmark
+    from descentlab.bench.board import paired_comparison, paired_comparison_sentence
+    from descentlab.bench.cli import bench_app
+
+    store = tmp_path / "s.db"
+    res = run_benchmark(["sgd_nesterov", "signsgd", "muon"], ["tiny"], trials=2, studies=6, store=store,
+                        progress=False, scale=1.0)  # fmt: skip
+    cmp = paired_comparison(res, "sgd_nesterov", "signsgd", "tiny")
+    assert cmp["verdict"] in ("faster", "slower", "not separated") and cmp["studies"] == 6
+    assert cmp["speedup"] > 0 and 0 <= cmp["p"] <= 1
+    assert (cmp["verdict"] == "not separated") == (cmp["p"] >= 0.1)
+    assert "sgd_nesterov over signsgd speed-up x" in paired_comparison_sentence(cmp)
+    assert paired_comparison(res, "muon", "signsgd", "tiny")["verdict"] == "n/a"
+    common = ["-w", "tiny", "--trials", "2", "--store", str(store), "--scale", "1"]
+    out = CliRunner().invoke(
+        bench_app, ["compare", "sgd_nesterov", "signsgd", *common, "--studies", "6", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["paired"]["verdict"] == cmp["verdict"]
+    few = CliRunner().invoke(bench_app, ["compare", "sgd_nesterov", "signsgd", *common, "--studies", "3"])
+    assert few.exit_code == 0 and "it needs 6" in few.output and "Descriptive" in few.output

@@ -664,3 +664,41 @@ def board_report(
         lines.append(self_checks_markdown(checks).rstrip())
     lines.append(audit_markdown(data["audit"]).rstrip())
     return {"board": bd, "checks": checks, "data": data, "markdown": "\n".join(lines) + "\n"}
+
+
+def paired_comparison(
+    result: Any, a: str, b: str, workload: str, ci: float = 0.9, n_boot: int = 10_000
+) -> dict:
+    """The leaderboard's test for one pair on one workload: ``a``'s speed-up over ``b`` (``T_b / T_a`` of the
+    restricted-mean best-of-k modeled times, bootstrap-t over paired studies, ``paired_test``) with its p-value and
+    a verdict (``faster`` / ``slower`` / ``not separated`` at ``ci``). ``verdict`` is ``too few studies`` below
+    ``MIN_STUDIES`` and ``n/a`` where either entrant is not applicable on the workload (no test then)."""
+    data = board_data(result)
+    studies = len({int(s["study"]) for s in result.specs})
+    out: dict[str, Any] = {"a": a, "b": b, "workload": workload, "studies": studies, "ci": ci}
+    na = data["not_applicable"]
+    if any((n, workload) in na for n in (a, b)):
+        return {**out, "verdict": "n/a", "speedup": None, "p": None}
+    if studies < MIN_STUDIES:
+        return {**out, "verdict": "too few studies", "speedup": None, "p": None}
+    cube = {n: np.array([data["modeled"][n][workload]], dtype=float) for n in (a, b)}
+    res = paired_test(cube[b], cube[a], np.array([data["budgets"][workload]]), ci=ci, n_boot=n_boot)
+    verdict = "not separated" if not res["detected"] else "faster" if res["speedup"] > 1 else "slower"
+    return {**out, "verdict": verdict, "speedup": res["speedup"], "p": res["p"]}
+
+
+def paired_comparison_sentence(cmp: Mapping[str, Any]) -> str:
+    """One line for ``paired_comparison``'s result."""
+    head = (f"Paired test (the leaderboard's: restricted-mean best-of-k modeled times, bootstrap-t over "
+            f"{cmp['studies']} paired studies): ")  # fmt: skip
+    if cmp["verdict"] == "n/a":
+        return head + f"not run: an entrant is not applicable on {cmp['workload']}."
+    if cmp["verdict"] == "too few studies":
+        return (
+            head
+            + f"not run: {cmp['studies']} studies (it needs {MIN_STUDIES}; add --studies {MIN_STUDIES} --run)."
+        )
+    return head + (f"{cmp['a']} over {cmp['b']} speed-up x{cmp['speedup']:.3f}, p = {cmp['p']:.3g} -> "
+                   f"{cmp['a']} {cmp['verdict']} at {100 * cmp['ci']:g} %" if cmp["verdict"] != "not separated"
+                   else f"{cmp['a']} over {cmp['b']} speed-up x{cmp['speedup']:.3f}, p = {cmp['p']:.3g} -> not "
+                   f"separated at {100 * cmp['ci']:g} %") + "."  # fmt: skip

@@ -295,7 +295,8 @@ def compare_cmd(
     workers: int = typer.Option(2, "--workers", help="Parallel workers (with --run)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Is A faster than B on a workload? Time-to-target over studies, the difference with its interval, a verdict.
+    """Is A faster than B on a workload? Time-to-target over studies, the descriptive difference with its interval,
+    and the leaderboard's paired test (with >= 6 studies), whose verdict is the one to read.
 
     `descentlab bench compare muon adamw -w mnist1d_mlp --studies 5 --run`
     """
@@ -320,8 +321,12 @@ def compare_cmd(
                 f"({tuning} tuning, {trials} trials x {studies} studies, seed {seed}); add --run to run them"
             )
     cmp = result.compare(a, b, workload, ci=ci)
+    from descentlab.bench.board import paired_comparison, paired_comparison_sentence
+
+    paired = paired_comparison(result, a, b, workload, ci=ci)
     if as_json:
-        console.print_json(json.dumps({**cmp.to_dict(), "missing": len(result.missing())}, allow_nan=False))
+        doc = {**cmp.to_dict(), "paired": paired, "missing": len(result.missing())}
+        console.print_json(json.dumps(doc, allow_nan=False))
         return
     unit = result.unit
     table = Table(
@@ -337,7 +342,8 @@ def compare_cmd(
         ]
         table.add_row(str(i), *cell)
     console.print(table)
-    console.print(Text(cmp.sentence()))
+    console.print(Text("Descriptive (medians over studies of the best trial): " + cmp.sentence()))
+    console.print(Text(paired_comparison_sentence(paired)))
     if result.missing():
         console.print(
             f"[yellow]{len(result.missing())} trials have no result yet (counted as misses)[/yellow]"
