@@ -35,7 +35,7 @@ def test_three_studies_give_the_range_of_the_study_values():
 
 def test_constant_tables_give_point_intervals_and_clear_ranks():
     tt = {"A": {"w": [[10.0, 12.0]] * 3}, "B": {"w": [[30.0, 31.0]] * 3}}
-    iv = score_intervals(tt, n_boot=500)
+    iv = score_intervals(tt, n_boot=500, resample_trials=True)
     assert iv.resampled == "studies and trials within studies"
     assert iv.scores == pytest.approx({"A": 1.0, "B": 1 / 3})
     # redrawing trials can lose the best one: A's time is 10 or 12, B's 30 or 31 -> B's score from (4-3.1)/3 up
@@ -49,10 +49,10 @@ def test_constant_tables_give_point_intervals_and_clear_ranks():
 def test_trial_redraw_known_case():
     # one study, trials (1, 5): the redrawn best is 5 only if both draws pick 5 (p = 1/4 > 5 %) -> interval [1, 5]
     tt = {"A": {"w": [[1.0, 5.0]]}, "B": {"w": [[100.0, 100.0]]}}
-    iv = score_intervals(tt, n_boot=4000, seed=3)
+    iv = score_intervals(tt, n_boot=4000, seed=3, resample_trials=True)
     assert (iv.time_lo["A"]["w"], iv.time_hi["A"]["w"]) == (1.0, 5.0)
-    fixed = score_intervals(tt, n_boot=4000, seed=3, resample_trials=False)
-    assert (fixed.time_lo["A"]["w"], fixed.time_hi["A"]["w"]) == (1.0, 1.0)
+    fixed = score_intervals(tt, n_boot=4000, seed=3)  # the default since issue 27: studies only
+    assert (fixed.time_lo["A"]["w"], fixed.time_hi["A"]["w"]) == (1.0, 1.0) and fixed.resampled == "studies"
 
 
 def test_point_scores_match_the_plain_score_of_the_study_medians():

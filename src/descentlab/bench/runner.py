@@ -196,9 +196,8 @@ class BenchmarkResult:
         self, ci: float = 0.9, n_boot: int = 2000, seed: int = 0, tau_max: float = 4.0
     ) -> ScoreIntervals:
         """Scores and times with ``ci`` bootstrap intervals and tie-aware ranks (``uncertainty.score_intervals``):
-        studies redrawn, and trials within studies under external tuning."""
-        return score_intervals(self.trial_times(), ci, n_boot, seed, resample_trials=self.tuning == "external",
-                               tau_max=tau_max)  # fmt: skip
+        studies redrawn (trials are not: a redrawn best-of-k is biased slow)."""
+        return score_intervals(self.trial_times(), ci, n_boot, seed, tau_max=tau_max)
 
     def compare(
         self, a: str, b: str, workload: str, ci: float = 0.9, n_boot: int = 4000, seed: int = 0
@@ -211,7 +210,7 @@ class BenchmarkResult:
         if workload not in tt[a]:
             raise ValueError(f"workload {workload!r} is not in this benchmark (it has {', '.join(tt[a])})")
         return compare_times(tt[a][workload], tt[b][workload], a, b, workload, ci, n_boot, seed,
-                             resample_trials=self.tuning == "external", unit=self.unit)  # fmt: skip
+                             unit=self.unit)  # fmt: skip
 
     def best_trials(self) -> dict[tuple[str, str], dict[str, Any]]:
         """(algorithm, workload) -> its fastest result (or, if none reached the target, the one that got closest)."""

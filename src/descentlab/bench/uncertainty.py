@@ -209,14 +209,15 @@ def score_intervals(
     ci: float = 0.9,
     n_boot: int = 2000,
     seed: int = 0,
-    resample_trials: bool = True,
+    resample_trials: bool = False,
     tau_max: float = 4.0,
 ) -> ScoreIntervals:
     """AlgoPerf scores and per-workload times with ``ci`` bootstrap intervals from the raw trial times
     ``trial_times[a][w] = [[seconds per trial] per study]`` (``math.inf`` = miss); ties marked by ``mark_ties``.
 
-    ``resample_trials`` redraws the trials inside each drawn study too (external tuning); with one trial per study
-    (self-tuning) only studies are redrawn. Deterministic under ``seed``.
+    Only studies are redrawn by default: a redrawn best-of-k can only be slower than the observed one (a one-sided
+    bias) and counts the trials' variance twice (issue 27); ``resample_trials=True`` redraws the trials inside each
+    drawn study too, as before 2026-12-07. Deterministic under ``seed``.
     """
     ci, n_boot = _check_ci(ci), _check_n_boot(n_boot)
     if isinstance(tau_max, bool) or not isinstance(tau_max, (int, float)) or not tau_max > 1:
@@ -335,13 +336,13 @@ def compare_times(
     ci: float = 0.9,
     n_boot: int = 4000,
     seed: int = 0,
-    resample_trials: bool = True,
+    resample_trials: bool = False,
     unit: str = "s",
 ) -> Comparison:
     """Compare two algorithms' times to target on one workload from their trial tables (``[[seconds per trial] per
     study]``, ``math.inf`` = miss): the workload time of each (median over studies of the best trial), the difference
-    ``a - b`` with a ``ci`` bootstrap interval (studies, and trials within studies, redrawn independently for each
-    algorithm) and the verdict for ``a``: ``faster`` (the whole interval below 0), ``slower`` (above 0) or ``no
+    ``a - b`` with a ``ci`` bootstrap interval (studies redrawn independently for each algorithm; trials within
+    studies too with ``resample_trials=True``) and the verdict for ``a``: ``faster`` (the whole interval below 0), ``slower`` (above 0) or ``no
     significant difference``. Two misses count as a difference of 0; a miss against a hit as an infinite one."""
     ci, n_boot = _check_ci(ci), _check_n_boot(n_boot)
     ca, cb = _table(f"[{a!r}]", trials_a)[None], _table(f"[{b!r}]", trials_b)[None]
