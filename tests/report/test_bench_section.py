@@ -65,7 +65,9 @@ def test_scores_json_with_intervals(tmp_path: Path) -> None:
     md = rh.bench_json_markdown(json.loads(json.dumps(data)))
     rows = [line for line in md.splitlines() if line.startswith("| =") or line.startswith("| 3")]
     assert rows[0].startswith("| =1 | adamw | 1 | [") and rows[-1].startswith("| 3 | signsgd |")
-    assert "90 % interval" in md and "Intervals: bootstrap over studies." in md  # trials not redrawn (issue 27)
+    assert (
+        "90 % interval" in md and "Intervals: bootstrap over studies." in md
+    )  # trials not redrawn (issue 27)
 
 
 def test_the_fewest_steps_track_gets_its_own_section(tmp_path: Path) -> None:
