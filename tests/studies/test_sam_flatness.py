@@ -16,7 +16,13 @@ from descentlab.landscape.projections import FlatParams
 from descentlab.store import Store
 from descentlab.studies import StudyContext
 from descentlab.studies.claims import ANCHOR_VERDICTS, VERDICTS, judge
-from descentlab.studies.sam_flatness import PREDICTIONS, equal_loss_index, run_arm, tuning_task
+from descentlab.studies.sam_flatness import (
+    PREDICTIONS,
+    distinct_equal_loss_index,
+    equal_loss_index,
+    run_arm,
+    tuning_task,
+)
 from descentlab.train import train
 
 PRED = {p.name: p for p in PREDICTIONS}
@@ -134,3 +140,14 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     evaluated = [r for r in runs if r.config["eval_every"] == 4]
     assert len(evaluated) == 2 * len(res.summary["numbers"]["solutions"])
     assert {r.config["optimizer"] for r in evaluated} == {"sgd", "sam"}
+
+
+def test_an_equal_loss_point_at_the_end_is_no_equal_loss_point():
+    """Version 3: a run that reaches the other's final loss only at its last snapshot (or never) has no equal-loss
+    weights distinct from its final ones: no index (the seed gets no value instead of repeating flatter_*)."""
+    losses = [2.0, 1.0, 0.6, 0.5, 0.4]
+    assert distinct_equal_loss_index(losses, 0.6) == 2
+    assert distinct_equal_loss_index(losses, 0.45) is None  # first reached at the end
+    assert distinct_equal_loss_index(losses, 0.01) is None  # never reached
+    eq = {p.name: p for p in PREDICTIONS}
+    assert eq["flatter_equal_loss_noisy"].version == eq["flatter_equal_loss_clean"].version == 3

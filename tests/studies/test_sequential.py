@@ -69,6 +69,19 @@ def test_repeated_p_value_equals_alpha_on_the_boundary():
     assert PLAN.repeated_p(PLAN.levels[1] / 10, 1) < PLAN.alpha < PLAN.repeated_p(PLAN.levels[1] * 2, 1)
 
 
+def test_no_evidence_gives_a_repeated_p_value_of_one_not_zero():
+    """A nominal p of 1 (no finite value, or every seed on the other side of a sign test) is no evidence at any
+    look: its repeated p-value is 1 (it was 0.0 under a multi-look plan, z = -inf, which Holm and BH then counted
+    as a rejection); p-values near 1 stay near 1."""
+    for k in range(3):
+        assert PLAN.repeated_p(1.0, k) == 1.0
+        assert PLAN.repeated_p(math.nan, k) == 1.0
+        assert PLAN.repeated_p(0.999, k) > 0.9
+    p = Prediction("x", "c", "s", "q", ">", 1.0, "t")
+    res = judge(p, [math.nan] * 10, plan=PLAN)
+    assert res["verdict"] == "inconclusive" and res["p_value"] == 1.0
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

@@ -191,8 +191,12 @@ class SeedPlan:
         statistic of one-sided nominal p-value ``p_nominal`` (equal to ``p_nominal`` for one look)."""
         from scipy import stats
 
-        if not math.isfinite(p_nominal):
-            return 1.0
+        if (
+            not math.isfinite(p_nominal) or p_nominal >= 1.0
+        ):  # no evidence at all (no finite value, or every seed
+            return (
+                1.0  # on the other side): before 2026-12-07 a multi-look plan turned this into 0.0 (z = -inf)
+            )
         if len(self.blocks) == 1:
             return float(min(1.0, max(0.0, p_nominal)))
         z = float(stats.norm.isf(min(1.0, max(p_nominal, 1e-300))))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +75,10 @@ PREDICTIONS = (
         "one (or SAM where it reaches SGD's, whichever ends lower), one ratio per seed",
         ">",
         1.0,
-        "a ratio above 1; tests whether the flatness is more than SAM stopping at a higher loss",
+        "a ratio above 1; tests whether the flatness is more than SAM stopping at a higher loss; a seed whose "
+        "lower arm reaches the other's final loss only at its end has no value (v3)",
         scale="log",
-        version=2,
+        version=3,
     ),
     Prediction(
         "flatter_equal_loss_noisy",
@@ -85,9 +87,9 @@ PREDICTIONS = (
         "as flatter_equal_loss_clean, with label noise",
         ">",
         1.0,
-        "a ratio above 1",
+        "a ratio above 1; a seed with no equal-loss point before the lower arm's end has no value (v3)",
         scale="log",
-        version=2,
+        version=3,
     ),
     Prediction(
         "accuracy_clean",
@@ -231,6 +233,14 @@ def equal_loss_index(losses: Sequence[float], target: float) -> int:
     return len(losses) - 1
 
 
+def distinct_equal_loss_index(losses: Sequence[float], target: float) -> int | None:
+    """``equal_loss_index`` when it lies before the run's last snapshot; None when it is the last one (prediction
+    version 3): the run reaches the other's final loss only at its end (or never), so its "equal-loss" weights are
+    its final weights and the equal-loss ratio would repeat the final-weights one."""
+    i = equal_loss_index(losses, target)
+    return i if i < len(losses) - 1 else None
+
+
 def _load(model: torch.nn.Module, flat: torch.Tensor) -> torch.nn.Module:
     out = copy.deepcopy(model)
     torch.nn.utils.vector_to_parameters(flat, out.parameters())
@@ -359,9 +369,13 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             per[f"accuracy_{key}"].append(a["test_accuracy"] - b["test_accuracy"])
             # equal training loss: the arm that ends lower is taken where it first reaches the other's final loss
             low, high = (b, a) if b["train_loss"] <= a["train_loss"] else (a, b)
-            i = equal_loss_index(low["losses"], high["train_loss"])
-            lam_low = lam(_load(low["model"], low["snapshots"][i]), key)
-            lam_b, lam_a = (lam_low, a["lambda_max"]) if low is b else (b["lambda_max"], lam_low)
+            i = distinct_equal_loss_index(low["losses"], high["train_loss"])
+            if i is None:  # v3: no equal-loss point before the end: no value (it would repeat flatter_{key})
+                lam_b = lam_a = math.nan
+                i = len(low["losses"]) - 1
+            else:
+                lam_low = lam(_load(low["model"], low["snapshots"][i]), key)
+                lam_b, lam_a = (lam_low, a["lambda_max"]) if low is b else (b["lambda_max"], lam_low)
             per[f"flatter_equal_loss_{key}"].append(lam_b / lam_a)
             matched.append(
                 {
@@ -372,6 +386,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                     "target_loss": high["train_loss"],
                     "lambda_max_sgd": lam_b,
                     "lambda_max_sam": lam_a,
+                    "distinct": math.isfinite(lam_b),
                 }
             )
         numbers["equal_loss"][key] = matched
@@ -436,15 +451,21 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             inconclusive=lr_reason or None,
         )
         eq = numbers["equal_loss"][key]
+        same = sum(not m["distinct"] for m in eq)
+        dup = (f"{same} of {len(eq)} seeds have no equal-loss point before the lower arm's end (it reaches the "
+               f"other's final loss only at its last snapshot): there the claim would repeat flatter_{key}"
+               if same else "")  # fmt: skip
         measured[f"flatter_equal_loss_{key}"] = Measurement(
             per[f"flatter_equal_loss_{key}"],
             "; ".join(
                 f"seed {m['seed']}: {m['matched_arm']} at step {m['matched_step']} (loss {m['matched_loss']:.3g} vs "
-                f"{m['target_loss']:.3g}): lambda_max SGD {m['lambda_max_sgd']:.3g}, SAM {m['lambda_max_sam']:.3g}"
+                f"{m['target_loss']:.3g}): "
+                + (f"lambda_max SGD {m['lambda_max_sgd']:.3g}, SAM {m['lambda_max_sam']:.3g}" if m["distinct"]
+                   else "its final weights (no value)")
                 for m in eq
             ),
-            inconclusive=rho_reason or None,
-        )
+            inconclusive="; ".join(r for r in (rho_reason, dup) if r) or None,
+        )  # fmt: skip
         acc_s = [sol[(key, 0.0, s)]["test_accuracy"] for s in seeds]
         acc_a = [sol[(key, rho_t.value, s)]["test_accuracy"] for s in seeds]
         measured[f"accuracy_{key}"] = Measurement(
@@ -562,6 +583,14 @@ register(
                 "2026-12-07",
                 "issue 26: the six lambda_max ratios (flatter_*) judged on the log scale (scale='log'); threshold 1 "
                 "and direction unchanged",
+            ),
+            (
+                3,
+                "2026-12-07",
+                "issue 26: flatter_equal_loss_*: a seed whose lower arm reaches the other arm's final loss only at "
+                "its last snapshot has no equal-loss point distinct from its final weights and gets no value (the "
+                "claim is then inconclusive) instead of repeating flatter_* (the noisy full variant's duplicate); "
+                "threshold, direction and scale unchanged",
             ),
         ),
         quick={
