@@ -35,7 +35,11 @@ _TUNING = typer.Option(
     "external", "--tuning", help="external (Halton search) or self (one config, 1.5x budget)."
 )
 _TRIALS = typer.Option(5, "--trials", help="Trials per study (external tuning).")
-_STUDIES = typer.Option(3, "--studies", help="Independent studies (external tuning).")
+_STUDIES = typer.Option(
+    3,
+    "--studies",
+    help="Independent studies (external tuning); the paired analysis needs >= 6, the board runs 12.",
+)
 _SEED = typer.Option(0, "--seed", help="Seed of the Halton draws and of the trials.")
 _STORE = typer.Option(None, "--store", help="Store path (default: $DESCENTLAB_STORE or runs/descentlab.db).")
 _SCALE = typer.Option(
