@@ -698,7 +698,6 @@ def paired_comparison_sentence(cmp: Mapping[str, Any]) -> str:
             head
             + f"not run: {cmp['studies']} studies (it needs {MIN_STUDIES}; add --studies {MIN_STUDIES} --run)."
         )
-    return head + (f"{cmp['a']} over {cmp['b']} speed-up x{cmp['speedup']:.3f}, p = {cmp['p']:.3g} -> "
-                   f"{cmp['a']} {cmp['verdict']} at {100 * cmp['ci']:g} %" if cmp["verdict"] != "not separated"
-                   else f"{cmp['a']} over {cmp['b']} speed-up x{cmp['speedup']:.3f}, p = {cmp['p']:.3g} -> not "
-                   f"separated at {100 * cmp['ci']:g} %") + "."  # fmt: skip
+    says = f"{cmp['a']} {cmp['verdict']}" if cmp["verdict"] != "not separated" else "not separated"
+    return head + (f"{cmp['a']} over {cmp['b']} speed-up x{cmp['speedup']:.3f}, p = {cmp['p']:.3g} -> {says} at "
+                   f"{100 * cmp['ci']:g} %.")  # fmt: skip

@@ -516,8 +516,6 @@ def validate_targets_cmd(
         raise ValueError("--write goes with --recalibrate (validation alone changes no target)")
     wls = _names(workloads, available_workloads(track=track), "workload")
     t0 = time.perf_counter()
-    if criterion not in ("steps", "time"):
-        raise ValueError(f"--criterion must be 'steps' or 'time', got {criterion!r}")
     out = validate_targets(wls, studies=studies, scale=_scale(scale), executor=executor, workers=workers,
                            store=store, recalibrate=recalibrate, criterion=criterion)  # fmt: skip
     from descentlab.bench import get_workload

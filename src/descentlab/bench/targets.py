@@ -110,7 +110,7 @@ def best_within(
         clock = workload.clock(history)
         budget = workload.limit(result["spec"]["workload"])
     best = -math.inf
-    for step, v in result.get("history", {}).get(workload.metric, []):
+    for step, v in history.get(workload.metric, []):
         if math.isfinite(v) and clock.get(step, math.inf) <= fraction * budget:
             best = max(best, sign * v)
     return sign * best

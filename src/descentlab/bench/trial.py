@@ -170,14 +170,13 @@ def shared_trainings(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     (nadamw, nadamw_last5 and nadamw_snapema on one point and seed) merged into one item ``{"group": [...]}``:
     one training, each trial's evaluation beside the others (``run_trial`` returns one result per spec). A group
     holds at most one trial without a hook; order is kept (a group sits where its first trial was)."""
+    sigs = [_training_signature(s) for s in specs]
     groups: dict[str, list[dict[str, Any]]] = {}
-    for s in specs:
-        sig = _training_signature(s)
+    for s, sig in zip(specs, sigs, strict=True):
         if sig is not None:
             groups.setdefault(sig, []).append(s)
     out, placed = [], set()
-    for s in specs:
-        sig = _training_signature(s)
+    for s, sig in zip(specs, sigs, strict=True):
         members = groups.get(sig, []) if sig is not None else []
         raw = [m for m in members if m["algorithm"].get("prepare_for_eval") is None]
         names = [m["algorithm"]["name"] for m in members]
@@ -239,6 +238,12 @@ def run_distributed_trial(
             dist.destroy_process_group()
 
 
+def _failed(spec: Mapping[str, Any], error: str = "") -> dict[str, Any]:
+    """A trial's result before (or instead of) its training: failed, no target, no history."""
+    return {"key": spec["key"], "spec": dict(spec), "status": "failed", "reached": False, "time_to_target": math.inf,
+            "final": {}, "history": {}, "config": {}, "error": error}  # fmt: skip
+
+
 def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distributed: bool) -> dict[str, Any]:
     import torch
 
@@ -248,17 +253,7 @@ def _execute(spec: Mapping[str, Any], threads: int | None, device: str, distribu
         torch.set_num_threads(max(1, int(threads)))
     wl = Workload(**spec["workload"])
     alg = Algorithm(**spec["algorithm"])
-    result: dict[str, Any] = {
-        "key": spec["key"],
-        "spec": dict(spec),
-        "status": "failed",
-        "reached": False,
-        "time_to_target": math.inf,
-        "final": {},
-        "history": {},
-        "config": {},
-        "error": "",
-    }
+    result = _failed(spec)
     wall0 = time.perf_counter()
     try:
         reason = alg.not_applicable(wl)
@@ -365,11 +360,8 @@ def _execute_group(specs: list[dict[str, Any]], threads: int | None) -> list[dic
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # the shared training crashed: every trial of the group failed
-        error = f"{type(exc).__name__}: {exc}"
-        return [{"key": sp["key"], "spec": dict(sp), "status": "failed", "reached": False,
-                 "time_to_target": math.inf, "final": {}, "history": {}, "config": {}, "error": error,
-                 "traceback": traceback.format_exc(limit=5), "wall_time": time.perf_counter() - wall0}
-                for sp in specs]  # fmt: skip
+        extra = {"traceback": traceback.format_exc(limit=5), "wall_time": time.perf_counter() - wall0}
+        return [{**_failed(sp, f"{type(exc).__name__}: {exc}"), **extra} for sp in specs]
     wall = time.perf_counter() - wall0
     keys = [sp["key"] for sp in specs]
     return [_cut(sp, n, run, wl, evals, wall / len(specs), keys) for sp, n in zip(specs, names, strict=True)]
@@ -378,13 +370,13 @@ def _execute_group(specs: list[dict[str, Any]], threads: int | None) -> list[dic
 def _side_history(history: Mapping[str, list[tuple[int, float]]], side: str) -> dict[str, list]:
     """The run's history as one trial saw it: the raw metrics (``side`` empty) or ``<metric>@side`` under the plain
     names, with the clock moved by the side's own snapshot seconds."""
+    out = {k: list(v) for k, v in history.items() if "@" not in k}  # the raw weights' (and the run's) series
     if not side:
-        return {k: list(v) for k, v in history.items() if "@" not in k}
-    out = {k: list(v) for k, v in history.items() if "@" not in k and k not in ("loss", "accuracy", "gap")}
-    for k, v in history.items():
+        return out
+    extra = dict(history.get(f"averaging_seconds@{side}", []))
+    for k, v in history.items():  # the side's evaluation replaces the raw one under the same name
         if k.endswith(f"@{side}") and not k.startswith("averaging_seconds@"):
             out[k[: -len(side) - 1]] = list(v)
-    extra = dict(history.get(f"averaging_seconds@{side}", []))
     out["train_time"] = [(st, t + extra.get(st, 0.0)) for st, t in history.get("train_time", [])]
     return out
 

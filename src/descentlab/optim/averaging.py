@@ -12,8 +12,8 @@ AlgoPerf's ``prepare_for_eval`` hook (``descentlab.bench.Algorithm(prepare_for_e
 - ``SideAverages(base, {name: averaging})``: ``base`` trains and is evaluated as it would alone (nothing wraps it:
   hooks on it advance the sides), and each named average is kept on the side; the training loop evaluates every
   side average too (metrics ``<name>@<side>``) and leaves their snapshot time out of the training clock
-  (``untimed_seconds``), reporting each side's own (``averaging_seconds@<side>``). One training, several evaluations: the benchmark's averaging entrants are
-  evaluated inside their base's trials this way.
+  (``untimed_seconds``), reporting each side's own (``averaging_seconds@<side>``). One training, several
+  evaluations: the benchmark's averaging entrants are evaluated inside their base's trials this way.
 
 Before the first snapshot, evaluation sees the raw weights. Only parameters are averaged (buffers such as
 BatchNorm statistics are not). The queue / EMA live in ``state_dict()`` (keyed by parameter index, like torch's
@@ -25,7 +25,6 @@ its ``train()`` after the swap back.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -126,6 +125,20 @@ class WeightAveraging(torch.optim.Optimizer):
         fn = getattr(self.base_optimizer, "eval", None)
         if callable(fn):
             fn()
+        self._swap_in()
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Training mode: the raw weights back into the parameters, then the base's ``train()`` if it has one."""
+        self._swap_out()
+        self._evaluating = False
+        fn = getattr(self.base_optimizer, "train", None)
+        if callable(fn):
+            fn()
+
+    @torch.no_grad()
+    def _swap_in(self) -> None:
+        """The averaged weights into the parameters, the raw ones kept aside (nothing before the first snapshot)."""
         avg = self.averaged_params()
         if avg is not None:
             params = self._params()
@@ -134,16 +147,21 @@ class WeightAveraging(torch.optim.Optimizer):
                 p.copy_(a)
 
     @torch.no_grad()
-    def train(self) -> None:
-        """Training mode: the raw weights back into the parameters, then the base's ``train()`` if it has one."""
+    def _swap_out(self) -> None:
+        """The raw weights back into the parameters (after ``_swap_in``)."""
         if self._raw is not None:
             for p, r in zip(self._params(), self._raw, strict=True):
                 p.copy_(r)
             self._raw = None
-        self._evaluating = False
-        fn = getattr(self.base_optimizer, "train", None)
-        if callable(fn):
-            fn()
+
+    @contextlib.contextmanager
+    def swapped(self) -> Iterator[None]:
+        """A context with the averaged weights in the parameters, and no mode change of the base optimizer."""
+        self._swap_in()
+        try:
+            yield
+        finally:
+            self._swap_out()
 
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state dict plus ``"averaging"``: kind, step count, settings and the average's
@@ -322,26 +340,8 @@ class SideAverages:
     def side_evaluations(self) -> list[tuple[str, Callable[[], Any], dict[str, float]]]:
         """``(name, swap, metrics)`` per side: ``swap()`` is a context manager with that side's average in the
         parameters; ``metrics`` holds ``averaging_seconds``, the time its snapshots took so far."""
-        return [(name, functools.partial(self._swapped, side), {"averaging_seconds": self.side_seconds[name]})
+        return [(name, side.swapped, {"averaging_seconds": self.side_seconds[name]})
                 for name, side in self.sides.items()]  # fmt: skip
-
-    @contextlib.contextmanager
-    def _swapped(self, side: WeightAveraging) -> Iterator[None]:
-        avg = side.averaged_params()
-        if avg is None:
-            yield
-            return
-        params = side._params()
-        with torch.no_grad():
-            raw = [p.detach().clone() for p in params]
-            for p, a in zip(params, avg, strict=True):
-                p.copy_(a)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, r in zip(params, raw, strict=True):
-                    p.copy_(r)
 
     def _save(self, optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
         state_dict["side_averages"] = {
