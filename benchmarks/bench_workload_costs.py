@@ -70,7 +70,7 @@ def main() -> None:
         after = reference_probe()
         factor = REFERENCE_SECONDS / (0.5 * (before + after))  # this machine's seconds -> reference seconds
         rows[name] = {k: v * factor for k, v in raw.items()} | {"probe": 0.5 * (before + after)}
-    n_alg = len(available_algorithms())
+    n_alg = len(available_algorithms("external"))
     lines = ["| workload | step (ms) | eval (ms) | set-up (s) | step hint | budget (s) | NAdamW trial (s) | "
              "bound per trial (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     per_point = {"nadamw": 0.0, "bound": 0.0}

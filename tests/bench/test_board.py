@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from descentlab.bench import ALGORITHMS, get_algorithm, get_workload, make_spec, plan, run_trial
+from descentlab.bench import (
+    ALGORITHMS,
+    available_algorithms,
+    get_algorithm,
+    get_workload,
+    make_spec,
+    plan,
+    run_trial,
+)
 from descentlab.bench import targets as targets_mod
 from descentlab.bench.algorithms import TUNED_DIMENSIONS
 from descentlab.bench.board import (
@@ -243,8 +251,9 @@ def test_modeled_time_is_steps_times_the_pooled_step_cost():
 
 # -- entrants -------------------------------------------------------------------------------------------------------
 def test_every_entrant_tunes_the_same_number_of_dimensions():
+    """External-tuning entrants; the self-tuning submissions have one fixed point and no search space."""
     for name, alg in ALGORITHMS.items():
-        if name.startswith("tiny"):
+        if name.startswith("tiny") or "external" not in alg.rulesets:
             continue
         assert len(alg.tuned_dimensions()) == TUNED_DIMENSIONS, (name, alg.tuned_dimensions())
         assert "lr" in alg.tuned_dimensions()
@@ -293,7 +302,8 @@ def test_target_setting_seeds_are_disjoint_from_scoring_seeds(monkeypatch):
     with pytest.raises(_Captured):
         targets_mod.validate_targets({"digits": {}}, progress=False, scale=1.0)
     target_seeds = {s["seed"] for s in seen}
-    board = plan(list(ALGORITHMS), ["digits", "modular"], trials=5, studies=20)
+    board = plan(available_algorithms("external"), ["digits", "modular"], trials=5, studies=20)
+    board += plan(available_algorithms("self"), ["digits", "modular"], tuning="self", studies=20)
     board += plan([get_algorithm("nadamw").twin()], ["digits"], trials=5, studies=20)
     scoring_seeds = {s["seed"] for s in board}
     scoring_points = {tuple(sorted(s["hparams"].items())) for s in board}

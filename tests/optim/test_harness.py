@@ -115,6 +115,7 @@ SPECS: dict[str, dict[str, Any]] = {
     "prodigy": {"quadratic": {"lr": 1.0, "steps": 300}, "rosenbrock": {"lr": 1.0, "steps": 1000}},
     "dadapt_adam": {"quadratic": {"lr": 1.0, "steps": 300}, "rosenbrock": {"lr": 1.0, "steps": 1000}},
     "cautious": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
+    "clipped": {"quadratic": {"lr": 0.1, "steps": 300}, "rosenbrock": {"lr": 0.03, "steps": 1000}},
     # a 2-D point is a 1-D parameter: all on the AdamW side (lr_adam = lr)
     "normuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},
     "adamuon": {"quadratic": {"lr": 0.3, "steps": 300}, "rosenbrock": {"lr": 0.1, "steps": 1000}},

@@ -45,6 +45,8 @@ TUNED_DIMENSIONS = 3
 """The number of tuned search-space dimensions of every built-in entrant (docs/benchmark.md, "Entrants")."""
 MUON_FAMILY = ("muon", "normuon", "adamuon")
 """Entrants whose optimizer acts on hidden matrices only (n/a on a model without one)."""
+RULESETS = ("external", "self")
+"""AlgoPerf's tuning rulesets; an entrant declares the ones it enters (the self-tuning submissions: "self" only)."""
 GRADIENT_EVALUATIONS = {"sam": 2, "asam": 2}
 """Gradient evaluations per optimizer step (1 unless listed): what the fewest-steps track counts."""
 
@@ -67,9 +69,20 @@ class Algorithm:
     prepare_for_eval: Mapping[str, Any] | None = None
     seed_offset: int = 0
     tie: Mapping[str, str] = field(default_factory=dict)
+    rulesets: tuple[str, ...] = RULESETS
 
     def __post_init__(self) -> None:
         validate_space(self.space)
+        if isinstance(self.rulesets, list):  # a spec read back from JSON
+            object.__setattr__(self, "rulesets", tuple(self.rulesets))
+        if (
+            not isinstance(self.rulesets, tuple)
+            or not self.rulesets
+            or any(r not in RULESETS for r in self.rulesets)
+        ):
+            raise ValueError(
+                f"algorithm {self.name!r}: rulesets must be a non-empty tuple of {RULESETS}, got {self.rulesets!r}"
+            )
         if not isinstance(self.default, Mapping):
             raise TypeError(
                 f"algorithm {self.name!r}: default must be a dict, got {type(self.default).__name__}"
@@ -124,7 +137,7 @@ class Algorithm:
         from descentlab.optim import muon_param_groups
 
         model = workload.make_task().make_model(seed=0)
-        if any(g.get("use_muon") for g in muon_param_groups(model)):
+        if any(g.get("use_muon") for g in muon_param_groups(model, head=self.fixed.get("head"))):
             return None
         return (f"{self.name} has no hidden matrix to act on in {workload.name!r} (every parameter would go to its "
                 "AdamW part)")  # fmt: skip
@@ -206,7 +219,8 @@ class Algorithm:
             ),
             **({"seed_offset": self.seed_offset} if self.seed_offset else {}),
             **({"tie": dict(self.tie)} if self.tie else {}),
-        }  # the last two only when set: the cache keys of existing algorithms stay as they were
+            **({"rulesets": list(self.rulesets)} if self.rulesets != RULESETS else {}),
+        }  # the last three only when set: the cache keys of existing algorithms stay as they were
 
     def twin(self, name: str | None = None, seed_offset: int = TWIN_SEED_OFFSET) -> Algorithm:
         """The same algorithm under another name (default ``<name>_twin``) with other study and trial seeds: the
@@ -234,9 +248,12 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
-def available_algorithms() -> list[str]:
-    """Names of the registered algorithms, in registration order."""
-    return list(ALGORITHMS)
+def available_algorithms(tuning: str | None = None) -> list[str]:
+    """Names of the registered algorithms, in registration order; with ``tuning`` ("external" or "self") only
+    those that enter that ruleset (the self-tuning submissions enter "self" only)."""
+    if tuning is not None and tuning not in RULESETS:
+        raise ValueError(f"tuning must be one of {RULESETS}, got {tuning!r}")
+    return [n for n, a in ALGORITHMS.items() if tuning is None or tuning in a.rulesets]
 
 
 def _log(lo: float, hi: float) -> dict[str, Any]:
@@ -330,4 +347,61 @@ def _builtin() -> None:
     ))  # fmt: skip
 
 
+SUBMISSIONS_SOURCE = "mlcommons/submissions_algorithms @ 12c8e4ea (2026-06-24)"
+"""Where the self-tuning entrants' fixed hyper-parameters come from (each entrant names its file)."""
+
+
+def _self_tuning_2026() -> None:
+    """AlgoPerf's self-tuning field (accepted, being scored in 2026): each submission's one fixed configuration
+    (``HPARAMS`` in ``submissions/self_tuning/<name>/submission.py`` of SUBMISSIONS_SOURCE), transferred unchanged
+    to the lab's workloads; self-tuning ruleset only. What the transfer cannot keep (dropout, absolute warmup
+    lengths, the JAX parameter layout) is listed in docs/benchmark.md, "AlgoPerf-2026 self-tuning preview"; the
+    update rules are checked against transcriptions of the submissions in tests/bench/test_self_tuning_2026.py."""
+    st = ("self",)
+    nadamw_point = {"lr": 0.0017486387539278373, "one_minus_beta1": 0.06733926164, "beta2": 0.9955159689799007,
+                    "weight_decay": 0.08121616522670176}  # fmt: skip
+    register_algorithm(Algorithm(
+        "st_nadamw", "algoperf_nadamw", space=[nadamw_point], default=nadamw_point, fixed={"eps": 1e-8},
+        schedule_kw={"warmup_fraction": 0.02}, rulesets=st,
+        description="AlgoPerf's self-tuning baseline (previous_leaderboards/algoperf_v06/submissions/self_tuning/"
+                    "baseline): NAdamW at its one point, warmup 2 % + cosine",
+    ))  # fmt: skip
+    register_algorithm(Algorithm(
+        "st_cautious_nadamw", "cautious", space=[nadamw_point], default=nadamw_point,
+        fixed={"base": "algoperf_nadamw", "eps": 1e-8, "mask_floor": 1e-3, "decay_order": "before"},
+        schedule_kw={"warmup_fraction": 0.02}, rulesets=st,
+        description="submissions/self_tuning/cautious_nadamw: the baseline's NAdamW and point with the cautious "
+                    "mask 1[m g > 0] / max(mean, 1e-3) on its Nesterov moment; decay unmasked",
+    ))  # fmt: skip
+    lion_point = {"lr": 2e-4, "one_minus_beta1": 0.05, "beta2": 0.98, "weight_decay": 0.5}
+    register_algorithm(Algorithm(
+        "st_lion", "lion", space=[lion_point], default=lion_point, schedule_kw={"warmup_fraction": 0.02},
+        rulesets=st, description="submissions/self_tuning/lion: Lion, lr 2e-4, betas (0.95, 0.98), decoupled decay "
+                                 "0.5 (x lr), warmup 2 % + cosine",
+    ))  # fmt: skip
+    ademamix_point = {"lr": 2e-3, "weight_decay": 0.1}
+    register_algorithm(Algorithm(
+        "st_ademamix", "clipped", space=[ademamix_point], default=ademamix_point,
+        fixed={"base": "ademamix", "max_norm": 0.5, "betas": (0.8, 0.995, 0.9995), "alpha": 8.0,
+               "t_alpha_beta3": 500_000, "eps": 1e-8},
+        schedule_kw={"warmup_fraction": 0.02}, rulesets=st,
+        description="submissions/self_tuning/ademamix: AdEMAMix, lr 2e-3, betas (0.8, 0.995, 0.9995), alpha 8 with "
+                    "alpha/beta3 warm-up over 500k steps, decay 0.1, global gradient clipping at 0.5, warmup 2 % + "
+                    "cosine",
+    ))  # fmt: skip
+    muon_lr = 0.0001357495179
+    muon_point = {"lr": muon_lr * 28.61130298, "lr_adam": muon_lr, "weight_decay": 0.02397563985,
+                  "adam_weight_decay": 0.01275028385}  # fmt: skip
+    register_algorithm(Algorithm(
+        "st_muon", "muon", space=[muon_point], default=muon_point,
+        fixed={"momentum": 0.9560745273, "nesterov": False, "adjust_lr": "original", "head": [],
+               "adam_betas": (0.96586744, 0.8629173173), "adam_eps": 1e-8, "adam_nesterov": True},
+        schedule_kw={"warmup_fraction": 0.0}, rulesets=st,
+        description="submissions/self_tuning/muon: Muon (momentum 0.956, no Nesterov, lr 28.6 x 1.36e-4, decay "
+                    "0.024) on every >= 2-D weight but embeddings (the output head included), AlgoPerf's NAdamW "
+                    "(betas 0.966, 0.863, decay 0.0128, lr 1.36e-4) on the rest, no warmup, cosine",
+    ))  # fmt: skip
+
+
 _builtin()
+_self_tuning_2026()

@@ -57,11 +57,13 @@ def _names(text: str, available: list[str], kind: str) -> list[str]:
     return names
 
 
-def _plan_args(algorithms: str, workloads: str, track: str = "time") -> tuple[list[str], list[str]]:
+def _plan_args(
+    algorithms: str, workloads: str, track: str = "time", tuning: str = "external"
+) -> tuple[list[str], list[str]]:
     from descentlab.bench import available_algorithms, available_workloads
 
     return (
-        _names(algorithms, available_algorithms(), "algorithm"),
+        _names(algorithms, available_algorithms(tuning), "algorithm"),
         _names(workloads, available_workloads(track=track), "workload"),
     )
 
@@ -132,7 +134,7 @@ def run_cmd(
     each algorithm's default once per study (3 studies) with 1.5x budgets."""
     from descentlab.bench import run_benchmark
 
-    algs, wls = _plan_args(algorithms, workloads, track)
+    algs, wls = _plan_args(algorithms, workloads, track, tuning)
     t0 = time.perf_counter()
     result = run_benchmark(algs, wls, tuning, trials, studies, seed, executor, workers, ray_address,
                            store=store, scale=_scale(scale), progress=not no_progress)  # fmt: skip
@@ -264,7 +266,7 @@ def score_cmd(
     from descentlab.bench import collect, plan
     from descentlab.bench.report import leaderboard_json
 
-    algs, wls = _plan_args(algorithms, workloads, track)
+    algs, wls = _plan_args(algorithms, workloads, track, tuning)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     if as_json:
         from descentlab.bench.board import board_report
@@ -382,7 +384,7 @@ def null_test_cmd(
     field = (
         []
         if not others.strip()
-        else [o for o in _names(others, available_algorithms(), "algorithm") if o != algorithm]
+        else [o for o in _names(others, available_algorithms(tuning), "algorithm") if o != algorithm]
     )
     t0 = time.perf_counter()
     res = null_test(algorithm, wls, tuning, trials, studies, seed, others=field, ci=ci, executor=executor,
@@ -416,7 +418,7 @@ def report_cmd(
     from descentlab.bench import collect, plan
     from descentlab.bench.report import write_report
 
-    algs, wls = _plan_args(algorithms, workloads, track)
+    algs, wls = _plan_args(algorithms, workloads, track, tuning)
     result = collect(plan(algs, wls, tuning, trials, studies, seed, _scale(scale)), store)
     for p in write_report(result, out, ci=ci):
         console.print(Text(str(p)))
@@ -464,7 +466,7 @@ def calibrate_cmd(
         from descentlab.bench.targets import derive_targets, validation_markdown, write_targets
 
         wls = _names(workloads, available_workloads(track=track), "workload")
-        base = _names(baselines, available_algorithms(), "algorithm")
+        base = _names(baselines, available_algorithms("external"), "algorithm")
         t0 = time.perf_counter()
         out = derive_targets(wls, base, trials=trials, repeats=repeats, seed=seed, executor=executor,
                              workers=workers, store=store, scale=_scale(None))  # fmt: skip

@@ -58,6 +58,10 @@ def plan(
     wls = _resolve(workloads, get_workload)
     if not algs or not wls:
         raise ValueError("need at least one algorithm and one workload")
+    for alg in algs:
+        if tuning not in alg.rulesets:
+            raise ValueError(f"algorithm {alg.name!r} enters the {'/'.join(alg.rulesets)} ruleset only (a submission's "
+                             f"fixed configuration), not {tuning!r} tuning")  # fmt: skip
     from descentlab.bench.targets import TARGET_SEED_BASE
 
     top = seed + max(a.seed_offset for a in algs) + 1000 * (studies - 1) + max(trials, 1000)

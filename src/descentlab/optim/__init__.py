@@ -18,11 +18,13 @@ from descentlab.optim.lookahead import Lookahead
 from descentlab.optim.averaging import EMA, LAWA, SideAverages
 from descentlab.optim.grokfast import GrokfastEMA
 from descentlab.optim.cautious import Cautious
+from descentlab.optim.clip import ClipGradNorm
 from descentlab.optim.algoperf import AlgoPerfNAdamW
 
 __all__ = [
     "AlgoPerfNAdamW",
     "Cautious",
+    "ClipGradNorm",
     "EMA",
     "LAWA",
     "SAM",

@@ -26,7 +26,36 @@ import torch
 
 from descentlab.optim.registry import ParamsOrModel, check_number, params_of, register
 
-__all__ = ["AlgoPerfNAdamW"]
+__all__ = ["AlgoPerfNAdamW", "algoperf_update"]
+
+
+def algoperf_update(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    state: dict[str, Any],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    nesterov: bool,
+) -> None:
+    """One in-place AlgoPerf NAdamW (``nesterov``) or AdamW update of ``p`` with gradient ``g`` (module docstring);
+    ``state`` holds step, exp_avg and exp_avg_sq (created on the first call, the keys of torch's AdamW). Shared by
+    :class:`AlgoPerfNAdamW` and the AdamW side of :class:`~descentlab.optim.Muon` (``adam_nesterov``)."""
+    if not state:
+        state["step"] = torch.tensor(0.0)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    state["step"] += 1
+    t = float(state["step"])
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    p.mul_(1.0 - lr * weight_decay)
+    m.lerp_(g, 1.0 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+    numerator = m.lerp(g, 1.0 - beta1) if nesterov else m
+    denom = (v.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)
+    p.addcdiv_(numerator, denom, value=-lr / (1.0 - beta1**t))
 
 
 class AlgoPerfNAdamW(torch.optim.Optimizer):
@@ -79,21 +108,7 @@ class AlgoPerfNAdamW(torch.optim.Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("AlgoPerfNAdamW does not support sparse gradients")
-                g = p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = float(state["step"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                p.mul_(1.0 - lr * wd)
-                m.lerp_(g, 1.0 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-                numerator = m.lerp(g, 1.0 - beta1) if group["nesterov"] else m
-                denom = (v.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)
-                p.addcdiv_(numerator, denom, value=-lr / (1.0 - beta1**t))
+                algoperf_update(p, p.grad, self.state[p], lr, beta1, beta2, eps, wd, group["nesterov"])
         return loss
 
 

@@ -30,9 +30,12 @@ from descentlab.optim.registry import ParamsOrModel, create, needs_closure, regi
 __all__ = ["Cautious", "cautious_mask"]
 
 
-def cautious_mask(update: Tensor, grad: Tensor, xi: float = 1.0) -> Tensor:
-    """The paper's scaled mask: 1[update * grad > 0] * numel / (count + xi); ``update`` is the descent direction."""
+def cautious_mask(update: Tensor, grad: Tensor, xi: float = 1.0, floor: float | None = None) -> Tensor:
+    """The paper's scaled mask: 1[update * grad > 0] * numel / (count + xi); ``update`` is the descent direction.
+    With ``floor`` the scale is 1 / max(mean(mask), floor) instead (AlgoPerf's cautious NAdamW submission, 1e-3)."""
     mask = (update * grad > 0).to(update.dtype)
+    if floor is not None:
+        return mask / max(float(mask.mean()), floor)
     return mask * (mask.numel() / (float(mask.sum()) + xi))
 
 
@@ -40,11 +43,21 @@ class Cautious(torch.optim.Optimizer):
     """The cautious mask around an optimizer instance ``base_optimizer`` (exposed as ``.base_optimizer``).
 
     ``xi``: the mask's normalizer offset (paper: 1; 0 makes an all-ones mask exactly the base's step);
-    ``weight_decay``: decoupled decay x <- x (1 - lr wd) after the masked step, unmasked (give the base none).
+    ``weight_decay``: decoupled decay x <- x (1 - lr wd), unmasked (give the base none): after the masked step
+    (``decay_order="after"``, the paper's C-AdamW) or on the weights before it (``"before"``: x <- x (1 - lr wd) -
+    lr u phi, the simultaneous form of an optax chain, as AlgoPerf's cautious NAdamW submission);
+    ``mask_floor``: scale the mask by 1 / max(mean, mask_floor) instead of numel / (count + xi) (that submission: 1e-3).
     Param groups are shared with the base, so LR schedulers may drive either.
     """
 
-    def __init__(self, base_optimizer: torch.optim.Optimizer, xi: float = 1.0, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        base_optimizer: torch.optim.Optimizer,
+        xi: float = 1.0,
+        weight_decay: float = 0.0,
+        mask_floor: float | None = None,
+        decay_order: str = "after",
+    ):
         if not isinstance(base_optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}"
@@ -57,6 +70,14 @@ class Cautious(torch.optim.Optimizer):
                 or value < 0
             ):
                 raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
+        if mask_floor is not None and (
+            isinstance(mask_floor, bool)
+            or not isinstance(mask_floor, (int, float))
+            or not 0 < mask_floor <= 1
+        ):
+            raise ValueError(f"mask_floor must be None or a number in (0, 1], got {mask_floor!r}")
+        if decay_order not in ("after", "before"):
+            raise ValueError(f"decay_order must be 'after' or 'before', got {decay_order!r}")
         if needs_closure(base_optimizer):  # the mask reads the base's step, taken without a closure
             raise ValueError(
                 f"Cautious's base optimizer must step without a closure; {type(base_optimizer).__name__} "
@@ -65,6 +86,8 @@ class Cautious(torch.optim.Optimizer):
         torch.optim.Optimizer.__init__(self, [{"params": []}], {})
         self.base_optimizer = base_optimizer
         self.xi, self.weight_decay = float(xi), float(weight_decay)
+        self.mask_floor = None if mask_floor is None else float(mask_floor)
+        self.decay_order = decay_order
         self.defaults = dict(base_optimizer.defaults)
         self.param_groups = base_optimizer.param_groups
         self.state: dict[Tensor, dict[str, Tensor]] = {}
@@ -87,9 +110,11 @@ class Cautious(torch.optim.Optimizer):
         self.base_optimizer.step()
         for (p, group), x0, g in zip(items, before, grads):
             delta = p.detach() - x0
-            mask = cautious_mask(-delta, g, self.xi)
+            mask = cautious_mask(-delta, g, self.xi, self.mask_floor)
+            if self.weight_decay and self.decay_order == "before":
+                x0.mul_(1.0 - float(group["lr"]) * self.weight_decay)
             p.copy_(x0 + delta * mask)
-            if self.weight_decay:
+            if self.weight_decay and self.decay_order == "after":
                 p.mul_(1.0 - float(group["lr"]) * self.weight_decay)
         return loss
 
@@ -108,9 +133,10 @@ class Cautious(torch.optim.Optimizer):
             self.base_optimizer.eval()
 
     def state_dict(self) -> dict[str, Any]:
-        """The base optimizer's state dict plus "cautious": xi and weight_decay (the mask has no state)."""
+        """The base optimizer's state dict plus "cautious": its settings (the mask has no state)."""
         sd = self.base_optimizer.state_dict()
-        sd["cautious"] = {"xi": self.xi, "weight_decay": self.weight_decay}
+        sd["cautious"] = {"xi": self.xi, "weight_decay": self.weight_decay, "mask_floor": self.mask_floor,
+                          "decay_order": self.decay_order}  # fmt: skip
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -122,6 +148,7 @@ class Cautious(torch.optim.Optimizer):
         self.base_optimizer.load_state_dict(sd)
         self.param_groups = self.base_optimizer.param_groups
         self.xi, self.weight_decay = float(own["xi"]), float(own["weight_decay"])
+        self.mask_floor, self.decay_order = own.get("mask_floor"), own.get("decay_order", "after")
 
 
 def _cautious_factory(
@@ -129,6 +156,8 @@ def _cautious_factory(
     base: str = "adamw",
     xi: float = 1.0,
     weight_decay: float = 0.0,
+    mask_floor: float | None = None,
+    decay_order: str = "after",
     **base_hparams: Any,
 ) -> Cautious:
     if not isinstance(base, str):
@@ -143,7 +172,7 @@ def _cautious_factory(
         if "weight_decay" not in str(exc):
             raise
         inner = create(base, params_or_model, **base_hparams)
-    return Cautious(inner, xi=xi, weight_decay=weight_decay)
+    return Cautious(inner, xi=xi, weight_decay=weight_decay, mask_floor=mask_floor, decay_order=decay_order)
 
 
 register(

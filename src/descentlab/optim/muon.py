@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.adamw import adamw as _adamw_functional
 
+from descentlab.optim.algoperf import algoperf_update
 from descentlab.optim.orthogonalize import METHODS, orthogonalize
 from descentlab.optim.registry import ParamsOrModel, check_number, params_of, register
 
@@ -81,6 +82,8 @@ def _validate_group(group: dict) -> None:
         for i, beta in enumerate(betas):
             check_number(f"betas[{i}]", beta, 0.0, 1.0, open_high=True)
         check_number("adam_eps", group["adam_eps"])
+        if not isinstance(group.get("adam_nesterov", False), bool):
+            raise ValueError(f"adam_nesterov must be a bool, got {group.get('adam_nesterov')!r}")
 
 
 class Muon(torch.optim.Optimizer):
@@ -101,7 +104,9 @@ class Muon(torch.optim.Optimizer):
     norm="spectral", scale="dual").
     under torch.distributed each rank orthogonalizes its share of every batch and the results are all-gathered.
     AdamW groups use ``lr``, ``betas``, ``adam_eps``, ``weight_decay`` through torch's functional AdamW (state:
-    step, exp_avg, exp_avg_sq, as torch.optim.AdamW). Muon keeps one state tensor per parameter (momentum_buffer).
+    step, exp_avg, exp_avg_sq, as torch.optim.AdamW); ``adam_nesterov=True`` makes them AlgoPerf's NAdamW instead
+    (:func:`~descentlab.optim.algoperf.algoperf_update`; the AlgoPerf Muon submission's "pair" optimizer). Muon keeps
+    one state tensor per parameter (momentum_buffer).
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class Muon(torch.optim.Optimizer):
         sign_momentum: bool = False,
         cautious_wd: bool = False,
         nuclear_scale: bool = False,
+        adam_nesterov: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -145,6 +151,7 @@ class Muon(torch.optim.Optimizer):
             sign_momentum=sign_momentum,
             cautious_wd=cautious_wd,
             nuclear_scale=nuclear_scale,
+            adam_nesterov=adam_nesterov,
             use_muon=True,
         )
         _validate_group({**defaults, "params": []})
@@ -177,6 +184,13 @@ class Muon(torch.optim.Optimizer):
         return params, list(directions)
 
     def _adamw_step(self, group: dict) -> None:
+        if group.get("adam_nesterov", False):  # AlgoPerf's NAdamW (the Muon submission's "pair" optimizer)
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is not None:
+                    algoperf_update(p, p.grad, self.state[p], float(group["lr"]), beta1, beta2,
+                                    group["adam_eps"], group["weight_decay"], nesterov=True)  # fmt: skip
+            return
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
         for p in group["params"]:
             if p.grad is None:
