@@ -12,6 +12,7 @@ import torch
 import descentlab.studies as studies
 from descentlab.studies.claims import VERDICTS, judge
 from descentlab.studies.loss_landscape import (
+    MATCHED,
     PREDICTIONS,
     ResidualMLP,
     dropout_mlp,
@@ -54,7 +55,7 @@ def test_line_rise():
 
 def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     res = studies.run("loss-landscape", quick=True, out=tmp_path, store=False, progress=False, seeds=2, steps=20,
-                      deep_steps=20, blocks=2, width=8, samples=100, points=5, grid=5, lrs=[0.003, 0.01, 0.03],
+                      deep_steps=20, match_every=2, blocks=2, width=8, samples=100, points=5, grid=5, lrs=[0.003, 0.01, 0.03],
                       deep_lrs=[0.015, 0.05, 0.15])  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["claims"]] == [p.name for p in PREDICTIONS]
@@ -66,6 +67,17 @@ def test_tiny_run_writes_a_well_formed_summary(tmp_path):
     }
     assert summary["seeds"]["evaluation"] == [0, 1]
     assert set(res.summary["numbers"]["tuned_lr"]) == {"dropout 0", "dropout 0.2", "skip", "plain", "shallow"}
+    numbers = res.summary["numbers"]
+    for claim, (a, b) in MATCHED.items():  # v3: each pair compared at the higher of the two final losses
+        m = numbers["matched"][claim]
+        for i in range(2):
+            ends = [numbers[a]["train_loss"][i], numbers[b]["train_loss"][i]]
+            assert m["level"][i] == pytest.approx(max(ends))
+            for k in (a, b):  # the lower net stops at its first evaluation at or below the level
+                assert m[f"{k}_loss"][i] <= m["level"][i] + 1e-9
+                assert m[f"{k}_step"][i] <= 20
+        c = next(c for c in summary["claims"] if c["name"] == claim)
+        assert c["values"] == pytest.approx([x - y for x, y in zip(m[f"{a}_nonconvex"], m[f"{b}_nonconvex"])])
     for stem in ("loss_landscape_lines", "loss_landscape_planes", "loss_landscape_skip"):
         assert (tmp_path / f"{stem}.png").exists()
 

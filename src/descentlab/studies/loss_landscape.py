@@ -13,6 +13,7 @@ training loss; each claim is judged per evaluation seed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -132,19 +133,24 @@ PREDICTIONS = (
         "nearly convex.",
         f"seed 002, slide 'Проекция функции потерь нейронной сети на плоскость' (Figs. 13/14); {_LI}",
         "share of the plane's grid points with a negative finite-difference curvature (Li et al.'s "
-        "|lambda_min/lambda_max| map, its sign): 20-layer net without skips - the same net with skips, per seed",
+        "|lambda_min/lambda_max| map, its sign): 20-layer net without skips - the same net with skips, per seed, "
+        "the two compared at matched training loss (the net that ends lower is taken where its training loss first "
+        "reaches the other's final loss)",
         ">",
         0.0,
         "any positive difference",
+        version=3,
     ),
     Prediction(
         "depth_makes_chaotic",
         "Without skip connections the loss surface goes from nearly convex to chaotic as the network gets deeper.",
         f"{_LI}; Li et al. 2018, Sec. 6.1 ('the transition from nearly convex to chaotic' with depth)",
-        "non-convex share of the plane: 20-layer plain net - shallow plain net (4 layers), per seed",
+        "non-convex share of the plane: 20-layer plain net - shallow plain net (4 layers), per seed, at matched "
+        "training loss (as skip_more_convex)",
         ">",
         0.0,
         "any positive difference",
+        version=3,
     ),
     Prediction(
         "dropout_wider",
@@ -160,6 +166,16 @@ PREDICTIONS = (
         version=2,
     ),
 )
+
+
+MATCHED = {"skip_more_convex": ("plain", "skip"), "depth_makes_chaotic": ("plain", "shallow")}
+"""The deep-net pairs compared at matched training loss (predictions v2)."""
+
+
+def _stop_below(level: float) -> Any:
+    """Stop a run at the first evaluation whose training loss is <= ``level`` (``level`` is in the closure, so two
+    levels are two trainings in the study's run ids)."""
+    return lambda m: m.get("train_loss", math.inf) <= level
 
 
 def _band(ax: Any, x: np.ndarray, ys: np.ndarray, label: str, color: str, style: str = "-") -> None:
@@ -195,14 +211,18 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             name=f"mnist1d_resmlp{blocks}{'' if skip else '_noskip'}",
         )
 
-    def train(key: str, lr: float, seed: int) -> Any:
+    def train(key: str, lr: float, seed: int, level: float | None = None) -> Any:
+        """One run to its end, or (``level``) the same run stopped at the first evaluation (every ``match_every``
+        steps) where its training loss is <= ``level``: the same trajectory, cut at a matched loss."""
         if key.startswith("dropout"):
             kw = {"optimizer": "adam", "steps": int(cfg["steps"])}
         else:
             kw = {"optimizer": "sgd", "hparams": {"momentum": 0.9}, "steps": int(cfg["deep_steps"])}
-        return ctx.train(
-            nets[key], lr=lr, batch_size=100, eval_every=kw["steps"], seed=seed, device="cpu", **kw
-        )
+        every = kw["steps"]
+        if level is not None:
+            every = int(cfg["match_every"])
+            kw.update(stop_when=_stop_below(level), schedule_steps=kw["steps"])
+        return ctx.train(nets[key], lr=lr, batch_size=100, eval_every=every, seed=seed, device="cpu", **kw)
 
     def score(key: str) -> Any:  # the grid x tuning seeds as one population (descentlab.train_many)
         if key.startswith("dropout"):
@@ -225,6 +245,7 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     planes: dict[str, Any] = {}
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in nets}
     alphas = np.zeros(0)
+    matched: dict[str, list[dict[str, float]]] = {c: [] for c in MATCHED}
     for seed in seeds:
         for p in drops:
             key = f"dropout {p:g}"
@@ -250,8 +271,9 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                 )
                 cosines.append(planes[key].cosine)
                 numbers["parameters"][key] = sum(q.numel() for q in r.model.parameters())
+        ends: dict[str, Any] = {}
         for key in arch:
-            r = train(key, tuned[key].value, seed)
+            r = ends[key] = train(key, tuned[key].value, seed)
             pl = landscape.plane(r.model, crit, data, span=plane_span, points=(grid, grid), seed=300 + seed)
             cosines.append(pl.cosine)
             rows[key].append(
@@ -268,8 +290,29 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
             if seed == seeds[0]:
                 planes[key] = pl
                 numbers["parameters"][key] = sum(q.numel() for q in r.model.parameters())
+        # Matched training loss (predictions v2): of each compared pair, the net that ends lower is taken where its
+        # training loss first reaches the other's final loss; the other stays at its end.
+        for claim, pair in MATCHED.items():
+            level = max(float(ends[k].final["train_loss"]) for k in pair)
+            row: dict[str, float] = {"level": level}
+            for key in pair:
+                if (
+                    float(ends[key].final["train_loss"]) >= level
+                ):  # the higher one: its end is the matched point
+                    row[f"{key}_nonconvex"] = rows[key][-1]["nonconvex_fraction"]
+                    row[f"{key}_loss"], row[f"{key}_step"] = level, float(ends[key].final["step"])
+                    continue
+                r = train(key, tuned[key].value, seed, level=level)
+                pl = landscape.plane(
+                    r.model, crit, data, span=plane_span, points=(grid, grid), seed=300 + seed
+                )
+                cosines.append(pl.cosine)
+                row[f"{key}_nonconvex"] = nonconvex_fraction(pl.loss, pl.alphas, pl.betas)
+                row[f"{key}_loss"], row[f"{key}_step"] = float(r.final["train_loss"]), float(r.final["step"])
+            matched[claim].append(row)
     for key, rs in rows.items():
         numbers[key] = {k: [row[k] for row in rs] for k in rs[0]}
+    numbers["matched"] = {c: {k: [row[k] for row in rs] for k in rs[0]} for c, rs in matched.items()}
     numbers["cosines"] = cosines
     numbers["max_abs_cosine"] = float(np.max(np.abs(cosines)))
 
@@ -304,22 +347,25 @@ def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     def ev(*keys: str) -> str:
         return "; ".join(tuned[k].note(f"{k} lr") for k in keys)
 
+    mt = numbers["matched"]
+
+    def at_matched(claim: str, a: str, b: str, label_a: str, label_b: str) -> Measurement:
+        m = mt[claim]
+        return Measurement(
+            [x - y for x, y in zip(m[f"{a}_nonconvex"], m[f"{b}_nonconvex"])],
+            f"at matched training loss {fmt(m['level'])}: non-convex share {label_a} {fmt(m[f'{a}_nonconvex'])} "
+            f"(loss {fmt(m[f'{a}_loss'])}, step {fmt(m[f'{a}_step'])}) vs {label_b} {fmt(m[f'{b}_nonconvex'])} "
+            f"(loss {fmt(m[f'{b}_loss'])}, step {fmt(m[f'{b}_step'])}); at their ends {fmt(nc[a])} vs "
+            f"{fmt(nc[b])} (training loss {fmt(numbers[a]['train_loss'])} vs {fmt(numbers[b]['train_loss'])}); "
+            + ev(a, b),
+            inconclusive=reason(a, b),
+        )
+
+    deep, shallow = 2 * int(cfg["blocks"]) + 2, 2 * int(cfg["shallow_blocks"]) + 2
     measured = {
-        "skip_more_convex": Measurement(
-            [a - b for a, b in zip(nc["plain"], nc["skip"])],
-            f"non-convex share without skips {fmt(nc['plain'])} vs with {fmt(nc['skip'])}; training loss "
-            f"{fmt(numbers['plain']['train_loss'])} vs {fmt(numbers['skip']['train_loss'])}; grid local minima "
-            f"{fmt(numbers['plain']['local_minima'])} vs {fmt(numbers['skip']['local_minima'])}; "
-            + ev("plain", "skip"),
-            inconclusive=reason("plain", "skip"),
-        ),
-        "depth_makes_chaotic": Measurement(
-            [a - b for a, b in zip(nc["plain"], nc["shallow"])],
-            f"non-convex share, {2 * int(cfg['blocks']) + 2} layers {fmt(nc['plain'])} vs "
-            f"{2 * int(cfg['shallow_blocks']) + 2} layers {fmt(nc['shallow'])}; training loss "
-            f"{fmt(numbers['plain']['train_loss'])} vs {fmt(numbers['shallow']['train_loss'])}; "
-            + ev("plain", "shallow"),
-            inconclusive=reason("plain", "shallow"),
+        "skip_more_convex": at_matched("skip_more_convex", "plain", "skip", "without skips", "with"),
+        "depth_makes_chaotic": at_matched(
+            "depth_makes_chaotic", "plain", "shallow", f"{deep} layers", f"{shallow} layers"
         ),
         "dropout_wider": Measurement(
             [a / b if b > 0 else float("nan") for a, b in zip(rise[d0], rise[d1])],
@@ -432,6 +478,7 @@ register(
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),
             (2, "2026-12-07", "issue 26: dropout_wider (a ratio of rises) judged on the log scale"),
+            (3, "2026-12-07", "issue 26: skip_more_convex and depth_makes_chaotic at matched training loss"),
         ),
         quick={
             "dropout": 0.2,
@@ -446,6 +493,7 @@ register(
             "span": 1.0,
             "points": 41,
             "grid": 15,
+            "match_every": 5,
             "seeds": 10,
             "seed_blocks": [5, 10],
             "tuning_seeds": 3,
@@ -463,6 +511,7 @@ register(
             "span": 1.0,
             "points": 61,
             "grid": 31,
+            "match_every": 10,
             "seeds": 20,
             "seed_blocks": [10, 20],
             "tuning_seeds": 3,
