@@ -11,7 +11,7 @@ import descentlab.studies as studies
 from descentlab.store import Store
 from descentlab.studies.claims import VERDICTS, judge
 from descentlab.studies.muon_vs_adamw import first_step_below
-from descentlab.studies.new_methods import ARMS, PAIRS, PREDICTIONS
+from descentlab.studies.new_methods import ARMS, GPT_PAIRS, GPT_PREDICTIONS, PAIRS, PREDICTIONS
 
 P = {p.name: p for p in PREDICTIONS}
 
@@ -55,3 +55,38 @@ def test_small_run_end_to_end_recomputes_from_the_store(tmp_path):
         assert {a["verdict"] for a in s["anchors"]} == {"direction and size only"}
     assert (tmp_path / "new_methods.png").exists()
     assert json.loads((tmp_path / "predictions.json").read_text())["preregistration"]["version"] == 1
+
+
+def test_gpt_ladder_variant_averages_each_seed_over_the_widths(tmp_path):
+    """new-methods-gpt: SOAP against AdamW and Shampoo on the speedrun's GPT; a seed's value is the mean of its
+    per-width log-ratios, each recomputed here from the stored runs."""
+    assert [p.name for p in GPT_PREDICTIONS] == list(GPT_PAIRS)
+    for p in GPT_PREDICTIONS:
+        assert "arXiv:2409.11321" in p.source and "character GPT" in p.statement and p.censor
+    with Store(tmp_path / "s.db") as st:
+        res = studies.run("new-methods-gpt", quick=True, out=tmp_path, store=st, progress=False, seeds=2, steps=12,
+                          widths=[16, 32], context=8, batch_size=4, task_kw={"eval_windows": 4}, tuning_seeds=1,
+                          **{f"{a}_lrs": [1e-3, 1e-2] for a in ("adamw", "soap", "shampoo")})  # fmt: skip
+        s = res.summary
+        assert [c["name"] for c in s["claims"]] == list(GPT_PAIRS)
+        assert set(s["numbers"]["tuned"]) == {
+            f"{a} (width {w})" for a in ("adamw", "soap", "shampoo") for w in (16, 32)
+        }
+        runs: dict[tuple, object] = {}
+        for rid in s["runs"]:
+            r = st.load_run(rid)
+            w = r.config["task_kw"]["width"]
+            if (
+                r.config["seed"] in (0, 1)
+                and r.config["lr"] == s["numbers"]["tuned"][f"{r.config['optimizer']} (width {w})"]["value"]
+            ):
+                runs[(r.config["optimizer"], w, r.config["seed"])] = r
+        for c in s["claims"]:
+            ch, base = GPT_PAIRS[c["name"]]
+            for seed, v in zip((0, 1), c["values"]):
+                per = []
+                for w in (16, 32):
+                    ref = runs[(base, w, seed)].final["train_loss"]
+                    at = first_step_below(runs[(ch, w, seed)].metrics("train_loss"), ref)
+                    per.append(math.log10(12 / (at if math.isfinite(at) else 13)))
+                assert v == pytest.approx(sum(per) / 2)

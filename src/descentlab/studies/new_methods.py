@@ -81,25 +81,38 @@ SOURCES = {
 """Prediction -> (source, what it reports, the step ratio T / S that implies)."""
 
 
-def _prediction(name: str) -> Prediction:
-    ch, base = PAIRS[name]
-    source, said, _ = SOURCES[name]
+def _prediction(name: str, where: str = "the study's short budget", version: int = 1) -> Prediction:
+    ch, base = PAIRS[name.removesuffix("_gpt")]
+    source, said, _ = SOURCES[name.removesuffix("_gpt")]
     return Prediction(
         name=name,
         statement=f"{ARMS[ch]} reaches {ARMS[base]}'s final training loss in fewer steps than {ARMS[base]} takes "
-        f"(equal step budget, each at its own tuned learning rate; the study's short budget).",
+        f"(equal step budget, each at its own tuned learning rate; {where}).",
         source=f"{source}: {said}",
         quantity=f"per evaluation seed: log10(T / S), S = first logged step at which {ARMS[ch]}'s training loss is "
-        f"<= {ARMS[base]}'s final training loss after T steps on the same seed (T + 1 if never)",
+        f"<= {ARMS[base]}'s final training loss after T steps on the same seed (T + 1 if never)"
+        + ("; the mean over the ladder's widths" if name.endswith("_gpt") else ""),
         direction=">",
         threshold=0.0,
         tolerance="fewer steps: T / S > 1, a log-ratio > 0; the paper's size is an anchor (another scale)",
         scale="log-given",
         censor=f"{ARMS[ch]} never at {ARMS[base]}'s final loss: S = T + 1, applied by the study",
+        version=version,
     )
 
 
 PREDICTIONS = tuple(_prediction(n) for n in PAIRS)
+
+GPT_PAIRS: dict[str, tuple[str, str]] = {
+    f"{n}_gpt": PAIRS[n] for n in ("soap_fewer_steps_than_adamw", "soap_fewer_steps_than_shampoo")
+}
+"""new-methods-gpt: SOAP against AdamW and Shampoo on the speedrun's character GPT (the paper's setting is language
+modelling with transformers)."""
+
+GPT_PREDICTIONS = tuple(
+    _prediction(n, "the NanoGPT speedrun's character GPT at the study's widths, a short budget")
+    for n in GPT_PAIRS
+)
 
 
 def _hparams(cfg: dict[str, Any], opt: str) -> dict[str, Any]:
@@ -111,80 +124,119 @@ def _hparams(cfg: dict[str, Any], opt: str) -> dict[str, Any]:
     return {}
 
 
-def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Measurement]]:
-    """Tune every arm's lr on the tuning seeds, train it on the evaluation seeds, judge each pair; the figure."""
-    import matplotlib.pyplot as plt
+def _settings(cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, task_kw) of every setting the pairs are measured on: the task's one ``task_kw``, or with ``widths``
+    the speedrun's GPT family at each width (``head_dim``, ``depth``, ``context`` fixed)."""
+    if not cfg.get("widths"):
+        return [("", dict(cfg["task_kw"]))]
+    from descentlab.tasks.charlm import gpt_family
 
-    task, steps = str(cfg["task"]), int(cfg["steps"])
-    seeds = eval_seeds(cfg)
-    shared = {"steps": steps, "batch_size": int(cfg["batch_size"]), "eval_every": max(1, steps // 30),
-              "task_kw": dict(cfg["task_kw"]), "device": "cpu", "save_final": False}  # fmt: skip
-    needed = {a for p in (ctx.undecided if ctx.undecided is not None else PAIRS) for a in PAIRS[p]}
-    numbers: dict[str, Any] = {"tuned": {}, "final_train_loss": {}, "steps_to_baseline_final": {}}
-    runs: dict[str, list[Any]] = {}
-    off_grid: dict[str, str] = {}
-    for opt in [a for a in ARMS if a in needed]:
-        score = PopulationScore(ctx, task, opt, final_train_loss, hparams=_hparams(cfg, opt), keep_model=False,
-                                **shared)  # fmt: skip
-        tuned = tune(score, [float(x) for x in cfg[f"{opt}_lrs"]], tuning_seeds(cfg),
-                     metric=f"final training loss after {steps} steps")  # fmt: skip
-        if not tuned.bracketed:
-            off_grid[opt] = f"{ARMS[opt]}: {tuned.note()}"
-        runs[opt] = ctx.train_many(task, opt, [{"seed": s, "lr": tuned.value} for s in seeds],
-                                   hparams=_hparams(cfg, opt), keep_model=False, **shared)  # fmt: skip
-        numbers["tuned"][opt] = tuned.to_dict()
-        numbers["final_train_loss"][opt] = [final_train_loss(r) for r in runs[opt]]
-
-    measured: dict[str, Measurement] = {}
-    for name, (ch, base) in PAIRS.items():
-        if (
-            ch not in runs or base not in runs
-        ):  # decided at an earlier look: nothing trained for it in this block
-            measured[name] = Measurement([math.nan] * len(seeds), "decided at an earlier look")
-            continue
-        ref = [final_train_loss(r) for r in runs[base]]
-        values = [speedup(c.metrics("train_loss"), f, steps) for c, f in zip(runs[ch], ref)]
-        at = [first_step_below(c.metrics("train_loss"), f) for c, f in zip(runs[ch], ref)]
-        numbers["steps_to_baseline_final"][name] = at
-        lr = {a: numbers["tuned"][a]["value"] for a in (ch, base)}
-        evidence = (
-            f"{ARMS[base]}'s final training loss after {steps} steps per seed "
-            + ", ".join(f"{v:.3g}" for v in ref)
-            + f"; reached by {ARMS[ch]} at step "
-            + ", ".join("never" if not math.isfinite(v) else f"{v:g}" for v in at)
-            + f" (lr {ARMS[ch]} {lr[ch]:g}, {ARMS[base]} {lr[base]:g})"
+    out = []
+    for w in [int(v) for v in cfg["widths"]]:
+        kw = gpt_family(
+            w, head_dim=int(cfg["head_dim"]), depth=int(cfg["depth"]), context=int(cfg["context"])
         )
-        reasons = [off_grid[a] for a in (ch, base) if a in off_grid]
-        measured[name] = Measurement(values, evidence, inconclusive="; ".join(reasons) or None)
-        _, said, ratio = SOURCES[name]
-        ctx.anchor(
-            Anchor(
-                f"{name}: log10(T / S)",
-                math.log10(ratio),
-                SOURCES[name][0] + f": {said}",
-                setting="other",
-                reason="billion-parameter language models, not the lab's small workloads",
-            ),  # fmt: skip
-            [v if math.isfinite(v) else math.nan for v in values],
-        )
+        out.append((f"width {w}", {**kw, **dict(cfg["task_kw"])}))
+    return out
 
-    fig, ax = plt.subplots(1, 1, figsize=(8, 5))
-    for i, (opt, rs) in enumerate(runs.items()):
-        n = min(len(r.metrics("train_loss")) for r in rs)
-        x = [s for s, _ in rs[0].metrics("train_loss")[:n]]
-        vals = np.array([[v for _, v in r.metrics("train_loss")[:n]] for r in rs])
-        ax.semilogy(x, np.exp(np.log(vals).mean(0)), color=f"C{i}",
-                    label=f"{ARMS[opt]} (lr {numbers['tuned'][opt]['value']:g})")  # fmt: skip
-        if len(rs) > 1:
-            ax.fill_between(x, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.15)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (geometric mean over seeds, band min–max)")
-    ax.set_title(f"{task}: each method at its tuned lr, {len(seeds)} seeds from seed {seeds[0]}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    ctx.save_figure(fig, "new_methods")
-    return numbers, measured
+
+def _make_run(pairs: dict[str, tuple[str, str]]) -> Any:
+    """The study's ``run`` for ``pairs`` (prediction -> (challenger, baseline)): per setting, tune every needed arm's
+    lr on the tuning seeds and train it on the evaluation seeds; a pair's per-seed value is log10(T / S), averaged
+    over the settings (the ladder's widths) when there are several."""
+
+    def run(ctx: StudyContext, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Measurement]]:
+        """Tune every arm's lr on the tuning seeds, train it on the evaluation seeds, judge each pair; the figure."""
+        import matplotlib.pyplot as plt
+
+        task, steps = str(cfg["task"]), int(cfg["steps"])
+        seeds = eval_seeds(cfg)
+        settings = _settings(cfg)
+        undecided = ctx.undecided if ctx.undecided is not None else list(pairs)
+        needed = {a for p in undecided for a in pairs[p]}
+        numbers: dict[str, Any] = {"tuned": {}, "final_train_loss": {}, "steps_to_baseline_final": {}}
+        runs: dict[tuple[str, str], list[Any]] = {}
+        off_grid: dict[str, str] = {}
+        for label, task_kw in settings:
+            shared = {"steps": steps, "batch_size": int(cfg["batch_size"]), "eval_every": max(1, steps // 30),
+                      "task_kw": task_kw, "device": "cpu", "save_final": False}  # fmt: skip
+            for opt in [a for a in ARMS if a in needed]:
+                key = f"{opt} ({label})" if label else opt
+                score = PopulationScore(ctx, task, opt, final_train_loss, hparams=_hparams(cfg, opt),
+                                        keep_model=False, **shared)  # fmt: skip
+                tuned = tune(score, [float(x) for x in cfg[f"{opt}_lrs"]], tuning_seeds(cfg),
+                             metric=f"final training loss after {steps} steps")  # fmt: skip
+                if not tuned.bracketed:
+                    off_grid[key] = f"{ARMS[opt]}{f' at {label}' if label else ''}: {tuned.note()}"
+                runs[(label, opt)] = ctx.train_many(task, opt, [{"seed": s, "lr": tuned.value} for s in seeds],
+                                                    hparams=_hparams(cfg, opt), keep_model=False, **shared)  # fmt: skip
+                numbers["tuned"][key] = tuned.to_dict()
+                numbers["final_train_loss"][key] = [final_train_loss(r) for r in runs[(label, opt)]]
+
+        measured: dict[str, Measurement] = {}
+        for name, (ch, base) in pairs.items():
+            if any((label, a) not in runs for label, _ in settings for a in (ch, base)):
+                # decided at an earlier look: nothing trained for it in this block
+                measured[name] = Measurement([math.nan] * len(seeds), "decided at an earlier look")
+                continue
+            per_setting, parts = [], []
+            for label, _ in settings:
+                ref = [final_train_loss(r) for r in runs[(label, base)]]
+                chal = runs[(label, ch)]
+                per_setting.append([speedup(c.metrics("train_loss"), f, steps) for c, f in zip(chal, ref)])
+                at = [first_step_below(c.metrics("train_loss"), f) for c, f in zip(chal, ref)]
+                numbers["steps_to_baseline_final"][f"{name} ({label})" if label else name] = at
+                lr = {a: numbers["tuned"][f"{a} ({label})" if label else a]["value"] for a in (ch, base)}
+                parts.append(
+                    (f"{label}: " if label else "")
+                    + f"{ARMS[base]}'s final training loss after {steps} steps per seed "
+                    + ", ".join(f"{v:.3g}" for v in ref)
+                    + f"; reached by {ARMS[ch]} at step "
+                    + ", ".join("never" if not math.isfinite(v) else f"{v:g}" for v in at)
+                    + f" (lr {ARMS[ch]} {lr[ch]:g}, {ARMS[base]} {lr[base]:g})"
+                )
+            values = [float(np.mean(col)) for col in zip(*per_setting)]
+            keys = [k for k in off_grid if k.split(" (")[0] in (ch, base)]
+            measured[name] = Measurement(
+                values, "; ".join(parts), inconclusive="; ".join(off_grid[k] for k in keys) or None
+            )
+            _, said, ratio = SOURCES[name.removesuffix("_gpt")]
+            ctx.anchor(
+                Anchor(
+                    f"{name}: log10(T / S)",
+                    math.log10(ratio),
+                    SOURCES[name.removesuffix("_gpt")][0] + f": {said}",
+                    setting="other",
+                    reason="billion-parameter language models, not the lab's small workloads",
+                ),  # fmt: skip
+                [v if math.isfinite(v) else math.nan for v in values],
+            )
+
+        fig, axes = plt.subplots(1, len(settings), figsize=(8 * len(settings), 5), squeeze=False)
+        for ax, (label, _) in zip(axes[0], settings):
+            for i, opt in enumerate(a for a in ARMS if (label, a) in runs):
+                rs = runs[(label, opt)]
+                n = min(len(r.metrics("train_loss")) for r in rs)
+                x = [s for s, _ in rs[0].metrics("train_loss")[:n]]
+                vals = np.array([[v for _, v in r.metrics("train_loss")[:n]] for r in rs])
+                lr = numbers["tuned"][f"{opt} ({label})" if label else opt]["value"]
+                ax.semilogy(x, np.exp(np.log(vals).mean(0)), color=f"C{i}", label=f"{ARMS[opt]} (lr {lr:g})")
+                if len(rs) > 1:
+                    ax.fill_between(x, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.15)
+            ax.set_xlabel("step")
+            ax.set_ylabel("training loss (geometric mean over seeds, band min–max)")
+            ax.set_title(f"{task}{f' {label}' if label else ''}: each method at its tuned lr, {len(seeds)} seeds "
+                         f"from seed {seeds[0]}")  # fmt: skip
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        ctx.save_figure(fig, "new_methods")
+        return numbers, measured
+
+    return run
+
+
+run = _make_run(PAIRS)
 
 
 _GRID = [1e-3, 3e-3, 1e-2, 3e-2]
@@ -215,5 +267,42 @@ register(
         run=run,
         limits={"steps": (10, 100000)},
         in_tour=False,  # ~150 s: the quick tour has no room left in its 10 minutes (docs/studies.md)
+    )
+)
+
+
+_GPT_BASE: dict[str, Any] = {
+    "task": "charlm",
+    "task_kw": {"eval_windows": 64},
+    "head_dim": 16,
+    "depth": 2,
+    "context": 32,
+    "batch_size": 16,
+    "adamw_lrs": _GRID,
+    "soap_lrs": _GRID,
+    "shampoo_lrs": _GRID,
+    "tuning_seeds": 3,
+}
+
+register(
+    Study(
+        name="new-methods-gpt",
+        description="SOAP vs AdamW and Shampoo on the NanoGPT speedrun's character GPT (one width in quick, the "
+        "ladder 32/64/128 in full): steps to the baseline's final training loss, every arm tuned on its own.",
+        slide="beyond the lectures: SOAP (arXiv:2409.11321) on the speedrun's GPT ladder (seed 002, 'NanoGPT speedrun')",
+        seconds=(300, 3600),  # rough, 2026-12-07 (AVX2 AMD EPYC, 1 thread): a GPT run costs 2-5x an MLP's
+        predictions=GPT_PREDICTIONS,
+        quick={**_GPT_BASE, "widths": [32], "steps": 200, "seeds": 10, "seed_blocks": [5, 10]},
+        full={
+            **_GPT_BASE,
+            "widths": [32, 64, 128],
+            "steps": 500,
+            "batch_size": 32,
+            "seeds": 20,
+            "seed_blocks": [10, 20],
+        },  # fmt: skip
+        run=_make_run(GPT_PAIRS),
+        limits={"steps": (10, 100000)},
+        in_tour=False,
     )
 )
