@@ -290,7 +290,10 @@ register(
         description="SOAP vs AdamW and Shampoo on the NanoGPT speedrun's character GPT (one width in quick, the "
         "ladder 32/64/128 in full): steps to the baseline's final training loss, every arm tuned on its own.",
         slide="beyond the lectures: SOAP (arXiv:2409.11321) on the speedrun's GPT ladder (seed 002, 'NanoGPT speedrun')",
-        seconds=(242, 3600),  # quick measured 2026-12-07 (AVX2 AMD EPYC, 1 thread); full estimated (not run yet)
+        seconds=(
+            242,
+            3600,
+        ),  # quick measured 2026-12-07 (AVX2 AMD EPYC, 1 thread); full estimated (not run yet)
         predictions=GPT_PREDICTIONS,
         quick={**_GPT_BASE, "widths": [32], "steps": 200, "seeds": 10, "seed_blocks": [5, 10]},
         full={
