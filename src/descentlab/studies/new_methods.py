@@ -290,7 +290,7 @@ register(
         description="SOAP vs AdamW and Shampoo on the NanoGPT speedrun's character GPT (one width in quick, the "
         "speedrun's ladder 16/32/64 in full): steps to the baseline's final training loss, every arm tuned on its own.",
         slide="beyond the lectures: SOAP (arXiv:2409.11321) on the speedrun's GPT ladder (seed 002, 'NanoGPT speedrun')",
-        seconds=(242, 2400),  # 2026-12-07 (AVX2 AMD EPYC, 1 thread): quick measured, full estimated
+        seconds=(242, 1406),  # 2026-12-07, AVX2 AMD EPYC, 1 thread beside other jobs: both measured
         predictions=GPT_PREDICTIONS,
         quick={**_GPT_BASE, "widths": [32], "steps": 200, "seeds": 10, "seed_blocks": [5, 10]},
         full={**_GPT_BASE, "widths": [16, 32, 64], "steps": 300, "seeds": 20, "seed_blocks": [10, 20]},
