@@ -331,3 +331,38 @@ def test_auto_forward_is_a_rule_on_the_model_the_same_every_run(task_name: str, 
     assert runs[0].config["population"]["forward_used"] == want
     one = train_many(tasks.get(task_name), "adam", [{"seed": 0}], **kw)
     assert one[0].config["population"]["forward_used"] == "sequential"  # one member runs as train() does
+
+
+def test_sam_perturbs_the_stacked_parameters_at_once_with_each_members_rho(
+    mlp_task: Task, monkeypatch
+) -> None:
+    """Plain SAM (p = 2) in a batched forward takes its first step for all members on the stacked parameters (SAM's
+    own first_step is not called), each member at its own rho, and still gives train()'s runs; ASAM and the
+    member-by-member forward keep SAM's own first step."""
+    from descentlab.optim.sam import SAM
+
+    members = [{"seed": s, "lr": 0.05, "hparams": {"rho": r}} for s, r in ((0, 0.01), (1, 0.2), (0, 0.2))]
+    calls = {"n": 0}
+    own = SAM.first_step
+
+    def counted(self, *a, **k):
+        calls["n"] += 1
+        return own(self, *a, **k)
+
+    monkeypatch.setattr(SAM, "first_step", counted)
+    runs = train_many(mlp_task, "sam", members, steps=STEPS, eval_every=EVAL, store=False, progress=False,
+                      threads=1, forward="vmap")  # fmt: skip
+    assert calls["n"] == 0
+    for m, run in zip(members, runs):
+        single = train(mlp_task, "sam", lr=m["lr"], hparams=m["hparams"], seed=m["seed"], steps=STEPS,
+                       eval_every=EVAL, store=False, progress=False, threads=1)  # fmt: skip
+        assert _rel(_history(run), _history(single)) < 1e-5
+        assert _rel(_flat(run.model), _flat(single.model)) < 1e-5
+    assert _rel(_flat(runs[0].model), _flat(runs[2].model)) > 1e-4  # same seed, other rho: another run
+    calls["n"] = 0  # train()'s own SAM steps counted above
+    train_many(
+        mlp_task, "sam", members[:2], steps=2, store=False, progress=False, threads=1, forward="sequential"
+    )
+    assert calls["n"] == 2 * 2
+    train_many(mlp_task, "asam", members[:2], steps=2, store=False, progress=False, threads=1, forward="vmap")
+    assert calls["n"] == 2 * 2 + 2 * 2

@@ -510,14 +510,20 @@ class Population:
             self.trial[way] = min(self.trial.get(way, math.inf), time.perf_counter() - t0)
         live_units = [u for u in self.units if any(self.members[i].alive for i in u.members)]
         if self.mode == "sam":
-            for u in live_units:
-                u.opt.first_step(zero_grad=True)  # type: ignore[attr-defined]
+            restore = self._perturb_stacked(live_units, way)
+            if restore is None:  # member by member: SAM's own first step
+                for u in live_units:
+                    u.opt.first_step(zero_grad=True)  # type: ignore[attr-defined]
             try:
                 self._grads(batch, bdim, way, drawn)
             except BaseException:
+                if restore is not None:
+                    restore()
                 for u in live_units:
                     u.opt.unperturb()  # type: ignore[attr-defined]
                 raise
+            if restore is not None:
+                restore()
             for u in live_units:
                 u.opt.second_step()  # type: ignore[attr-defined]
         else:
@@ -537,6 +543,53 @@ class Population:
                 u.sched.step()
         self.step += 1  # the gradients stay until the next step's forward clears them (as train()'s do)
         return losses.tolist()
+
+    @torch.no_grad()
+    def _perturb_stacked(self, live_units: list[_Unit], way: str) -> Callable[[], None] | None:
+        """SAM's first step for every member at once, on the stacked parameters: eps_m = rho_m g_m / ||g_m||_2 (the
+        norm over all of member m's parameters, as ``SAM.first_step`` computes it: the norm of the per-tensor norms),
+        one add per stacked tensor. Returns the function that restores w, or None where the members' own SAM must
+        step (another norm than p = 2, ASAM, several rhos in one member, torch.distributed, or member-by-member
+        gradients)."""
+        from descentlab.optim.sam import SAM
+
+        if way == "sequential" or (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return None
+        m = len(self.members)
+        rho = [0.0] * m
+        for u in live_units:
+            if not isinstance(u.opt, SAM) or len(u.members) != 1:
+                return None
+            groups = u.opt.param_groups
+            if (
+                any(float(g["p"]) != 2.0 or g["adaptive"] for g in groups)
+                or len({float(g["rho"]) for g in groups}) > 1
+            ):
+                return None
+            rho[u.members[0]] = float(groups[0]["rho"])
+        names = [n for n in self.param_names if self.stacked[n].grad is not None]
+        if not names:
+            return lambda: None
+        grads = [self.stacked[n].grad for n in names]
+        work = torch.promote_types(grads[0].dtype, torch.float32)
+        per_tensor = torch.stack(
+            [torch.linalg.vector_norm(g.reshape(m, -1), dim=1, dtype=work) for g in grads]
+        )
+        norm = torch.linalg.vector_norm(per_tensor, dim=0)  # [M]
+        ok = torch.isfinite(norm) & (norm > 0)
+        scale = torch.where(
+            ok, torch.tensor(rho, dtype=work) / torch.where(ok, norm, torch.ones_like(norm)), 0.0
+        )
+        saved = {n: self.stacked[n].data.clone() for n in names}
+        for n, g in zip(names, grads):
+            self.stacked[n].data.add_(g * scale.to(g.dtype).view(m, *([1] * (g.dim() - 1))))
+
+        def restore() -> None:
+            with torch.no_grad():
+                for n, v in saved.items():
+                    self.stacked[n].data.copy_(v)
+
+        return restore
 
     def freeze(self, i: int) -> None:
         """Member ``i`` stops stepping: its parameters are kept as they are now."""
