@@ -265,3 +265,32 @@ def test_clipped_scales_the_global_norm_and_refuses_bad_values():
         optim.create("clipped", model, base="sgd", lr=1.0, max_norm=0)
     with pytest.raises(ValueError, match="another optimizer"):
         optim.create("clipped", model, base="clipped", lr=1.0)
+
+
+def test_the_cautious_wrapper_with_the_submissions_options_is_the_fused_update():
+    """``cautious(base=algoperf_nadamw, mask_floor=1e-3, decay_order="before")`` (any base) and AlgoPerfNAdamW's fused
+    ``cautious_floor`` (the entrant, no per-step copies) give the submission's update."""
+    p = get_algorithm("st_cautious_nadamw").default
+    kw = {"lr": p["lr"], "betas": (1 - p["one_minus_beta1"], p["beta2"]), "eps": 1e-8}
+    grads = _grads(_model())
+    runs = {}
+    for label, make in (
+        ("wrapper", lambda m: optim.create("cautious", m, base="algoperf_nadamw", mask_floor=1e-3,
+                                           decay_order="before", weight_decay=p["weight_decay"], **kw)),
+        ("fused", lambda m: optim.create("algoperf_nadamw", m, cautious_floor=1e-3, weight_decay=p["weight_decay"],
+                                         **kw)),
+    ):  # fmt: skip
+        model = _model()
+        opt = make(model)
+        params = dict(model.named_parameters())
+        for f, gs in zip(_factors(), grads):
+            for g in opt.param_groups:
+                g["lr"] = p["lr"] * f
+            for n, q in params.items():
+                q.grad = gs[n].clone()
+            opt.step()
+        runs[label] = {n: q.detach().clone() for n, q in params.items()}
+    for n in runs["fused"]:
+        torch.testing.assert_close(runs["wrapper"][n], runs["fused"][n], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="cautious_floor"):
+        optim.create("algoperf_nadamw", _model(), cautious_floor=0.0)

@@ -367,11 +367,13 @@ def _self_tuning_2026() -> None:
                     "baseline): NAdamW at its one point, warmup 2 % + cosine",
     ))  # fmt: skip
     register_algorithm(Algorithm(
-        "st_cautious_nadamw", "cautious", space=[nadamw_point], default=nadamw_point,
-        fixed={"base": "algoperf_nadamw", "eps": 1e-8, "mask_floor": 1e-3, "decay_order": "before"},
+        "st_cautious_nadamw", "algoperf_nadamw", space=[nadamw_point], default=nadamw_point,
+        fixed={"eps": 1e-8, "cautious_floor": 1e-3},
         schedule_kw={"warmup_fraction": 0.02}, rulesets=st,
         description="submissions/self_tuning/cautious_nadamw: the baseline's NAdamW and point with the cautious "
-                    "mask 1[m g > 0] / max(mean, 1e-3) on its Nesterov moment; decay unmasked",
+                    "mask 1[m g > 0] / max(mean, 1e-3) on its Nesterov moment inside the update (AlgoPerfNAdamW's "
+                    "cautious_floor; the `cautious` wrapper with mask_floor=1e-3, decay_order='before' is the same "
+                    "update, slower: it copies parameters and gradients every step); decay unmasked",
     ))  # fmt: skip
     lion_point = {"lr": 2e-4, "one_minus_beta1": 0.05, "beta2": 0.98, "weight_decay": 0.5}
     register_algorithm(Algorithm(

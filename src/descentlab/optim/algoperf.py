@@ -39,10 +39,13 @@ def algoperf_update(
     eps: float,
     weight_decay: float,
     nesterov: bool,
+    cautious_floor: float | None = None,
 ) -> None:
     """One in-place AlgoPerf NAdamW (``nesterov``) or AdamW update of ``p`` with gradient ``g`` (module docstring);
     ``state`` holds step, exp_avg and exp_avg_sq (created on the first call, the keys of torch's AdamW). Shared by
-    :class:`AlgoPerfNAdamW` and the AdamW side of :class:`~descentlab.optim.Muon` (``adam_nesterov``)."""
+    :class:`AlgoPerfNAdamW` and the AdamW side of :class:`~descentlab.optim.Muon` (``adam_nesterov``).
+    ``cautious_floor``: the cautious mask inside the update (AlgoPerf's cautious NAdamW submission): the numerator
+    times 1[numerator * g > 0] / max(mean of that mask, cautious_floor); the decay stays unmasked."""
     if not state:
         state["step"] = torch.tensor(0.0)
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -54,6 +57,9 @@ def algoperf_update(
     m.lerp_(g, 1.0 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
     numerator = m.lerp(g, 1.0 - beta1) if nesterov else m
+    if cautious_floor is not None:
+        mask = (numerator * g > 0).to(numerator.dtype)
+        numerator = numerator * (mask / max(float(mask.mean()), cautious_floor))
     denom = (v.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)
     p.addcdiv_(numerator, denom, value=-lr / (1.0 - beta1**t))
 
@@ -72,6 +78,7 @@ class AlgoPerfNAdamW(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         nesterov: bool = True,
+        cautious_floor: float | None = None,
     ):
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
@@ -83,12 +90,17 @@ class AlgoPerfNAdamW(torch.optim.Optimizer):
         weight_decay = check_number("weight_decay", weight_decay, 0.0)
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
+        if cautious_floor is not None:
+            cautious_floor = check_number("cautious_floor", cautious_floor, 0.0, 1.0)
+            if cautious_floor == 0:
+                raise ValueError("cautious_floor must be > 0 (it bounds the mask's rescaling), got 0")
         defaults = {
             "lr": lr,
             "betas": (b1, b2),
             "eps": eps,
             "weight_decay": weight_decay,
             "nesterov": nesterov,
+            "cautious_floor": cautious_floor,
         }
         super().__init__(params_of(params), defaults)
 
@@ -108,7 +120,8 @@ class AlgoPerfNAdamW(torch.optim.Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("AlgoPerfNAdamW does not support sparse gradients")
-                algoperf_update(p, p.grad, self.state[p], lr, beta1, beta2, eps, wd, group["nesterov"])
+                algoperf_update(p, p.grad, self.state[p], lr, beta1, beta2, eps, wd, group["nesterov"],
+                                group.get("cautious_floor"))  # fmt: skip
         return loss
 
 
