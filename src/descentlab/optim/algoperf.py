@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from descentlab.optim.cautious import cautious_mask
 from descentlab.optim.registry import ParamsOrModel, check_number, params_of, register
 
 __all__ = ["AlgoPerfNAdamW", "algoperf_update"]
@@ -58,8 +59,7 @@ def algoperf_update(
     v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
     numerator = m.lerp(g, 1.0 - beta1) if nesterov else m
     if cautious_floor is not None:
-        mask = (numerator * g > 0).to(numerator.dtype)
-        numerator = numerator * (mask / max(float(mask.mean()), cautious_floor))
+        numerator = numerator * cautious_mask(numerator, g, floor=cautious_floor)
     denom = (v.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)
     p.addcdiv_(numerator, denom, value=-lr / (1.0 - beta1**t))
 

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descentlab.optim.registry import ParamsOrModel, create, needs_closure, register
+from descentlab.optim.registry import ParamsOrModel, create, register
+from descentlab.optim.wrapping import GroupSharingWrapper
 
 __all__ = ["Cautious", "cautious_mask"]
 
@@ -39,7 +40,7 @@ def cautious_mask(update: Tensor, grad: Tensor, xi: float = 1.0, floor: float | 
     return mask * (mask.numel() / (float(mask.sum()) + xi))
 
 
-class Cautious(torch.optim.Optimizer):
+class Cautious(GroupSharingWrapper):
     """The cautious mask around an optimizer instance ``base_optimizer`` (exposed as ``.base_optimizer``).
 
     ``xi``: the mask's normalizer offset (paper: 1; 0 makes an all-ones mask exactly the base's step);
@@ -50,6 +51,9 @@ class Cautious(torch.optim.Optimizer):
     Param groups are shared with the base, so LR schedulers may drive either.
     """
 
+    STATE_KEY = "cautious"
+    CLOSURE_HINT = " (use e.g. adamw or lion)"
+
     def __init__(
         self,
         base_optimizer: torch.optim.Optimizer,
@@ -58,10 +62,6 @@ class Cautious(torch.optim.Optimizer):
         mask_floor: float | None = None,
         decay_order: str = "after",
     ):
-        if not isinstance(base_optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"base_optimizer must be a torch.optim.Optimizer instance, got {base_optimizer!r}"
-            )
         for label, value in (("xi", xi), ("weight_decay", weight_decay)):
             if (
                 isinstance(value, bool)
@@ -78,24 +78,10 @@ class Cautious(torch.optim.Optimizer):
             raise ValueError(f"mask_floor must be None or a number in (0, 1], got {mask_floor!r}")
         if decay_order not in ("after", "before"):
             raise ValueError(f"decay_order must be 'after' or 'before', got {decay_order!r}")
-        if needs_closure(base_optimizer):  # the mask reads the base's step, taken without a closure
-            raise ValueError(
-                f"Cautious's base optimizer must step without a closure; {type(base_optimizer).__name__} "
-                "evaluates the loss itself (use e.g. adamw or lion)"
-            )
-        torch.optim.Optimizer.__init__(self, [{"params": []}], {})
-        self.base_optimizer = base_optimizer
+        super().__init__(base_optimizer)
         self.xi, self.weight_decay = float(xi), float(weight_decay)
         self.mask_floor = None if mask_floor is None else float(mask_floor)
         self.decay_order = decay_order
-        self.defaults = dict(base_optimizer.defaults)
-        self.param_groups = base_optimizer.param_groups
-        self.state: dict[Tensor, dict[str, Tensor]] = {}
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group to the base optimizer."""
-        if hasattr(self, "base_optimizer"):
-            self.base_optimizer.add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -118,35 +104,11 @@ class Cautious(torch.optim.Optimizer):
                 p.mul_(1.0 - float(group["lr"]) * self.weight_decay)
         return loss
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero the gradients (through the base optimizer)."""
-        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+    def _own_state(self) -> dict[str, Any]:
+        return {"xi": self.xi, "weight_decay": self.weight_decay, "mask_floor": self.mask_floor,
+                "decay_order": self.decay_order}  # fmt: skip
 
-    def train(self) -> None:
-        """Forward train mode to a base that has one (Schedule-Free)."""
-        if hasattr(self.base_optimizer, "train"):
-            self.base_optimizer.train()
-
-    def eval(self) -> None:
-        """Forward eval mode to a base that has one (Schedule-Free)."""
-        if hasattr(self.base_optimizer, "eval"):
-            self.base_optimizer.eval()
-
-    def state_dict(self) -> dict[str, Any]:
-        """The base optimizer's state dict plus "cautious": its settings (the mask has no state)."""
-        sd = self.base_optimizer.state_dict()
-        sd["cautious"] = {"xi": self.xi, "weight_decay": self.weight_decay, "mask_floor": self.mask_floor,
-                          "decay_order": self.decay_order}  # fmt: skip
-        return sd
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict made by :meth:`state_dict` (into a freshly built model's optimizer too)."""
-        sd = dict(state_dict)
-        own = sd.pop("cautious", None)
-        if own is None:
-            raise ValueError("state_dict has no 'cautious' entry; it was not saved by Cautious.state_dict()")
-        self.base_optimizer.load_state_dict(sd)
-        self.param_groups = self.base_optimizer.param_groups
+    def _load_own_state(self, own: dict[str, Any]) -> None:
         self.xi, self.weight_decay = float(own["xi"]), float(own["weight_decay"])
         self.mask_floor, self.decay_order = own.get("mask_floor"), own.get("decay_order", "after")
 

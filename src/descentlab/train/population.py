@@ -578,7 +578,9 @@ class Population:
         norm = torch.linalg.vector_norm(per_tensor, dim=0)  # [M]
         ok = torch.isfinite(norm) & (norm > 0)
         scale = torch.where(
-            ok, torch.tensor(rho, dtype=work) / torch.where(ok, norm, torch.ones_like(norm)), 0.0
+            ok,
+            torch.tensor(rho, dtype=work, device=norm.device) / torch.where(ok, norm, torch.ones_like(norm)),
+            0.0,
         )
         saved = {n: self.stacked[n].data.clone() for n in names}
         for n, g in zip(names, grads):
