@@ -63,6 +63,10 @@ def test_gpt_ladder_variant_averages_each_seed_over_the_widths(tmp_path):
     assert [p.name for p in GPT_PREDICTIONS] == list(GPT_PAIRS)
     for p in GPT_PREDICTIONS:
         assert "arXiv:2409.11321" in p.source and "character GPT" in p.statement and p.censor
+    gp = GPT_PREDICTIONS[0]
+    assert judge(gp, [0.12, 0.15, 0.13])["verdict"] == "holds"
+    assert judge(gp, [-0.004, -0.004, -0.004, -0.004, -0.004, -0.004])["verdict"] == "fails"  # never: T + 1
+    assert judge(gp, [0.05, -0.04, 0.01])["verdict"] == "inconclusive"
     with Store(tmp_path / "s.db") as st:
         res = studies.run("new-methods-gpt", quick=True, out=tmp_path, store=st, progress=False, seeds=2, steps=12,
                           widths=[16, 32], context=8, batch_size=4, task_kw={"eval_windows": 4}, tuning_seeds=1,
