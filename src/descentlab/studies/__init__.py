@@ -228,8 +228,17 @@ def _content_digest(task: Any, kw: Mapping[str, Any]) -> str:
         "task": _digestible(task),
         **{k: _digestible(v) for k, v in kw.items() if k not in _NOT_IN_DIGEST},
     }
+    recorded = [_digestible(c.fn) for c in kw.get("callbacks") or () if getattr(c, "recorded", False)]
+    if recorded:  # what a recorded callback logs is part of the run (no entry otherwise: older ids stay)
+        what["recorded_callbacks"] = recorded
     text = json.dumps(what, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _gathers(kw: Mapping[str, Any]) -> bool:
+    """Whether a training call has a callback that gathers data of its own (anything but ``Callback(recorded=True)``):
+    such a run is always trained again, never reused from the store."""
+    return any(not getattr(c, "recorded", False) for c in kw.get("callbacks") or ())
 
 
 def _same_settings(stored: Mapping[str, Any], task: Any, kw: Mapping[str, Any]) -> bool:
@@ -279,11 +288,11 @@ class StudyContext:
     _used: dict[str, int] = field(default_factory=dict)
 
     def _unique(self, rid: str, kw: Mapping[str, Any]) -> str:
-        """``rid`` for this call; a second call with the same content and callbacks (always trained again: its
-        callbacks gather data of their own) gets ``rid-2``, ``rid-3``... so it never overwrites the first."""
+        """``rid`` for this call; a second call with the same content and callbacks that gather data of their own
+        (always trained again) gets ``rid-2``, ``rid-3``... so it never overwrites the first."""
         n = self._used.get(rid, 0) + 1
         self._used[rid] = n
-        return rid if n == 1 or not kw.get("callbacks") else f"{rid}-{n}"
+        return rid if n == 1 or not _gathers(kw) else f"{rid}-{n}"
 
     def check(self, name: str, check: str, passed: bool, evidence: str = "") -> None:
         """Record a sanity check or identity (listed apart from the claims, never counted as one)."""
@@ -299,7 +308,7 @@ class StudyContext:
         ``n`` of a study with a store is
         ``<study>-<key>-<n>``: if the store holds it from an earlier execution of the same study, an ended run is
         reused (its model and optimizer rebuilt from its final state) and a cut one resumed; a run with callbacks
-        (they may gather data of their own) is trained again. Raises :class:`Interrupted` when the study is
+        that gather data of their own (anything but ``Callback(recorded=True)``) is trained again. Raises :class:`Interrupted` when the study is
         stopping (before a run starts) or when the run was interrupted."""
         from descentlab.train import train
 
@@ -377,7 +386,7 @@ class StudyContext:
         common = {**kw, "store": self.store, "population_id": pop_id}
         if all(h is None for h in headers):
             return train_many(task, optimizer, members, **common)
-        if all(h is not None for h in headers) and not kw.get("callbacks"):
+        if all(h is not None for h in headers) and not _gathers(kw):
             try:
                 if all(h["status"] in DONE_STATUSES for h in headers):
                     runs = reopen_many(task, optimizer, members, ids, self.store, kw)
@@ -400,8 +409,8 @@ class StudyContext:
         header = self.store.run_header(run_id)
         no_state = kw.pop("_no_state", False)
         common = {**kw, "store": self.store, "run_id": run_id,
-                  "_keep_final_state": not kw.get("callbacks") and not no_state}  # fmt: skip
-        if no_state and header is not None and header["status"] in DONE_STATUSES and not kw.get("callbacks"):
+                  "_keep_final_state": not _gathers(kw) and not no_state}  # fmt: skip
+        if no_state and header is not None and header["status"] in DONE_STATUSES and not _gathers(kw):
             run = self.store.load_run(run_id)  # an ended run whose weights nobody reads: its stored metrics
             if _same_settings(run.config, task, kw):
                 run.signal = None  # type: ignore[attr-defined]
@@ -412,7 +421,7 @@ class StudyContext:
         if header["status"] == "running":  # maybe another process is training it now: never take it over
             return train(task, **{**common, "run_id": f"{run_id}-{self._token}"})
         last = self.store.checkpoint_dir(run_id) / "last.pt"
-        if not kw.get("callbacks") and last.is_file():
+        if not _gathers(kw) and last.is_file():
             ended = header["status"] in DONE_STATUSES
             try:
                 ck = load_checkpoint(last)

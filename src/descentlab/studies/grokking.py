@@ -325,7 +325,11 @@ def _train(
 
     every = int(cfg["eval_every"])
     watch = _Milestones(LEVEL, stop_at, hessian_points, every, give_up_after)
-    cbs = [Callback(lambda c: {"weight_norm": weight_norm(c.model)}, every=every)] if norms else []
+    cbs = (
+        [Callback(lambda c: {"weight_norm": weight_norm(c.model)}, every=every, recorded=True)]
+        if norms
+        else []
+    )
     run = ctx.train(
         watch.wrap(_task(cfg, seed)),
         optimizer=arm_factory(arm, lr, cfg),
@@ -593,7 +597,7 @@ register(
         name="grokking",
         description="Grokking on modular arithmetic: validation jumps long after training; Grokfast vs fair arms.",
         slide="seeds 000/002/004: 'Grokking', 'Modular Division (training on 50% of data)'",
-        seconds=(230, 9000),  # quick: 228 s CPU on the loaded machine (grokking.md); full: estimated
+        seconds=(124, 9000),  # quick: the 2026-12-07 04:15 tour (Zen 4, 1 thread); full: estimated
         predictions=PREDICTIONS,
         versions=(
             (1, "2026-12-01", "the predictions as first declared"),

@@ -654,8 +654,8 @@ register(
         description="The NanoGPT speedrun at laptop scale: a ladder of records (WSD, Muon, rotary, ReLU², QK-norm, "
         "zero-init, soft-cap) on the char GPT at 3 sizes, steps to a target with the speedrun's acceptance rule.",
         slide="seed 002: 'NanoGPT speedrun', 'Работают ли трюки, если увеличить размер модели?'",
-        # quick: 220 s CPU (one tour slot; 124 s wall alone on 2 cores); full: 33 min wall, 2 procs
-        seconds=(220, 2000),
+        # quick: the 2026-12-07 04:15 tour (Zen 4, 1 thread); full: 33 min wall, 2 procs
+        seconds=(134, 2000),
         quick=dict(_BASE),
         full={**_BASE, "widths": [32, 64, 128], "steps": 500, "eval_every": 20, "batch_size": 32, "seeds": 5},
         run=run,

@@ -29,10 +29,15 @@ class StepContext:
 
 @dataclass
 class Callback:
-    """Calls ``fn(ctx)`` every ``every`` steps; a returned dict is logged as metrics (e.g. sharpness)."""
+    """Calls ``fn(ctx)`` every ``every`` steps; a returned dict is logged as metrics (e.g. sharpness).
+
+    ``recorded=True`` declares that the logged metrics are all the callback gives its caller (the caller reads them
+    from the run, not from the callback's own state): a study may then reuse an ended run from the store instead of
+    training it again (the callback's kind is part of the run's identity)."""
 
     fn: Callable[[StepContext], Mapping[str, float] | None]
     every: int = 100
+    recorded: bool = False
 
 
 def as_callbacks(callbacks: Iterable[Callback | Callable[[StepContext], Any]], every: int) -> list[Callback]:
