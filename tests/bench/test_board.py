@@ -30,6 +30,7 @@ from descentlab.bench.board import (
     cell_time,
     paired_test,
     self_checks,
+    swap_test,
 )
 from descentlab.bench.runner import BenchmarkResult
 from descentlab.bench.trial import time_to_target
@@ -166,6 +167,45 @@ def test_paired_test_detects_the_067_spike_in_and_passes_identical_twins():
     assert paired_test(np.ones((2, 6, 3)), np.ones((2, 6, 3)), np.full(2, 5.0))["detected"] is False
     with pytest.raises(ValueError, match="same shape"):
         paired_test(np.ones((2, 6, 3)), np.ones((2, 5, 3)), np.full(2, 5.0))
+
+
+def test_swap_test_matches_a_plain_enumeration_of_the_swaps():
+    """The exact swap test against a plain loop over every pattern with ``cell_time`` (censoring per entrant)."""
+    rng = np.random.default_rng(11)
+    pair = np.stack([_cube(rng, 2, 5, 3), _cube(rng, 2, 5, 3, 0.6)])
+    bud = np.array([[BUDGET, 4.0], [BUDGET * 0.8, 4.0 * 0.8]])  # the second entrant censored at its own budgets
+    capped = np.minimum(pair, bud[:, :, None, None])
+
+    def d(arms):
+        return np.mean([math.log(cell_time(arms[0][w], 10.0) / cell_time(arms[1][w], 10.0)) for w in range(2)])
+
+    obs = d(capped)
+    count = 0
+    for swaps in itertools.product([False, True], repeat=5):
+        arms = capped.copy()
+        for s_, sw in enumerate(swaps):
+            if sw:
+                arms[0][:, s_], arms[1][:, s_] = capped[1][:, s_], capped[0][:, s_]
+        count += abs(d(arms)) >= abs(obs) - 1e-12
+    assert swap_test(pair, bud, 3) == pytest.approx(count / 32)
+    assert swap_test(np.stack([pair[0], pair[0]]), bud[0], 3) == 1.0  # identical entrants: no evidence at all
+    assert swap_test(pair, bud, 3, weights=np.array([1.0, np.nan])) != swap_test(pair, bud, 3)  # one workload only
+    with pytest.raises(ValueError, match="pair must be"):
+        swap_test(pair[0], bud, 3)
+
+
+def test_swap_test_holds_its_level_where_the_bootstrap_t_does_not():
+    """A/A with one trial per study and near-binary cells (6 vs 6 studies, 70 % misses): the exact swap test flags
+    at most its nominal 10 % (plus sampling error); the board's p (the larger of the two) with it."""
+    rng = np.random.default_rng(12)
+    reps, flagged_swap, flagged_p = 200, 0, 0
+    for r in range(reps):
+        a, b = (np.where(rng.random((3, 6, 1)) < 0.7, np.inf, 1.0 + 0.01 * rng.random((3, 6, 1))) for _ in "ab")
+        res = paired_test(a, b, np.full(3, 2.0), n_boot=200, seed=r)
+        flagged_swap += res["p_swap"] < 0.1
+        flagged_p += res["detected"]
+    assert stats.binomtest(flagged_swap, reps, 0.1, alternative="greater").pvalue > 0.01, flagged_swap
+    assert flagged_p <= flagged_swap
 
 
 def _coverage(S: int, reps: int, n_boot: int) -> float:

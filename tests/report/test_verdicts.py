@@ -131,5 +131,10 @@ def test_formatting_of_estimates_and_seeds() -> None:
     )
     assert format_number("-inf") == "−∞" and format_number(None) == "—" and format_number("nan") == "nan"
     assert format_estimate(0.5, [0.4, 0.6]) == "0.5 [0.4, 0.6]" and format_estimate(None, [0, 1]) == "—"
+    # a log-scale prediction is shown on its threshold's scale: the geometric mean and its interval
+    import math
+
+    got = format_estimate(math.log(2.0), [math.log(1.5), math.log(3.0)], "log")
+    assert got == "2 [1.5, 3] (geometric mean)", got
     assert format_seeds([0, 1, 2, 3, 4]) == "0–4" and format_seeds([1000, 1001]) == "1000, 1001"
     assert format_seeds([]) == "—"

@@ -15,6 +15,7 @@ from descentlab.studies.batch_size import (
     PREDICTIONS,
     FirstHit,
     batch_gradient_variance,
+    first_hit,
     loglog_slope,
     noise_scales,
     regime_slopes,
@@ -58,12 +59,20 @@ def test_first_hit_records_the_first_step_at_the_target():
     with torch.no_grad():
         loss = float(task.loss(model, task.train_data))
     hit = FirstHit(loss + 1.0)
-    hit(StepContext(7, model, None, task))  # type: ignore[arg-type]
-    hit(StepContext(9, model, None, task))  # type: ignore[arg-type]
+    assert hit(StepContext(7, model, None, task)) == {FirstHit.METRIC: pytest.approx(loss)}  # type: ignore[arg-type]
+    assert hit(StepContext(9, model, None, task)) is None  # type: ignore[arg-type]  # after the hit: nothing logged
     assert hit.step == 7
     miss = FirstHit(loss - 1.0)
     miss(StepContext(3, model, None, task))  # type: ignore[arg-type]
     assert miss.step is None
+
+
+def test_first_hit_reads_the_logged_loss_back():
+    from descentlab.store import Run
+
+    run = Run("r", {}, history={FirstHit.METRIC: [(1, 0.9), (2, 0.6), (3, 0.4), (4, 0.45)]})
+    assert first_hit(run, 0.5) == 3 and first_hit(run, 0.6) == 2 and first_hit(run, 0.1) is None
+    assert first_hit(Run("empty", {}), 0.5) is None
 
 
 def test_noise_scales_simple_is_variance_over_gradient_norm():

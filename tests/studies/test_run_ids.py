@@ -38,6 +38,29 @@ def test_callbacks_runs_are_trained_again_under_their_own_ids(tmp_path) -> None:
         assert ctx.reused == [] and len(seen) >= 2
 
 
+def _norm(ctx) -> dict[str, float]:
+    return {"w_norm": float(sum(p.detach().norm() ** 2 for p in ctx.model.parameters()) ** 0.5)}
+
+
+def _other(ctx) -> dict[str, float]:
+    return {"w_norm": 0.0}
+
+
+def test_a_recorded_callback_run_is_reused_with_its_logged_metrics(tmp_path) -> None:
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        a = ctx.train("logreg", callbacks=[Callback(_norm, every=1, recorded=True)], **KW)
+        logged = a.metrics("w_norm")
+        assert [k for k, _ in logged] == list(range(1, 7)) and all(v > 0 for _, v in logged)
+        plain = ctx.train("logreg", **KW)  # the same training without the callback: another run (other metrics)
+        assert plain.id != a.id and plain.metrics("w_norm") == []
+        other_cb = ctx.train("logreg", callbacks=[Callback(_other, every=1, recorded=True)], **KW)
+        assert other_cb.id not in (a.id, plain.id)
+        later = StudyContext("ids", tmp_path, st, True, key="k")  # the next block or execution: not trained again
+        again = later.train("logreg", callbacks=[Callback(_norm, every=1, recorded=True)], **KW)
+        assert again.id == a.id and later.reused == [a.id] and again.metrics("w_norm") == logged
+
+
 def test_closures_with_other_values_are_other_trainings(tmp_path) -> None:
     def stop_at(x: float):
         return lambda metrics: metrics.get("loss", 1e9) < x

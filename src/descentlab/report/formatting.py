@@ -53,12 +53,22 @@ def format_number(v: Any) -> str:
     )
 
 
-def format_estimate(mean: Any, interval: Any = None) -> str:
-    """``mean [lo, hi]`` (an interval that is not two numbers is left out); ``—`` without a mean."""
-    if as_float(mean) is None:
+def format_estimate(mean: Any, interval: Any = None, scale: str | None = None) -> str:
+    """``mean [lo, hi]`` (an interval that is not two numbers is left out); ``—`` without a mean. For a prediction
+    judged on the ``log`` scale (mean and interval of ln(value)), the numbers are shown back on the value's own
+    scale, where its threshold is: the geometric mean and its interval."""
+    m = as_float(mean)
+    if m is None:
         return "—"
+    two = isinstance(interval, (list, tuple)) and len(interval) == 2
+    if scale == "log":
+        ends = [as_float(v) for v in interval] if two else []
+        text = format_number(math.exp(m))
+        if two and None not in ends:
+            text += f" [{format_number(math.exp(ends[0]))}, {format_number(math.exp(ends[1]))}]"
+        return text + " (geometric mean)"
     text = format_number(mean)
-    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+    if two:
         text += f" [{format_number(interval[0])}, {format_number(interval[1])}]"
     return text
 

@@ -86,7 +86,7 @@ def environment() -> Environment:
     env.filters.update(
         value=lambda v: format_value(_plain(v)),
         num=lambda v: format_number(_plain(v)),
-        estimate=lambda m, i=None: format_estimate(_plain(m), _plain(i)),
+        estimate=lambda m, i=None, scale=None: format_estimate(_plain(m), _plain(i), scale),
         seeds=lambda v: format_seeds(_plain(v)),
         text=_text,
         css_class=_css_class,

@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from descentlab.report.formatting import seed_order
+from descentlab.report.formatting import format_estimate, seed_order
 from descentlab.report.load import COMMAND_FILE, FAILED_FILE, claim_verdict
 from descentlab.report.render import write_report
 from descentlab.train.interrupt import Interrupted, _DeferredInterrupt, _RaisingInterrupt, signal_name
@@ -750,6 +750,7 @@ def verdict_rows(out_dir: str | Path) -> list[dict[str, Any]]:
         rows.append({
             "study": summary.get("study"), "name": c.get("name"), "version": c.get("version", 1),
             "predicted": c.get("predicted", ""), "estimate": c.get("mean"), "interval": c.get("interval"),
+            "scale": c.get("scale"),
             "seeds_used": c.get("seeds_used", c.get("n")), "verdict": c.get("verdict"),
             "holm": a["adjusted"]["holm"] if "adjusted" in a else c.get("verdict"),
             "fdr_bh": a["adjusted"]["fdr_bh"] if "adjusted" in a else c.get("verdict"),
@@ -773,8 +774,13 @@ def verdicts_markdown(out_dir: str | Path) -> str:
     lines = [head + (" halves (1st / 2nd) |" if halves else ""), "|---" * (8 + halves) + "|"]
     for r in rows:
         lo, hi = (r["interval"] or [None, None])[:2]
-        cells = [r["study"], f"`{r['name']}` v{r['version']}", r["predicted"], f"{num(r['estimate'])} [{num(lo)}, "
-                 f"{num(hi)}]", str(r["seeds_used"]), r["verdict"], r["holm"], r["fdr_bh"]]  # fmt: skip
+        shown = (
+            format_estimate(r["estimate"], [lo, hi], "log").replace(" (geometric mean)", " (geo.)")
+            if r.get("scale") == "log"
+            else f"{num(r['estimate'])} [{num(lo)}, {num(hi)}]"
+        )
+        cells = [r["study"], f"`{r['name']}` v{r['version']}", r["predicted"], shown, str(r["seeds_used"]),
+                 r["verdict"], r["holm"], r["fdr_bh"]]  # fmt: skip
         if halves:
             cells.append(" / ".join(r["halves"]) if r["halves"] else "—")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
