@@ -749,7 +749,7 @@ def paired_comparison(
     result: Any, a: str, b: str, workload: str, ci: float = 0.9, n_boot: int = 10_000
 ) -> dict:
     """The leaderboard's test for one pair on one workload: ``a``'s speed-up over ``b`` (``T_b / T_a`` of the
-    restricted-mean best-of-k modeled times, bootstrap-t over paired studies, ``paired_test``) with its p-value and
+    restricted-mean best-of-k modeled times, bootstrap-t over paired studies and the exact swap test, ``paired_test``) with its p-value and
     a verdict (``faster`` / ``slower`` / ``not separated`` at ``ci``). ``verdict`` is ``too few studies`` below
     ``MIN_STUDIES`` and ``n/a`` where either entrant is not applicable on the workload (no test then)."""
     data = board_data(result)

@@ -1,6 +1,6 @@
 """Checks of the benchmark itself. The null test: one algorithm entered twice, under two names with different study
 and trial seeds, must not be separated by the paired test (``bench.board.paired_test``: the geometric-mean speed-up
-of the restricted-mean best-of-k times, bootstrap-t over paired studies), and the same data must detect a spike-in
+of the restricted-mean best-of-k times, bootstrap-t over paired studies, and the exact within-study swap test), and the same data must detect a spike-in
 (the twin's times and its censoring point x0.67, so its estimand is exactly x0.67, re-scored without training): a test
 that can pass and can fail. Until 2026-12-07 the spike scaled only the twin's finite times, leaving its misses at
 the budget, which moved the estimand less the more trials missed (x0.86 on the 12-study light board)."""
@@ -109,7 +109,7 @@ def null_test_markdown(res: dict[str, Any]) -> str:
         p, sp = res["paired"], res["spike"]
         lines += [
             "",
-            f"Paired test (restricted-mean best-of-k times, bootstrap-t over paired studies): {b} / {a} speed-up "
+            f"Paired test (restricted-mean best-of-k times, bootstrap-t over paired studies and the exact swap test, the larger p): {b} / {a} speed-up "
             f"x{p['speedup']:.3f}, p = {p['p']:.3g} -> {'not separated' if not p['detected'] else 'SEPARATED'}. "
             f"Spike-in (the twin's times and censoring point x{sp['factor']}): speed-up x{sp['speedup']:.3f}, p = {sp['p']:.3g} -> "
             f"{'detected' if sp['detected'] else 'NOT detected'}. Verdict: "
