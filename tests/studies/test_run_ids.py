@@ -52,13 +52,29 @@ def test_a_recorded_callback_run_is_reused_with_its_logged_metrics(tmp_path) -> 
         a = ctx.train("logreg", callbacks=[Callback(_norm, every=1, recorded=True)], **KW)
         logged = a.metrics("w_norm")
         assert [k for k, _ in logged] == list(range(1, 7)) and all(v > 0 for _, v in logged)
-        plain = ctx.train("logreg", **KW)  # the same training without the callback: another run (other metrics)
+        plain = ctx.train(
+            "logreg", **KW
+        )  # the same training without the callback: another run (other metrics)
         assert plain.id != a.id and plain.metrics("w_norm") == []
         other_cb = ctx.train("logreg", callbacks=[Callback(_other, every=1, recorded=True)], **KW)
         assert other_cb.id not in (a.id, plain.id)
-        later = StudyContext("ids", tmp_path, st, True, key="k")  # the next block or execution: not trained again
+        later = StudyContext(
+            "ids", tmp_path, st, True, key="k"
+        )  # the next block or execution: not trained again
         again = later.train("logreg", callbacks=[Callback(_norm, every=1, recorded=True)], **KW)
         assert again.id == a.id and later.reused == [a.id] and again.metrics("w_norm") == logged
+
+
+def test_recorded_callable_objects_with_other_settings_are_other_trainings(tmp_path) -> None:
+    from descentlab.studies.batch_size import FirstHit
+
+    with Store(tmp_path / "s.db") as st:
+        ctx = StudyContext("ids", tmp_path, st, True, key="k")
+        a = ctx.train("logreg", callbacks=[Callback(FirstHit(0.5), every=1, recorded=True)], **KW)
+        b = ctx.train("logreg", callbacks=[Callback(FirstHit(0.4), every=1, recorded=True)], **KW)
+        c = ctx.train("logreg", callbacks=[Callback(FirstHit(0.5), every=2, recorded=True)], **KW)
+        again = ctx.train("logreg", callbacks=[Callback(FirstHit(0.5), every=1, recorded=True)], **KW)
+        assert len({a.id, b.id, c.id}) == 3 and again.id == a.id and ctx.reused == [a.id]
 
 
 def test_closures_with_other_values_are_other_trainings(tmp_path) -> None:

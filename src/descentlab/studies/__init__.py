@@ -228,11 +228,26 @@ def _content_digest(task: Any, kw: Mapping[str, Any]) -> str:
         "task": _digestible(task),
         **{k: _digestible(v) for k, v in kw.items() if k not in _NOT_IN_DIGEST},
     }
-    recorded = [_digestible(c.fn) for c in kw.get("callbacks") or () if getattr(c, "recorded", False)]
+    recorded = [_recorded_digest(c) for c in kw.get("callbacks") or () if getattr(c, "recorded", False)]
     if recorded:  # what a recorded callback logs is part of the run (no entry otherwise: older ids stay)
         what["recorded_callbacks"] = recorded
     text = json.dumps(what, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _recorded_digest(cb: Any) -> Any:
+    """A recorded callback as digest data: its function (name, plain closure values), every ``every`` steps, and
+    the plain attributes of a callable object (``FirstHit(0.5)`` and ``FirstHit(0.4)`` log different runs)."""
+    fn = cb.fn
+    is_object = hasattr(fn, "__dict__") and not hasattr(
+        fn, "__code__"
+    )  # an instance with __call__, not a function
+    attrs = {k: v for k, v in vars(fn).items() if _plain_value(v)} if is_object else {}
+    return {"fn": _digestible(fn), "every": cb.every, "attrs": _digestible(attrs)}
+
+
+def _plain_value(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
 
 
 def _gathers(kw: Mapping[str, Any]) -> bool:
