@@ -100,6 +100,20 @@ def test_each_prediction_can_hold_fail_and_be_inconclusive(name, holds, fails, i
     assert judge(P[name], inconclusive)["verdict"] == "inconclusive"
 
 
+def test_a_later_block_reuses_the_race_tuning(tmp_path):
+    """Under a seed plan the study runs again per block; the race's lr tuning (runs whose callback only logs the full
+    training loss) is reused from the store, not trained again, and the hits read back from it are the same."""
+    small = dict(steps=20, batch_sizes=[1, 8, 200], draws=5, race_batch_sizes=[1, 2, 16], small_regime=[1, 2],
+                 large_regime=[16], target_loss=2.0, max_steps=40, tuning_seeds=1)  # fmt: skip
+    studies.run("batch-size", quick=True, out=tmp_path / "a", store=tmp_path / "s.db", progress=False,
+                seed_blocks=[1, 2], **small)  # fmt: skip
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    tuned = summary["numbers"]["race"]["tuned"]
+    grid_runs = sum(len(t["grid"]) for t in tuned.values())  # one tuning seed: one run per grid point and B
+    assert len(summary["numbers"]["sequential_blocks"]) == 2  # the second block ran
+    assert len(summary["reused_runs"]) >= grid_runs, (len(summary["reused_runs"]), grid_runs)
+
+
 def test_end_to_end_small(tmp_path):
     studies.run(
         "batch-size",
