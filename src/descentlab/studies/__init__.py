@@ -239,9 +239,7 @@ def _recorded_digest(cb: Any) -> Any:
     """A recorded callback as digest data: its function (name, plain closure values), every ``every`` steps, and
     the plain attributes of a callable object (``FirstHit(0.5)`` and ``FirstHit(0.4)`` log different runs)."""
     fn = cb.fn
-    is_object = hasattr(fn, "__dict__") and not hasattr(
-        fn, "__code__"
-    )  # an instance with __call__, not a function
+    is_object = hasattr(fn, "__dict__") and not hasattr(fn, "__code__")  # a callable instance, not a function
     attrs = {k: v for k, v in vars(fn).items() if _plain_value(v)} if is_object else {}
     return {"fn": _digestible(fn), "every": cb.every, "attrs": _digestible(attrs)}
 
@@ -323,8 +321,8 @@ class StudyContext:
         ``n`` of a study with a store is
         ``<study>-<key>-<n>``: if the store holds it from an earlier execution of the same study, an ended run is
         reused (its model and optimizer rebuilt from its final state) and a cut one resumed; a run with callbacks
-        that gather data of their own (anything but ``Callback(recorded=True)``) is trained again. Raises :class:`Interrupted` when the study is
-        stopping (before a run starts) or when the run was interrupted."""
+        that gather data of their own (anything but ``Callback(recorded=True)``) is trained again. Raises
+        :class:`Interrupted` when the study is stopping (before a run starts) or when the run was interrupted."""
         from descentlab.train import train
 
         self._n += 1
