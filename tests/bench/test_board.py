@@ -173,11 +173,15 @@ def test_swap_test_matches_a_plain_enumeration_of_the_swaps():
     """The exact swap test against a plain loop over every pattern with ``cell_time`` (censoring per entrant)."""
     rng = np.random.default_rng(11)
     pair = np.stack([_cube(rng, 2, 5, 3), _cube(rng, 2, 5, 3, 0.6)])
-    bud = np.array([[BUDGET, 4.0], [BUDGET * 0.8, 4.0 * 0.8]])  # the second entrant censored at its own budgets
+    bud = np.array(
+        [[BUDGET, 4.0], [BUDGET * 0.8, 4.0 * 0.8]]
+    )  # the second entrant censored at its own budgets
     capped = np.minimum(pair, bud[:, :, None, None])
 
     def d(arms):
-        return np.mean([math.log(cell_time(arms[0][w], 10.0) / cell_time(arms[1][w], 10.0)) for w in range(2)])
+        return np.mean(
+            [math.log(cell_time(arms[0][w], 10.0) / cell_time(arms[1][w], 10.0)) for w in range(2)]
+        )
 
     obs = d(capped)
     count = 0
@@ -189,9 +193,17 @@ def test_swap_test_matches_a_plain_enumeration_of_the_swaps():
         count += abs(d(arms)) >= abs(obs) - 1e-12
     assert swap_test(pair, bud, 3) == pytest.approx(count / 32)
     assert swap_test(np.stack([pair[0], pair[0]]), bud[0], 3) == 1.0  # identical entrants: no evidence at all
-    assert swap_test(pair, bud, 3, weights=np.array([1.0, np.nan])) != swap_test(pair, bud, 3)  # one workload only
+    assert swap_test(pair, bud, 3, weights=np.array([1.0, np.nan])) != swap_test(
+        pair, bud, 3
+    )  # one workload only
     with pytest.raises(ValueError, match="pair must be"):
         swap_test(pair[0], bud, 3)
+    with pytest.raises(ValueError, match="budgets must be"):
+        swap_test(pair, np.ones(3), 3)
+    with pytest.raises(ValueError, match="budgets must be"):
+        swap_test(pair, np.array([BUDGET, 0.0]), 3)
+    with pytest.raises(ValueError, match="weights must be"):
+        swap_test(pair, bud, 3, weights=np.ones(3))
 
 
 def test_swap_test_holds_its_level_where_the_bootstrap_t_does_not():
@@ -200,7 +212,9 @@ def test_swap_test_holds_its_level_where_the_bootstrap_t_does_not():
     rng = np.random.default_rng(12)
     reps, flagged_swap, flagged_p = 200, 0, 0
     for r in range(reps):
-        a, b = (np.where(rng.random((3, 6, 1)) < 0.7, np.inf, 1.0 + 0.01 * rng.random((3, 6, 1))) for _ in "ab")
+        a, b = (
+            np.where(rng.random((3, 6, 1)) < 0.7, np.inf, 1.0 + 0.01 * rng.random((3, 6, 1))) for _ in "ab"
+        )
         res = paired_test(a, b, np.full(3, 2.0), n_boot=200, seed=r)
         flagged_swap += res["p_swap"] < 0.1
         flagged_p += res["detected"]

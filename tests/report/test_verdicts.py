@@ -136,5 +136,8 @@ def test_formatting_of_estimates_and_seeds() -> None:
 
     got = format_estimate(math.log(2.0), [math.log(1.5), math.log(3.0)], "log")
     assert got == "2 [1.5, 3] (geometric mean)", got
+    assert format_estimate(1.0, [-2.0, 900.0], "log").endswith(
+        ", ∞] (geometric mean)"
+    )  # past float range: inf
     assert format_seeds([0, 1, 2, 3, 4]) == "0–4" and format_seeds([1000, 1001]) == "1000, 1001"
     assert format_seeds([]) == "—"

@@ -20,8 +20,8 @@ trial and is continuous in the hit rate:
 - **Pairwise tests**: the two-sided p-value of "no speed-up" is the larger of two: the smallest level whose
   bootstrap-t interval excludes 1, and the exact within-study swap test's (``swap_test``: study ``s`` of one entrant
   exchanged with study ``s`` of the other, every pattern up to 12 studies), whose level holds for any data (the
-  bootstrap-t alone flagged 23 % of A/A splits on a one-trial-per-study board); Holm's step-down adjustment (``statsmodels.stats.multitest.multipletests``) over all pairs at
-  family-wise level ``1 - ci``; each pair's interval is shown at its Holm step's level. Entrants are "separated"
+  bootstrap-t alone flagged 23-31 % of A/A splits on a one-trial-per-study board); Holm's step-down adjustment
+  (``statsmodels.stats.multitest.multipletests``) over all pairs at family-wise level ``1 - ci``; each pair's interval is shown at its Holm step's level. Entrants are "separated"
   only when Holm rejects; **rank intervals** follow: ``[1 + #entrants separated as faster, A - #separated as
   slower]``.
 - With fewer than ``MIN_STUDIES`` studies no interval is printed: the bootstrap over so few studies has too few
@@ -227,8 +227,15 @@ def swap_test(
     if x.ndim != 4 or x.shape[0] != 2:
         raise ValueError(f"pair must be (2, workloads, studies, trials), got shape {x.shape}")
     _, W, S, N = x.shape
-    bud = np.broadcast_to(np.asarray(budgets, dtype=float), (2, W))
+    b = np.asarray(budgets, dtype=float)
+    if b.shape not in ((W,), (2, W)) or not (np.isfinite(b).all() and (b > 0).all()):
+        raise ValueError(
+            f"budgets must be {W} (or 2 x {W}) positive finite numbers, got shape {b.shape}: {b!r}"
+        )
+    bud = np.broadcast_to(b, (2, W))
     w = np.ones(W) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (W,):
+        raise ValueError(f"weights must be one number (1 or NaN) per workload ({W}), got shape {w.shape}")
     capped = np.minimum(x, bud[:, :, None, None])
     if S <= SWAP_EXACT_STUDIES:
         patterns = ((np.arange(2**S)[:, None] >> np.arange(S)) & 1).astype(bool)
@@ -749,8 +756,8 @@ def paired_comparison(
     result: Any, a: str, b: str, workload: str, ci: float = 0.9, n_boot: int = 10_000
 ) -> dict:
     """The leaderboard's test for one pair on one workload: ``a``'s speed-up over ``b`` (``T_b / T_a`` of the
-    restricted-mean best-of-k modeled times, bootstrap-t over paired studies and the exact swap test, ``paired_test``) with its p-value and
-    a verdict (``faster`` / ``slower`` / ``not separated`` at ``ci``). ``verdict`` is ``too few studies`` below
+    restricted-mean best-of-k modeled times, bootstrap-t over paired studies and the exact swap test, ``paired_test``)
+    with its p-value and a verdict (``faster`` / ``slower`` / ``not separated`` at ``ci``). ``verdict`` is ``too few studies`` below
     ``MIN_STUDIES`` and ``n/a`` where either entrant is not applicable on the workload (no test then)."""
     data = board_data(result)
     studies = len({int(s["study"]) for s in result.specs})

@@ -53,6 +53,11 @@ def format_number(v: Any) -> str:
     )
 
 
+def _exp(x: float) -> float:
+    """exp(x), inf past float range (a wide log-scale interval's end must not crash a table)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def format_estimate(mean: Any, interval: Any = None, scale: str | None = None) -> str:
     """``mean [lo, hi]`` (an interval that is not two numbers is left out); ``—`` without a mean. For a prediction
     judged on the ``log`` scale (mean and interval of ln(value)), the numbers are shown back on the value's own
@@ -63,9 +68,9 @@ def format_estimate(mean: Any, interval: Any = None, scale: str | None = None) -
     two = isinstance(interval, (list, tuple)) and len(interval) == 2
     if scale == "log":
         ends = [as_float(v) for v in interval] if two else []
-        text = format_number(math.exp(m))
+        text = format_number(_exp(m))
         if two and None not in ends:
-            text += f" [{format_number(math.exp(ends[0]))}, {format_number(math.exp(ends[1]))}]"
+            text += f" [{format_number(_exp(ends[0]))}, {format_number(_exp(ends[1]))}]"
         return text + " (geometric mean)"
     text = format_number(mean)
     if two:
