@@ -145,20 +145,20 @@ def _builtin() -> None:
         eval_every=100, batch_size=100, description="MLP 40-100-100-10 on MNIST-1D (4000 train / 1000 val)",
     ))  # fmt: skip
     register_workload(Workload(
-        "mnist1d_cnn", "mnist1d_cnn", "accuracy", t["mnist1d_cnn"], True, budget=8.0, step_hint=1500,
-        eval_every=100, batch_size=100, description="the MNIST-1D paper's 3-layer Conv1d network",
+        "mnist1d_cnn", "mnist1d_cnn", "accuracy", t["mnist1d_cnn"], True, budget=4.0, step_hint=750,
+        eval_every=50, batch_size=100, description="the MNIST-1D paper's 3-layer Conv1d network",
     ))  # fmt: skip
     register_workload(Workload(
         "digits", "digits_mlp", "accuracy", t["digits"], True, budget=2.0, step_hint=1000, eval_every=50,
         batch_size=64, description="MLP 64-128-10 on scikit-learn's 8x8 digits",
     ))  # fmt: skip
     register_workload(Workload(
-        "modular", "modular", "accuracy", t["modular"], True, budget=8.0, step_hint=1000, eval_every=50,
+        "modular", "modular", "accuracy", t["modular"], True, budget=4.0, step_hint=500, eval_every=25,
         batch_size=256, task_kw={"p": 31, "op": "+", "train_fraction": 0.6, "width": 64, "depth": 1},
         description="a + b mod 31, 1-layer transformer, 60% train (grokking-style accuracy target)",
     ))  # fmt: skip
     register_workload(Workload(
-        "charlm", "charlm", "loss", t["charlm"], False, budget=9.0, step_hint=300, eval_every=25,
+        "charlm", "charlm", "loss", t["charlm"], False, budget=4.5, step_hint=150, eval_every=10,
         batch_size=32, task_kw={"width": 64, "depth": 2, "context": 32},
         description="character-level GPT (2 layers, width 64, context 32) on pydoc text; val loss target",
     ))  # fmt: skip
