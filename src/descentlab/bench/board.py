@@ -38,7 +38,7 @@ studies and unpaired, so they understate the power of the paired full board (sta
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,6 +499,145 @@ def analyze(
 
 
 # -- paired test of two cubes (the null test and the self-checks) ------------------------------------------------
+# -- studies in blocks: a sequential rule that stops spending on resolved pairs -------------------------------------
+Fetch = Callable[[list[str], int], tuple[Mapping[str, Any], Mapping[str, float], Sequence[tuple[str, str]]]]
+"""``fetch(entrants, studies)`` -> (``trial_times`` of those entrants over the first ``studies`` studies, budgets,
+not-applicable cells): runs the missing trials (``bench sequential``) or reads them (a replay)."""
+
+
+def check_blocks(blocks: Sequence[int], min_studies: int = MIN_STUDIES) -> list[int]:
+    """``blocks`` as a list of strictly increasing study counts, the first >= ``min_studies`` (ValueError else)."""
+    out = list(blocks) if isinstance(blocks, (list, tuple)) else None
+    if (
+        not out
+        or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) for b in out)
+        or any(b2 <= b1 for b1, b2 in zip(out, out[1:]))
+        or out[0] < min_studies
+    ):
+        raise ValueError(
+            f"blocks must be strictly increasing study counts starting at >= {min_studies}, got {blocks!r}"
+        )
+    return [int(b) for b in out]
+
+
+def swap_floor(studies: int) -> float:
+    """The smallest p-value ``swap_test`` can return on ``studies`` studies: 2 / 2^S when every swap pattern is
+    enumerated, 1 / (SWAP_DRAWS + 1) beyond. Times the number of pairs, the smallest Holm-adjusted p of a board."""
+    return 2.0 / 2**studies if studies <= SWAP_EXACT_STUDIES else 1.0 / (SWAP_DRAWS + 1)
+
+
+def sequential_board(
+    fetch: Fetch,
+    algorithms: Sequence[str],
+    blocks: Sequence[int],
+    baseline: str,
+    ci: float = 0.9,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Studies added in blocks, with a stopping rule declared before any trial: at look ``k`` of ``K`` (after
+    ``blocks[k]`` studies) the entrants still running are analysed by ``analyze`` at family-wise level
+    ``(1 - ci) / K`` (Holm within the look, Bonferroni over the looks, so the whole procedure's family-wise error is
+    at most ``1 - ci`` however the looks fall); a pair Holm separates there is **resolved** and keeps that look's
+    verdict. An entrant gets the next block only while one of its pairs is unresolved (the baseline always does, for
+    the headline); the board stops when no pair is open or after the last block. Returns ``looks`` (per look: the
+    studies, the entrants run, the level, the pairs resolved there), ``pairs`` (final: resolved ones from their look,
+    open ones from the last look that saw them), ``rank_interval``, ``studies_used`` per entrant, the entrant-studies
+    spent against the fixed design's, and ``markdown``."""
+    blocks = check_blocks(blocks)
+    algorithms = list(algorithms)
+    if baseline not in algorithms:
+        raise ValueError(f"baseline {baseline!r} is not among the entrants ({', '.join(algorithms)})")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    K = len(blocks)
+    ci_look = 1 - (1 - ci) / K
+    alive = list(algorithms)
+    resolved: dict[frozenset[str], dict[str, Any]] = {}
+    last_pair: dict[frozenset[str], dict[str, Any]] = {}
+    studies_used = {a: 0 for a in algorithms}
+    speedup: dict[str, tuple[float, int]] = {}
+    looks: list[dict[str, Any]] = []
+    for k, S in enumerate(blocks):
+        times, budgets, na = fetch(list(alive), S)
+        na_alive = [(a, w) for a, w in na if a in alive]
+        bd = analyze({a: times[a] for a in alive}, budgets, baseline, na_alive, ci=ci_look, n_boot=n_boot,
+                     seed=seed + k)  # fmt: skip
+        if bd.studies != S:
+            raise ValueError(f"look {k + 1}: fetch returned {bd.studies} studies, expected {S}")
+        for a in alive:
+            studies_used[a] = S
+            speedup[a] = (bd.speedup[a], S)
+        new = []
+        for p in bd.pairs:
+            key = frozenset((p["a"], p["b"]))
+            if key in resolved:
+                continue
+            last_pair[key] = {**p, "look": k + 1, "studies": S}
+            if p["separated"]:
+                resolved[key] = last_pair[key]
+                new.append(last_pair[key])
+        open_pairs = [key for key, p in last_pair.items() if key not in resolved and p["ratio"] is not None]
+        nxt = [a for a in alive if a == baseline or any(a in key for key in open_pairs)]
+        tested = sum(p["ratio"] is not None for p in bd.pairs)
+        looks.append({"look": k + 1, "studies": S, "entrants": list(alive), "level": 1 - ci_look,
+                      "resolved": [(p["faster"], p["slower"]) for p in new], "open": len(open_pairs),
+                      "decidable": tested * swap_floor(S) <= 1 - ci_look})  # fmt: skip
+        if not open_pairs or len(nxt) < 2:
+            break
+        alive = nxt
+    pairs = list(last_pair.values())
+    ranked = [a for a in algorithms if math.isfinite(speedup.get(a, (math.nan, 0))[0])]
+    ranks = {}
+    for a in ranked:
+        better = sum(1 for p in pairs if p["separated"] and p["slower"] == a)
+        worse = sum(1 for p in pairs if p["separated"] and p["faster"] == a)
+        ranks[a] = (1 + better, len(ranked) - worse)
+    spent = sum(studies_used.values())
+    fixed = len(algorithms) * blocks[-1]
+    out = {"blocks": blocks, "baseline": baseline, "ci": float(ci), "looks": looks, "pairs": pairs,
+           "rank_interval": ranks, "studies_used": studies_used,
+           "speedup": {a: {"speedup": v, "studies": n} for a, (v, n) in speedup.items()},
+           "entrant_studies": spent, "entrant_studies_fixed": fixed}  # fmt: skip
+    out["markdown"] = sequential_markdown(out)
+    return out
+
+
+def sequential_markdown(sq: Mapping[str, Any]) -> str:
+    """A sequential board as Markdown: the looks, then every entrant's studies, speed-up and rank interval."""
+    K, pct = len(sq["blocks"]), round(100 * (1 - sq["ci"]), 1)
+    lines = [f"Studies in blocks of {', '.join(map(str, sq['blocks']))}; at each of the {K} looks the running "
+             f"entrants are analysed at family-wise {pct / K:.3g} % (Holm within a look, Bonferroni over the {K} "
+             f"looks: {pct:g} % in all); a separated pair is resolved and its entrants stop when none of their "
+             "pairs is open (the baseline runs on).", "",
+             "| look | studies | entrants run | level | resolved here | still open |", "|---:|---:|---:|---:|---|---:|"]  # fmt: skip
+    for lk in sq["looks"]:
+        res = ", ".join(f"{f} > {s}" for f, s in lk["resolved"]) or "—"
+        lines.append(f"| {lk['look']} | {lk['studies']} | {len(lk['entrants'])} | {100 * lk['level']:.3g} % | {res} | "
+                     f"{lk['open']} |")  # fmt: skip
+    blind = [lk["look"] for lk in sq["looks"] if not lk["decidable"]]
+    if blind:
+        lines += ["", f"At look(s) {', '.join(map(str, blind))} no pair could be separated whatever the data: the "
+                  "exact swap test's smallest p-value (2 / 2^S up to 12 studies) times the number of pairs exceeds "
+                  "the look's level. Start the blocks later or compare fewer entrants."]  # fmt: skip
+    lines += [
+        "",
+        f"| rank interval | entrant | studies | speed-up over {sq['baseline']} |",
+        "|---|---|---:|---:|",
+    ]
+    order = sorted(sq["speedup"], key=lambda a: (not math.isfinite(sq["speedup"][a]["speedup"]),
+                                                 -np.nan_to_num(sq["speedup"][a]["speedup"]), a))  # fmt: skip
+    for a in order:
+        ri = sq["rank_interval"].get(a)
+        r = "n/a" if ri is None else (f"{ri[0]}" if ri[0] == ri[1] else f"{ri[0]}-{ri[1]}")
+        v = sq["speedup"][a]["speedup"]
+        lines.append(f"| {r} | {a} | {sq['studies_used'][a]} | {v:.3f} |" if math.isfinite(v) else
+                     f"| {r} | {a} | {sq['studies_used'][a]} | n/a |")  # fmt: skip
+    lines += ["", f"Entrant-studies spent: {sq['entrant_studies']} of the fixed design's {sq['entrant_studies_fixed']} "
+              f"({100 * sq['entrant_studies'] / sq['entrant_studies_fixed']:.0f} %)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def paired_test(
     cube_a: np.ndarray,
     cube_b: np.ndarray,

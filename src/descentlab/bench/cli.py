@@ -399,6 +399,71 @@ def null_test_cmd(
         raise typer.Exit(1)
 
 
+@bench_app.command("sequential")
+def sequential_cmd(
+    algorithms: str = _ALGS,
+    workloads: str = _WLS,
+    track: str = _TRACK,
+    trials: int = _TRIALS,
+    blocks: str = typer.Option(
+        "12,18,24",
+        "--blocks",
+        help="Study counts of the looks, increasing (e.g. 12,18,24); the rule is fixed by them.",
+    ),
+    seed: int = _SEED,
+    executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers (processes / local Ray)."),
+    store: Path = _STORE,
+    scale: float = _SCALE,
+    ci: float = _CI,
+    replay: bool = typer.Option(
+        False, "--replay", help="Run no trial: judge what the store holds (a missing trial is an error)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the result as Markdown (and .json beside it)."),
+) -> None:
+    """External-tuning board in blocks of studies with a stopping rule declared in advance: after each block the
+    running entrants are analysed at (1 - ci) / looks; an entrant whose pairs are all separated gets no more studies
+    (the baseline always does). With --replay, the rule is replayed on trials already in the store."""
+    from descentlab.bench import collect, plan
+    from descentlab.bench.board import board_data, check_blocks, sequential_board
+    from descentlab.bench.runner import execute
+
+    try:
+        looks = check_blocks([int(x) for x in blocks.split(",") if x.strip()])
+    except ValueError:
+        raise ValueError(
+            f"--blocks must be increasing study counts starting at >= 6, got {blocks!r}"
+        ) from None
+    algs, wls = _plan_args(algorithms, workloads, track, "external")
+    base = "nadamw" if "nadamw" in algs else algs[0]
+    sc = _scale(scale)
+    t0 = time.perf_counter()
+
+    def fetch(entrants: list[str], studies: int):  # type: ignore[no-untyped-def]
+        specs = plan(entrants, wls, "external", trials, studies, seed, sc)
+        if replay:
+            result = collect(specs, store)
+            if result.missing():
+                raise ValueError(
+                    f"--replay: {len(result.missing())} trials of {len(entrants)} entrants x {studies} studies are "
+                    "not in the store; run without --replay"
+                )
+        else:
+            result = execute(specs, executor, workers, store=store, progress=False)
+        d = board_data(result)
+        return d["modeled"], d["budgets"], d["not_applicable"]
+
+    sq = sequential_board(fetch, algs, looks, base, ci=ci)
+    md = sq["markdown"] + f"\nWall time {time.perf_counter() - t0:.0f} s.\n"
+    console.print(Text(md))
+    if out is not None:
+        from descentlab.safe_write import write_text
+
+        write_text(out, md)
+        keep = {k: v for k, v in sq.items() if k != "markdown"}
+        write_text(out.with_suffix(".json"), json.dumps(keep, indent=1, default=str))
+
+
 @bench_app.command("report")
 def report_cmd(
     algorithms: str = _ALGS,

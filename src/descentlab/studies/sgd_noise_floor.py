@@ -374,7 +374,11 @@ register(
         slide="seeds 001/002: 'Основные результаты сходимости SGD', 'Гладкий PL-случай с постоянным шагом'",
         # wall s, 2026-12-07, one torch thread: quick in the 04:15 tour, full run beside one other study
         seconds=(32, 83),  # quick: the [5, 10] plan alone, 2026-12-07 (Zen 4)
-        quick={**_BASE, "seeds": 10, "seed_blocks": [5, 10]},  # issue 26: split halves (3 fixed seeds disagreed)
+        quick={
+            **_BASE,
+            "seeds": 10,
+            "seed_blocks": [5, 10],
+        },  # issue 26: split halves (3 fixed seeds disagreed)
         full={
             **_BASE,
             "alphas": [0.2, 0.1, 0.05, 0.025],
