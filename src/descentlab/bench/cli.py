@@ -406,9 +406,9 @@ def sequential_cmd(
     track: str = _TRACK,
     trials: int = _TRIALS,
     blocks: str = typer.Option(
-        "12,18,24",
+        "12,18",
         "--blocks",
-        help="Study counts of the looks, increasing (e.g. 12,18,24); the rule is fixed by them.",
+        help="Study counts of the looks, increasing (e.g. 12,18); fixed before any trial. A look needs pairs x 2/2^S <= (1 - ci) / looks to separate anything.",
     ),
     seed: int = _SEED,
     executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
