@@ -146,3 +146,20 @@ def test_bench_sequential_runs_the_blocks_and_replays_them_from_the_store(tmp_pa
     assert isinstance(missing.exception, ValueError) and "not in the store" in str(missing.exception)
     bad = CliRunner().invoke(bench_app, ["sequential", *common, "--blocks", "3,7"])
     assert isinstance(bad.exception, ValueError) and "'3,7'" in str(bad.exception)
+
+
+def test_a_fixed_board_too_small_for_its_pairs_says_so_and_separates_nothing():
+    """5 entrants (10 pairs) on 6 studies: 10 x 2/64 > 0.1, so the board is blind whatever the data (a x10 winner
+    included) and says how many studies it needs; on 10 studies (10 x 2/1024 <= 0.1) the note is gone."""
+    from descentlab.bench.board import analyze
+
+    rng = np.random.default_rng(7)
+    factors = {"base": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "fast": 0.1}
+    six = {a: {w: v[:6].tolist() for w, v in row.items()} for a, row in _full(rng, factors, 10).items()}
+    bd = analyze(six, dict.fromkeys(six["base"], BUDGET), "base", n_boot=300)
+    assert not any(p["separated"] for p in bd.pairs)
+    assert "No pair can be separated on this board whatever the data" in bd.markdown()
+    assert "Run at least 8 studies" in bd.note  # 10 x 2/256 = 0.078 <= 0.1
+    ten = {a: {w: v.tolist() for w, v in row.items()} for a, row in _full(rng, factors, 10).items()}
+    bd10 = analyze(ten, dict.fromkeys(ten["base"], BUDGET), "base", n_boot=300)
+    assert bd10.note == "" and bd10.separated("fast", "base")

@@ -491,6 +491,13 @@ def analyze(
         f"Too few studies for a {round(100 * ci)} % interval: {S} < {min_studies} (a bootstrap over so few studies "
         "does not hold its level); no interval, no separation, every rank interval is the whole field."
     )  # fmt: skip
+    tested = sum(p["ratio"] is not None for p in pairs)
+    if enough and tested and tested * swap_floor(S) > alpha:
+        need = [n for n in range(S, SWAP_EXACT_STUDIES + 2) if tested * swap_floor(n) <= alpha]
+        note = (f"No pair can be separated on this board whatever the data: the exact swap test's smallest p-value "
+                f"on {S} studies ({swap_floor(S):.3g}) times the {tested} pairs exceeds {alpha:.3g}. "
+                + (f"Run at least {need[0]} studies or compare fewer entrants." if need else
+                   "Compare fewer entrants."))  # fmt: skip
     return Board(
         algorithms=algorithms, workloads=workloads, baseline=baseline, studies=S, trials=N, ci=float(ci),
         n_boot=n_boot, cell_times=cell_times, speedup=speedup, speedup_interval=iv_sp, mc_error=mc, pairs=pairs,
