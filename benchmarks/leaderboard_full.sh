@@ -33,8 +33,11 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
   NULL_ALG=nadamw_last5
 else
   OUT=${OUT:-runs/leaderboard_full}
-  # 12 studies: the paired analysis prints no interval below 6 and its self-checks need 6 + 6 (issue 27). Not run
-  # yet at 12: at issue 17's cost (41 min for 3 studies) it takes ~2.7 h on 2 cores; STUDIES=3 reproduces issue 17.
+  # 12 studies: the paired analysis prints no interval below 6, its self-checks need 6 + 6, and with all 13
+  # entrants (78 pairs) the exact swap test can separate a pair only from 12 studies on (78 x 2/2^S <= 0.1; issue
+  # 27). With the halved heavy workloads the 12-study external board is estimated at ~55 min on the Zen 4 of
+  # docs/benchmark.md (light board 976 s x (1 + 2.3)); a slower machine takes longer (docs/benchmark.md, "The
+  # six-workload board"). STUDIES=3 reproduces issue 17 (then no pair can be separated).
   WL=(-w "${WORKLOADS:-all}"); ALGS=(-a all); PROTO=(--trials 5 --studies "${STUDIES:-12}")
   TARGETS_OUT=src/descentlab/bench/targets.json; CAL=(); OTHERS=all; NULL_ALG=nadamw
 fi
