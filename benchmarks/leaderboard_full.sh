@@ -34,7 +34,7 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
 else
   OUT=${OUT:-runs/leaderboard_full}
   # 12 studies: the paired analysis prints no interval below 6, its self-checks need 6 + 6, and with all 13
-  # entrants (78 pairs) the exact swap test can separate a pair only from 12 studies on (78 x 2/2^S <= 0.1; issue
+  # entrants (78 pairs) the exact swap test can separate a pair only from 11 studies on (78 x 2/2^S <= 0.1; issue
   # 27). With the halved heavy workloads the 12-study external board is estimated at ~55 min on the Zen 4 of
   # docs/benchmark.md (light board 976 s x (1 + 2.3)); a slower machine takes longer (docs/benchmark.md, "The
   # six-workload board"). STUDIES=3 reproduces issue 17 (then no pair can be separated).
