@@ -362,6 +362,16 @@ class Board:
         return "\n".join(lines) + "\n"
 
 
+def rank_intervals(ranked: Sequence[str], pairs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    """``[1 + #entrants separated as faster, len(ranked) - #separated as slower]`` for each of ``ranked``."""
+    ranks = {}
+    for a in ranked:
+        better = sum(1 for p in pairs if p["separated"] and p["slower"] == a)
+        worse = sum(1 for p in pairs if p["separated"] and p["faster"] == a)
+        ranks[a] = (1 + better, len(ranked) - worse)
+    return ranks
+
+
 def analyze(
     trial_times: Mapping[str, Mapping[str, Any]],
     budgets: Mapping[str, float],
@@ -466,14 +476,7 @@ def analyze(
                 "p_holm": float(p_holm[q]), "separated": bool(reject[q]) and enough,
                 "mde": float(mde),
             })  # fmt: skip
-    ranked = [
-        a for i, a in enumerate(algorithms) if np.isfinite(point[i])
-    ]  # entrants with an applicable workload
-    ranks = {}
-    for a in ranked:
-        better = sum(1 for p in pairs if p["separated"] and p["slower"] == a)
-        worse = sum(1 for p in pairs if p["separated"] and p["faster"] == a)
-        ranks[a] = (1 + better, len(ranked) - worse)
+    ranks = rank_intervals([a for i, a in enumerate(algorithms) if np.isfinite(point[i])], pairs)
     speedup = {a: float(np.exp(point[i])) for i, a in enumerate(algorithms)}
     iv_sp = mc = None
     if enough and boot is not None:
@@ -594,12 +597,7 @@ def sequential_board(
             break
         alive = nxt
     pairs = list(last_pair.values())
-    ranked = [a for a in algorithms if math.isfinite(speedup.get(a, (math.nan, 0))[0])]
-    ranks = {}
-    for a in ranked:
-        better = sum(1 for p in pairs if p["separated"] and p["slower"] == a)
-        worse = sum(1 for p in pairs if p["separated"] and p["faster"] == a)
-        ranks[a] = (1 + better, len(ranked) - worse)
+    ranks = rank_intervals([a for a in algorithms if math.isfinite(speedup[a][0])], pairs)
     spent = sum(studies_used.values())
     fixed = len(algorithms) * blocks[-1]
     out = {"blocks": blocks, "baseline": baseline, "ci": float(ci), "looks": looks, "pairs": pairs,
@@ -625,7 +623,7 @@ def sequential_markdown(sq: Mapping[str, Any]) -> str:
     blind = [lk["look"] for lk in sq["looks"] if not lk["decidable"]]
     if blind:
         lines += ["", f"At look(s) {', '.join(map(str, blind))} no pair could be separated whatever the data: the "
-                  "exact swap test's smallest p-value (2 / 2^S up to 12 studies) times the number of pairs exceeds "
+                  f"exact swap test's smallest p-value (2 / 2^S up to {SWAP_EXACT_STUDIES} studies) times the number of pairs exceeds "
                   "the look's level. Start the blocks later or compare fewer entrants."]  # fmt: skip
     lines += [
         "",

@@ -46,6 +46,8 @@ _SCALE = typer.Option(
     None, "--scale", help="Budget factor (default: $DESCENTLAB_BENCH_SCALE, the saved calibration or 1)."
 )
 _CALIB = Path("runs/bench_hardware.json")
+_EXECUTOR = typer.Option("local", "--executor", help="local, processes or ray.")
+_WORKERS = typer.Option(2, "--workers", help="Parallel workers (processes / local Ray).")
 
 
 def _names(text: str, available: list[str], kind: str) -> list[str]:
@@ -118,8 +120,8 @@ def run_cmd(
     trials: int = _TRIALS,
     studies: int = _STUDIES,
     seed: int = _SEED,
-    executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
-    workers: int = typer.Option(2, "--workers", help="Parallel workers (processes / local Ray)."),
+    executor: str = _EXECUTOR,
+    workers: int = _WORKERS,
     ray_address: str = typer.Option(
         None, "--ray-address", help="Join a Ray cluster ('auto' or ray://host:port)."
     ),
@@ -411,8 +413,8 @@ def sequential_cmd(
         help="Study counts of the looks, increasing (e.g. 12,18); fixed before any trial. A look needs pairs x 2/2^S <= (1 - ci) / looks to separate anything.",
     ),
     seed: int = _SEED,
-    executor: str = typer.Option("local", "--executor", help="local, processes or ray."),
-    workers: int = typer.Option(2, "--workers", help="Parallel workers (processes / local Ray)."),
+    executor: str = _EXECUTOR,
+    workers: int = _WORKERS,
     store: Path = _STORE,
     scale: float = _SCALE,
     ci: float = _CI,
@@ -425,14 +427,14 @@ def sequential_cmd(
     running entrants are analysed at (1 - ci) / looks; an entrant whose pairs are all separated gets no more studies
     (the baseline always does). With --replay, the rule is replayed on trials already in the store."""
     from descentlab.bench import collect, plan
-    from descentlab.bench.board import board_data, check_blocks, sequential_board
+    from descentlab.bench.board import MIN_STUDIES, board_data, check_blocks, sequential_board
     from descentlab.bench.runner import execute
 
     try:
         looks = check_blocks([int(x) for x in blocks.split(",") if x.strip()])
     except ValueError:
         raise ValueError(
-            f"--blocks must be increasing study counts starting at >= 6, got {blocks!r}"
+            f"--blocks must be increasing study counts starting at >= {MIN_STUDIES}, got {blocks!r}"
         ) from None
     algs, wls = _plan_args(algorithms, workloads, track, "external")
     base = "nadamw" if "nadamw" in algs else algs[0]
