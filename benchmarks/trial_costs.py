@@ -18,7 +18,7 @@ LIGHT = ("logreg", "digits", "mnist1d_mlp")
 
 def main() -> None:
     """Print the per-trial cost table (Markdown) of the board in ``--store``."""
-    from descentlab.bench import available_algorithms, available_workloads, collect, hardware_scale, plan
+    from descentlab.bench import available_algorithms, available_workloads, collect, hardware_scales, plan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-a", "--algorithms", default="all")
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     algs = available_algorithms("external") if args.algorithms == "all" else args.algorithms.split(",")
     wls = available_workloads() if args.workloads == "all" else args.workloads.split(",")
-    scale = hardware_scale("runs/bench_hardware.json") if args.scale is None else args.scale
+    scale = hardware_scales("runs/bench_hardware.json") if args.scale is None else args.scale
     result = collect(plan(algs, wls, "external", args.trials, args.studies, args.seed, scale), args.store)
     if result.missing():
         raise SystemExit(

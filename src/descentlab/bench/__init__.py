@@ -34,7 +34,9 @@ from descentlab.bench.workloads import (
     calibrate_hardware,
     get_workload,
     hardware_scale,
+    hardware_scales,
     register_workload,
+    scale_for,
 )
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "get_workload",
     "halton_points",
     "hardware_scale",
+    "hardware_scales",
     "make_executor",
     "make_spec",
     "mark_ties",
@@ -75,6 +78,7 @@ __all__ = [
     "run_benchmark",
     "run_trial",
     "score",
+    "scale_for",
     "score_intervals",
     "study_time",
     "time_to_target",

@@ -35,7 +35,7 @@ def null_test(
     executor: str = "local",
     workers: int = 2,
     store: Store | str | os.PathLike[str] | None = None,
-    scale: float | None = None,
+    scale: float | dict[str, float] | None = None,
     progress: bool = True,
     **run: Any,
 ) -> dict[str, Any]:

@@ -70,10 +70,10 @@ def _plan_args(
     )
 
 
-def _scale(scale: float | None) -> float:
-    from descentlab.bench import hardware_scale
+def _scale(scale: float | None) -> float | dict[str, float]:
+    from descentlab.bench.workloads import hardware_scales
 
-    return float(scale) if scale is not None else hardware_scale(_CALIB)
+    return float(scale) if scale is not None else hardware_scales(_CALIB)
 
 
 _CI = typer.Option(0.9, "--ci", help="Coverage of the bootstrap intervals (0.9 = 90 %).")
@@ -184,12 +184,13 @@ def trial_cmd(
     import os
 
     from descentlab.bench import get_algorithm, get_workload
+    from descentlab.bench.workloads import scale_for
     from descentlab.bench.runner import SELF_TUNING_FACTOR, run_id_for, write_result
     from descentlab.bench.trial import _execute, make_spec, run_distributed_trial
     from descentlab.store import Store
 
     alg, wl = get_algorithm(algorithm), get_workload(workload)
-    budget = wl.budget * _scale(scale)
+    budget = wl.budget * scale_for(_scale(scale), wl.name)
     try:  # launched by torchrun: one rank of a data-parallel trial, cached under its own key
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
@@ -508,8 +509,8 @@ def calibrate_cmd(
     ),
     trials: int = typer.Option(8, "--trials", help="Halton trials per baseline and workload (--targets)."),
     repeats: int = typer.Option(3, "--repeats", help="Reruns of the tuned configuration (--targets)."),
-    executor: str = typer.Option("processes", "--executor", help="local, processes or ray (--targets)."),
-    workers: int = typer.Option(2, "--workers", help="Parallel workers (--targets)."),
+    executor: str = typer.Option("processes", "--executor", help="local, processes or ray (the probes, --targets)."),
+    workers: int = typer.Option(2, "--workers", help="Parallel workers (the probes run this many at a time)."),
     seed: int = _SEED,
     store: Path = _STORE,
     write: Path = typer.Option(
@@ -526,8 +527,10 @@ def calibrate_cmd(
     if hardware:
         from descentlab.bench import calibrate_hardware
 
-        scale = calibrate_hardware(_CALIB)
-        console.print(f"budget factor {scale:.3f} saved to {_CALIB} (budgets are multiplied by it)")
+        factors = calibrate_hardware(_CALIB, workers=workers, executor=executor)
+        per = ", ".join(f"{w} {v:.3f}" for w, v in factors.items() if w != "*")
+        console.print(f"budget factors saved to {_CALIB} (each workload's budget is multiplied by its own): {per}; "
+                      f"geometric mean {factors['*']:.3f} (workloads without a probe)")
     if targets:
         from descentlab.bench import available_algorithms, available_workloads
         from descentlab.bench.targets import derive_targets, validation_markdown, write_targets

@@ -20,7 +20,7 @@ from descentlab.bench.scoring import score
 from descentlab.bench.trial import check_seed, make_spec, run_trial, shared_trainings
 from descentlab.bench.tuning import halton_points, study_time
 from descentlab.bench.uncertainty import Comparison, ScoreIntervals, compare_times, score_intervals
-from descentlab.bench.workloads import Workload, get_workload, hardware_scale
+from descentlab.bench.workloads import Workload, get_workload, hardware_scales, scale_for
 from descentlab.store import Store
 
 TUNINGS = ("external", "self")
@@ -39,7 +39,7 @@ def plan(
     trials: int = 5,
     studies: int = 3,
     seed: int = 0,
-    scale: float = 1.0,
+    scale: float | dict[str, float] = 1.0,
 ) -> list[dict[str, Any]]:
     """Trial specs. External: per algorithm, ``studies`` Halton draws of ``trials`` points (study ``s`` seeded
     ``seed + o + 1000 s``, the same points on every workload), trial seed ``seed + o + 1000 s + i``, where ``o`` is
@@ -52,10 +52,11 @@ def plan(
     for nm, v in (("trials", trials), ("studies", studies)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
-    if not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
+    if not isinstance(scale, dict) and not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     algs = _resolve(algorithms, get_algorithm)
     wls = _resolve(workloads, get_workload)
+    factor = {w.name: scale_for(scale, w.name) for w in wls}
     if not algs or not wls:
         raise ValueError("need at least one algorithm and one workload")
     for alg in algs:
@@ -81,11 +82,11 @@ def plan(
             for s in range(studies):
                 if tuning == "self":
                     specs.append(make_spec(wl, alg, alg.default, base + 1000 * s, study=s, tuning="self",
-                                           budget=wl.budget * scale * SELF_TUNING_FACTOR,
+                                           budget=wl.budget * factor[wl.name] * SELF_TUNING_FACTOR,
                                            step_hint=int(round(wl.step_hint * SELF_TUNING_FACTOR))))  # fmt: skip
                     continue
                 for i, point in enumerate(draws[s]):
-                    specs.append(make_spec(wl, alg, point, base + 1000 * s + i, budget=wl.budget * scale,
+                    specs.append(make_spec(wl, alg, point, base + 1000 * s + i, budget=wl.budget * factor[wl.name],
                                            study=s, trial=i, tuning="external"))  # fmt: skip
     return specs
 
@@ -260,17 +261,17 @@ def run_benchmark(
     workers: int = 2,
     ray_address: str | None = None,
     store: Store | str | os.PathLike[str] | None = None,
-    scale: float | None = None,
+    scale: float | dict[str, float] | None = None,
     progress: bool = True,
     trial_fn: Callable[..., dict[str, Any]] = run_trial,
 ) -> BenchmarkResult:
     """Run (or resume) a benchmark and return its results; cached trials are not run again.
 
-    ``scale`` multiplies every budget (default: ``hardware_scale()``). ``trial_fn`` must be a module-level function
+    ``scale`` multiplies every budget (default: ``hardware_scales()``, per workload). ``trial_fn`` must be a module-level function
     ``(spec, threads=None) -> result`` (picklable for the process and Ray executors).
     """
     if scale is None:
-        scale = hardware_scale()
+        scale = hardware_scales()
     specs = plan(algorithms, workloads, tuning, trials, studies, seed, scale)
     return execute(specs, executor, workers, ray_address, store, progress, trial_fn)
 

@@ -42,7 +42,7 @@ from descentlab.bench.algorithms import get_algorithm
 from descentlab.bench.runner import execute
 from descentlab.bench.trial import make_spec, steps_to_target
 from descentlab.bench.tuning import halton_points
-from descentlab.bench.workloads import TARGETS_FILE, Workload, get_workload, hardware_scale
+from descentlab.bench.workloads import TARGETS_FILE, Workload, get_workload, hardware_scales, scale_for
 from descentlab.store import Store
 
 BASELINES = ("nadamw", "adamw")
@@ -138,11 +138,11 @@ def _validation_specs(
     hparams: Mapping[str, Any],
     studies: int,
     seed: int,
-    scale: float,
+    scale: float | dict[str, float],
 ) -> list[dict[str, Any]]:
     wt = Workload(**{**w.spec(), "target": float(target)})
     alg = get_algorithm(baseline)
-    return [make_spec(wt, alg, dict(hparams), TARGET_SEED_BASE + seed + s, budget=w.budget * scale, study=s,
+    return [make_spec(wt, alg, dict(hparams), TARGET_SEED_BASE + seed + s, budget=w.budget * scale_for(scale, w.name), study=s,
                       tuning="external")
             for s in range(studies)]  # fmt: skip
 
@@ -221,7 +221,7 @@ def validate_target(
     need: int | None = None,
     seed: int = VALIDATION_SEED,
     fraction: float = 2 / 3,
-    scale: float = 1.0,
+    scale: float | dict[str, float] = 1.0,
     criterion: str = "time",
     **run: Any,
 ) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def derive_targets(
     executor: str = "local",
     workers: int = 2,
     store: Store | str | os.PathLike[str] | None = None,
-    scale: float | None = None,
+    scale: float | dict[str, float] | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Derive and validate the targets of ``workloads`` (module docstring, steps 1-4); returns per workload the
@@ -268,7 +268,7 @@ def derive_targets(
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     if need > studies:
         raise ValueError(f"need ({need}) cannot exceed studies ({studies})")
-    scale = hardware_scale() if scale is None else float(scale)
+    scale = hardware_scales() if scale is None else scale
     extra = TARGET_SETTING_POINTS if extra_points is None else extra_points
     wls = [get_workload(w) if isinstance(w, str) else w for w in workloads]
     run = {"executor": executor, "workers": workers, "store": store, "progress": progress}
@@ -278,11 +278,11 @@ def derive_targets(
         for b in baselines:
             alg = get_algorithm(b)
             for i, point in enumerate(halton_points(alg.space, trials, seed=TARGET_SEED_BASE + seed)):
-                specs.append(make_spec(_off(w), alg, point, TARGET_SEED_BASE + seed + i, budget=w.budget * scale,
+                specs.append(make_spec(_off(w), alg, point, TARGET_SEED_BASE + seed + i, budget=w.budget * scale_for(scale, w.name),
                                        trial=i))  # fmt: skip
         for j, (b, point) in enumerate(extra.get(w.name, [])):
             specs.append(make_spec(_off(w), get_algorithm(b), dict(point), TARGET_SEED_BASE + seed + trials + j,
-                                   budget=w.budget * scale, trial=trials + j))  # fmt: skip
+                                   budget=w.budget * scale_for(scale, w.name), trial=trials + j))  # fmt: skip
     tuned = execute(specs, **run)
     out: dict[str, dict[str, Any]] = {}
     for w in wls:
@@ -308,7 +308,7 @@ def derive_targets(
     # 2-3. repeats of the tuned configuration, target off
     rep_specs = {
         w.name: [make_spec(_off(w), get_algorithm(out[w.name]["baseline"]), out[w.name]["hparams"], TARGET_SEED_BASE + seed + REPEAT_SEED + r,
-                           budget=w.budget * scale, study=r) for r in range(repeats)]
+                           budget=w.budget * scale_for(scale, w.name), study=r) for r in range(repeats)]
         for w in wls
     }  # fmt: skip
     reps = execute([s for v in rep_specs.values() for s in v], **run)
@@ -348,7 +348,7 @@ def derive_targets(
             if k + 1 < rounds:
                 entry["candidates"].append(next_candidate(w, entry, target))
     for w in wls:
-        out[w.name].update(budget=w.budget, step_hint=w.step_hint, scale=scale,
+        out[w.name].update(budget=w.budget, step_hint=w.step_hint, scale=scale_for(scale, w.name),
                            derived=time.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
     return out
 
@@ -383,7 +383,7 @@ def validate_targets(
     need: int | None = None,
     seed: int = VALIDATION_SEED + 10_000,
     fraction: float = 2 / 3,
-    scale: float | None = None,
+    scale: float | dict[str, float] | None = None,
     recalibrate: bool = False,
     rounds: int = 3,
     criterion: str = "time",
@@ -405,7 +405,7 @@ def validate_targets(
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     entries = load_targets() if targets is None else targets
-    scale = hardware_scale() if scale is None else float(scale)
+    scale = hardware_scales() if scale is None else scale
     batch = {}
     for name in workloads:
         w = get_workload(name)

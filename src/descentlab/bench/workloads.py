@@ -2,8 +2,9 @@
 a step hint and an evaluation period.
 
 Budgets are seconds of training time (evaluation excluded) on the reference machine: a 2-core x86 CPU (AMD EPYC)
-running one trial per core with one torch thread. ``hardware_scale()`` rescales them for other hardware
-(``descentlab bench calibrate --hardware`` measures it; ``$DESCENTLAB_BENCH_SCALE`` overrides it). Targets live in
+running one trial per core with one torch thread. ``hardware_scales()`` rescales them for other hardware, one factor
+per workload (``descentlab bench calibrate --hardware`` measures them the way trials run; ``$DESCENTLAB_BENCH_SCALE``
+overrides them with one number). Targets live in
 ``targets.json`` beside this module, written by ``descentlab bench calibrate --targets --write`` (derived from the
 tuned baselines and validated on fresh seeds, ``bench.targets``). A trial stops at the target, at the budget or
 after ``step_hint`` steps (schedules span ``step_hint`` steps), whichever first.
@@ -24,8 +25,25 @@ from descentlab._registry import unknown_name_message
 from descentlab.tasks.base import Task
 
 SCALE_ENV = "DESCENTLAB_BENCH_SCALE"
-# Seconds `reference_probe()` takes on the reference 2-core CPU, idle (docs/benchmark.md, "Calibration").
+# Seconds `reference_probe()` took on the first reference 2-core CPU (Zen 3), idle, 2026-11-29. Kept for
+# benchmarks/bench_workload_costs.py; budgets are no longer calibrated with it (docs/benchmark.md, "Calibration").
 REFERENCE_SECONDS = 1.08
+# Training seconds per step of the probe (NAdamW at its default point, the workload's own trial: processes executor,
+# 2 workers, one torch thread each) on the reference machine: the idle 2-core AMD EPYC Zen 4 (family 25 model 17,
+# avx512f + avx512_bf16, no AMX), torch 2.13.0+cpu, 2026-12-08 (`bench calibrate --hardware`'s step_seconds there).
+# A workload's budget factor on another machine is its probe's step seconds there over these. Each is the median of
+# four calibrations on that machine (repeats 2, 2, 3, 3); their spread was up to +-13 % (logreg, digits: overhead-
+# bound steps of ~0.3-0.5 ms) and +-5 % for the rest, which bounds how well a factor transfers.
+REFERENCE_STEP_SECONDS: dict[str, float] = {
+    "logreg": 0.3353e-3,
+    "digits": 0.5255e-3,
+    "mnist1d_mlp": 0.7742e-3,
+    "mnist1d_cnn": 2.3105e-3,
+    "modular": 4.7222e-3,
+    "charlm": 16.489e-3,
+}
+PROBE_ALGORITHM = "nadamw"
+PROBE_SEED = 900_000
 TARGETS_FILE = Path(__file__).with_name("targets.json")
 TRACKS = ("time", "steps")
 
@@ -209,19 +227,97 @@ def reference_probe() -> float:
     return float(run.final["train_time"])
 
 
-def calibrate_hardware(path: str | os.PathLike[str] | None = None, repeats: int = 3) -> float:
-    """Measure this machine against the reference CPU; returns (and, given ``path``, saves as JSON) the factor
-    that multiplies every budget: ``min over repeats of reference_probe() / REFERENCE_SECONDS``."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    scale = min(reference_probe() for _ in range(repeats)) / REFERENCE_SECONDS
+def calibrate_hardware(
+    path: str | os.PathLike[str] | None = None,
+    repeats: int = 3,
+    workers: int = 2,
+    executor: str = "processes",
+) -> dict[str, float]:
+    """Measure this machine's budget factors the way trials run: ``repeats`` x ``workers`` probe trials per
+    workload of ``REFERENCE_STEP_SECONDS`` (NAdamW at its default point, ``workers`` at a time on one workload, so the
+    contention of a board is in the number), median training seconds per step over
+    ``REFERENCE_STEP_SECONDS[w]``. Returns ``{workload: factor, "*": geometric mean}`` (``"*"`` serves workloads
+    without a reference) and, given ``path``, saves it with the raw step seconds as JSON."""
+    for nm, v in (("repeats", repeats), ("workers", workers)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+    step_seconds = probe_step_seconds(list(REFERENCE_STEP_SECONDS), repeats, workers, executor)
+    factors = {w: step_seconds[w] / REFERENCE_STEP_SECONDS[w] for w in step_seconds}
+    factors["*"] = math.exp(sum(math.log(v) for v in factors.values()) / len(factors)) if factors else 1.0
     if path is not None:
         from descentlab.safe_write import write_text
 
-        write_text(
-            Path(path), json.dumps({"scale": scale, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n"
-        )
-    return scale
+        data = {"scale": factors["*"], "workloads": {w: v for w, v in factors.items() if w != "*"},
+                "step_seconds": step_seconds, "workers": workers, "probe": PROBE_ALGORITHM,
+                "measured": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+        write_text(Path(path), json.dumps(data) + "\n")
+    return factors
+
+
+def probe_step_seconds(
+    workloads: list[str], repeats: int = 2, workers: int = 2, executor: str = "processes"
+) -> dict[str, float]:
+    """Median training seconds per step of ``repeats`` x ``workers`` probe trials (``PROBE_ALGORITHM`` at its default
+    point, full step hint, a budget no probe reaches) on each workload, run by the benchmark's own executor into a
+    throw-away store, ``workers`` at a time on one workload."""
+    import statistics
+    import tempfile
+
+    from descentlab.bench.algorithms import get_algorithm
+    from descentlab.bench.runner import execute
+    from descentlab.bench.trial import make_spec
+
+    alg = get_algorithm(PROBE_ALGORITHM)
+    specs = []
+    for name in workloads:
+        wl = get_workload(name)
+        specs += [make_spec(wl, alg, alg.default, PROBE_SEED + i, budget=1e3 * wl.budget, study=i)
+                  for i in range(repeats * workers)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        result = execute(specs, executor, workers, store=Path(tmp) / "probe.db", progress=False)
+        out = {}
+        for name in workloads:
+            per_step = [r["train_time"] / r["step"] for s in specs if s["workload"]["name"] == name
+                        for r in [(result.results.get(s["key"]) or {}).get("final") or {}] if r.get("step")]  # fmt: skip
+            if not per_step:
+                raise ValueError(f"the hardware probe on workload {name!r} trained no step; see the store's errors")
+            out[name] = statistics.median(per_step)
+    return out
+
+
+def scale_for(scale: float | dict[str, float], workload: str) -> float:
+    """The budget factor of ``workload`` from one number or a per-workload mapping (``"*"``: the others)."""
+    if isinstance(scale, dict):
+        value = scale.get(workload, scale.get("*"))
+    else:
+        value = scale
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"budget scale for workload {workload!r} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def hardware_scales(path: str | os.PathLike[str] | None = None) -> float | dict[str, float]:
+    """The budget factors: ``$DESCENTLAB_BENCH_SCALE`` (one number for every workload) if set, else the per-workload
+    factors saved at ``path`` by ``calibrate_hardware`` (``{workload: factor, "*": the rest}``; a file of the older
+    format gives its one ``scale``), else 1.0 (the reference machine)."""
+    overall = hardware_scale(path)
+    if os.environ.get(SCALE_ENV) or path is None or not Path(path).is_file():
+        return overall
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    per = data.get("workloads") if isinstance(data, dict) else None
+    if per is None:
+        return overall
+    if not isinstance(per, dict):
+        raise ValueError(f"hardware calibration {str(path)!r}: 'workloads' must map names to factors, got {per!r}; "
+                         "run `descentlab bench calibrate --hardware` again")  # fmt: skip
+    out = {"*": overall}
+    for w, v in per.items():
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
+        if not ok:
+            raise ValueError(f"hardware scale of workload {w!r} in {str(path)!r} must be a positive number, got "
+                             f"{v!r}; run `descentlab bench calibrate --hardware` again")  # fmt: skip
+        out[str(w)] = float(v)
+    return out
 
 
 def hardware_scale(path: str | os.PathLike[str] | None = None) -> float:
