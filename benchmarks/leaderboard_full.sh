@@ -19,7 +19,9 @@
 #   FROM=external STORE=runs/leaderboard_full/board.db benchmarks/leaderboard_full.sh   # resume from a step
 #   FROM=external WORKLOADS=logreg,digits,mnist1d_mlp benchmarks/leaderboard_full.sh   # the 12-study light board
 #     (docs/benchmark.md: 13 entrants x 3 workloads x 12 studies x 5 trials, ~12 min on 2 cores)
-# Step 0 writes runs/bench_hardware.json, which every later `descentlab bench` command here reads (budget factor).
+# Step 0 writes runs/bench_hardware.json, which every later `descentlab bench` command here reads (one budget factor
+# per workload, measured with the board's own executor and workers). FROM=... skips it: run
+# `descentlab bench calibrate --hardware` first on a machine that has no such file (or an old one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DL=${DL:-.venv/bin/descentlab}
@@ -64,7 +66,7 @@ step() {  # step NAME COMMAND...: run, time, record (a failing step is recorded 
 }
 
 echo "machine: $(nproc) cores, $(uname -srm), load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
-step hardware "$DL" bench calibrate --hardware
+step hardware "$DL" bench calibrate --hardware --executor "$EXEC" --workers "$WORKERS"
 [[ -z "${FROM:-}" ]] && cp runs/bench_hardware.json "$OUT/" 2>/dev/null
 if [[ "${SMOKE:-0}" != 1 ]]; then
   step costs bash -c "$PY benchmarks/bench_workload_costs.py > $OUT/costs.md"

@@ -77,3 +77,41 @@ def test_the_probe_runs_the_benchmarks_own_trial() -> None:
     """A real probe (tiny workload, local executor): seconds per step of NAdamW's trial, small and positive."""
     out = W.probe_step_seconds(["tiny"], repeats=1, workers=1, executor="local")
     assert set(out) == {"tiny"} and 0 < out["tiny"] < 0.05
+
+
+def _fake_result(stops: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    """A result whose trials end as told: 'hit', 'clock' (stopped before the step hint), 'hint' (ran its schedule),
+    'diverged'; one list per entrant on the `tiny` workload (step hint 200), one study."""
+    from descentlab.bench import BenchmarkResult
+
+    specs = plan(list(stops), ["tiny"], trials=len(next(iter(stops.values()))), studies=1, scale=1.0)
+    result = BenchmarkResult(specs)
+    for s in specs:
+        how = stops[s["algorithm"]["name"]][s["trial"]]
+        step = {"hit": 50, "clock": 120, "hint": 200, "diverged": 30}[how]
+        result.results[s["key"]] = {
+            "status": "diverged" if how == "diverged" else "finished", "reached": how == "hit",
+            "time_to_target": 0.1 if how == "hit" else math.inf, "final": {"step": step, "train_time": step * 1e-3},
+            "history": {},
+        }  # fmt: skip
+    return result
+
+
+def test_clock_cuts_count_trials_stopped_by_the_budget_and_warn_on_the_baselines() -> None:
+    from descentlab.bench.board import CLOCK_CUT_WARN, clock_cut_markdown, clock_cuts
+
+    result = _fake_result({"nadamw": ["clock", "clock", "hit", "hint"], "sgd_nesterov": ["hit", "clock", "diverged",
+                                                                                         "hint"]})  # fmt: skip
+    cuts = clock_cuts(result)
+    assert cuts["nadamw"]["tiny"] == pytest.approx(0.5)  # 2 of 4
+    assert cuts["sgd_nesterov"]["tiny"] == pytest.approx(1 / 3)  # the diverged trial is left out
+    line = clock_cut_markdown(cuts, "nadamw")
+    assert (
+        "nadamw's share per workload: tiny 50 %" in line and "Budgets tight for this machine on tiny" in line
+    )
+    assert 0.5 > CLOCK_CUT_WARN
+    calm = clock_cut_markdown(
+        clock_cuts(_fake_result({"nadamw": ["hit", "hint", "hint", "clock"]})), "nadamw"
+    )
+    assert "tiny 25 %" in calm and "tight" not in calm  # 25 % is not above the threshold
+    assert "no finished trial" in clock_cut_markdown({}, "nadamw")

@@ -759,6 +759,50 @@ def self_checks_markdown(checks: Mapping[str, Any]) -> str:
 # -- from a benchmark's results -------------------------------------------------------------------------------------
 AUDIT_TOLERANCE = 0.05
 """Largest relative gap between measured and modeled times the audit accepts (pooled over the board's hits)."""
+CLOCK_CUT_WARN = 0.25
+"""Share of the baseline's trials on a workload stopped by the clock before their step hint above which the board
+says its budgets are tight for this machine (budgets are set so that the baseline runs its schedule)."""
+
+
+def clock_cuts(result: Any) -> dict[str, dict[str, float]]:
+    """``cuts[algorithm][workload]``: the share of a cell's trials that the clock budget stopped before their step
+    hint without reaching the target (finished trials only; failed, diverged and not-applicable ones are left out;
+    ``nan`` when none is left). Zero on the fewest-steps track, which has no clock budget."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for s in result.specs:
+        res = result.results.get(s["key"])
+        if res is None or res.get("status") != "finished" or res.get("final", {}).get("not_applicable"):
+            continue
+        cell = counts.setdefault(s["algorithm"]["name"], {}).setdefault(s["workload"]["name"], [0, 0])
+        cell[1] += 1
+        timed = result.unit != "steps"
+        if (
+            timed
+            and not res.get("reached")
+            and int(res["final"].get("step", 0) or 0) < int(s["workload"]["step_hint"])
+        ):
+            cell[0] += 1
+    return {a: {w: (c / n if n else math.nan) for w, (c, n) in row.items()} for a, row in counts.items()}
+
+
+def clock_cut_markdown(cuts: Mapping[str, Mapping[str, float]], baseline: str) -> str:
+    """One line: how many trials the clock stopped, the baseline's share per workload, and a warning when the
+    baseline itself is cut on a workload in more than ``CLOCK_CUT_WARN`` of its trials."""
+    shares = [v for row in cuts.values() for v in row.values() if math.isfinite(v)]
+    if not shares:
+        return "- Clock budget: no finished trial to count.\n"
+    base = {w: v for w, v in cuts.get(baseline, {}).items() if math.isfinite(v)}
+    tight = sorted(w for w, v in base.items() if v > CLOCK_CUT_WARN)
+    out = (f"- Clock budget: {100 * sum(shares) / len(shares):.0f} % of trials (mean over cells) stopped by the clock "
+           f"before their step hint without reaching the target; {baseline}'s share per workload: "
+           + ", ".join(f"{w} {100 * v:.0f} %" for w, v in base.items()))  # fmt: skip
+    if tight:
+        out += (
+            f". **Budgets tight for this machine on {', '.join(tight)}**: the baseline's own schedule does not fit "
+            f"in more than {100 * CLOCK_CUT_WARN:.0f} % of its trials, so the clock, not only the algorithms, "
+            "decides these cells (run `descentlab bench calibrate --hardware` with the board's --workers)"
+        )
+    return out + ".\n"
 
 
 def board_data(result: Any) -> dict[str, Any]:
@@ -893,7 +937,9 @@ def board_report(
     else:
         lines.append(self_checks_markdown(checks).rstrip())
     lines.append(audit_markdown(data["audit"]).rstrip())
-    return {"board": bd, "checks": checks, "data": data, "markdown": "\n".join(lines) + "\n"}
+    cuts = clock_cuts(result)
+    lines.append(clock_cut_markdown(cuts, base).rstrip())
+    return {"board": bd, "checks": checks, "data": data, "cuts": cuts, "markdown": "\n".join(lines) + "\n"}
 
 
 def paired_comparison(

@@ -184,9 +184,9 @@ def trial_cmd(
     import os
 
     from descentlab.bench import get_algorithm, get_workload
-    from descentlab.bench.workloads import scale_for
     from descentlab.bench.runner import SELF_TUNING_FACTOR, run_id_for, write_result
     from descentlab.bench.trial import _execute, make_spec, run_distributed_trial
+    from descentlab.bench.workloads import scale_for
     from descentlab.store import Store
 
     alg, wl = get_algorithm(algorithm), get_workload(workload)
@@ -509,8 +509,12 @@ def calibrate_cmd(
     ),
     trials: int = typer.Option(8, "--trials", help="Halton trials per baseline and workload (--targets)."),
     repeats: int = typer.Option(3, "--repeats", help="Reruns of the tuned configuration (--targets)."),
-    executor: str = typer.Option("processes", "--executor", help="local, processes or ray (the probes, --targets)."),
-    workers: int = typer.Option(2, "--workers", help="Parallel workers (the probes run this many at a time)."),
+    executor: str = typer.Option(
+        "processes", "--executor", help="local, processes or ray (the probes, --targets)."
+    ),
+    workers: int = typer.Option(
+        2, "--workers", help="Parallel workers (the probes run this many at a time)."
+    ),
     seed: int = _SEED,
     store: Path = _STORE,
     write: Path = typer.Option(
@@ -529,8 +533,10 @@ def calibrate_cmd(
 
         factors = calibrate_hardware(_CALIB, workers=workers, executor=executor)
         per = ", ".join(f"{w} {v:.3f}" for w, v in factors.items() if w != "*")
-        console.print(f"budget factors saved to {_CALIB} (each workload's budget is multiplied by its own): {per}; "
-                      f"geometric mean {factors['*']:.3f} (workloads without a probe)")
+        console.print(
+            f"budget factors saved to {_CALIB} (each workload's budget is multiplied by its own): {per}; "
+            f"geometric mean {factors['*']:.3f} (workloads without a probe)"
+        )
     if targets:
         from descentlab.bench import available_algorithms, available_workloads
         from descentlab.bench.targets import derive_targets, validation_markdown, write_targets

@@ -268,7 +268,12 @@ def write_report(
     js = out / "leaderboard.json"
     data = leaderboard_json(result, iv)
     data["board"] = _json_safe(
-        {**rep["board"].to_dict(), "checks": rep["checks"], "audit": rep["data"]["audit"]}
+        {
+            **rep["board"].to_dict(),
+            "checks": rep["checks"],
+            "audit": rep["data"]["audit"],
+            "clock_cuts": rep["cuts"],
+        }
     )
     write_text(js, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return [md, js, plot_profiles(result, out / "profiles.png", tau_max), plot_times(result, out / "times.png"),

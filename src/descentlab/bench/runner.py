@@ -52,7 +52,9 @@ def plan(
     for nm, v in (("trials", trials), ("studies", studies)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
-    if not isinstance(scale, dict) and not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
+    if not isinstance(scale, dict) and not (
+        isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)
+    ):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     algs = _resolve(algorithms, get_algorithm)
     wls = _resolve(workloads, get_workload)

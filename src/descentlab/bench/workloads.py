@@ -280,7 +280,9 @@ def probe_step_seconds(
             per_step = [r["train_time"] / r["step"] for s in specs if s["workload"]["name"] == name
                         for r in [(result.results.get(s["key"]) or {}).get("final") or {}] if r.get("step")]  # fmt: skip
             if not per_step:
-                raise ValueError(f"the hardware probe on workload {name!r} trained no step; see the store's errors")
+                raise ValueError(
+                    f"the hardware probe on workload {name!r} trained no step; see the store's errors"
+                )
             out[name] = statistics.median(per_step)
     return out
 
@@ -291,7 +293,11 @@ def scale_for(scale: float | dict[str, float], workload: str) -> float:
         value = scale.get(workload, scale.get("*"))
     else:
         value = scale
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
         raise ValueError(f"budget scale for workload {workload!r} must be a positive number, got {value!r}")
     return float(value)
 
