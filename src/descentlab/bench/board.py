@@ -769,13 +769,13 @@ def clock_cuts(result: Any) -> dict[str, dict[str, float]]:
     hint without reaching the target (finished trials only; failed, diverged and not-applicable ones are left out;
     ``nan`` when none is left). Zero on the fewest-steps track, which has no clock budget."""
     counts: dict[str, dict[str, list[int]]] = {}
+    timed = result.unit != "steps"
     for s in result.specs:
         res = result.results.get(s["key"])
         if res is None or res.get("status") != "finished" or res.get("final", {}).get("not_applicable"):
             continue
         cell = counts.setdefault(s["algorithm"]["name"], {}).setdefault(s["workload"]["name"], [0, 0])
         cell[1] += 1
-        timed = result.unit != "steps"
         if (
             timed
             and not res.get("reached")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -243,7 +244,7 @@ def calibrate_hardware(
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     step_seconds = probe_step_seconds(list(REFERENCE_STEP_SECONDS), repeats, workers, executor)
     factors = {w: step_seconds[w] / REFERENCE_STEP_SECONDS[w] for w in step_seconds}
-    factors["*"] = math.exp(sum(math.log(v) for v in factors.values()) / len(factors)) if factors else 1.0
+    factors["*"] = statistics.geometric_mean(factors.values()) if factors else 1.0
     if path is not None:
         from descentlab.safe_write import write_text
 
@@ -255,12 +256,11 @@ def calibrate_hardware(
 
 
 def probe_step_seconds(
-    workloads: list[str], repeats: int = 2, workers: int = 2, executor: str = "processes"
+    workloads: list[str], repeats: int = 3, workers: int = 2, executor: str = "processes"
 ) -> dict[str, float]:
     """Median training seconds per step of ``repeats`` x ``workers`` probe trials (``PROBE_ALGORITHM`` at its default
     point, full step hint, a budget no probe reaches) on each workload, run by the benchmark's own executor into a
     throw-away store, ``workers`` at a time on one workload."""
-    import statistics
     import tempfile
 
     from descentlab.bench.algorithms import get_algorithm
